@@ -1,0 +1,264 @@
+"""The Trainer: the loop, the stop trigger, the extensions and the one state tree."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from gankit.errors import GankitError
+from gankit.training.checkpoint import latest_snapshot, load_state
+from gankit.training.extension import Extension, _FunctionExtension
+from gankit.training.reporter import Value, report_scope
+from gankit.training.triggers import Trigger, TriggerLike, get_stop_trigger, get_trigger
+from gankit.training.updater import Updater
+
+
+def _version() -> str:
+    from gankit import __version__
+
+    return __version__
+
+
+@dataclass
+class _Entry:
+    extension: Extension
+    trigger: Trigger
+    priority: int
+    order: int
+
+
+class Trainer:
+    """Runs ``updater.update()`` until ``stop_trigger`` fires, calling extensions after each.
+
+    Args:
+        updater: the training method.
+        stop_trigger: ``(N, "epoch")``, ``(N, "iteration")`` or a callable of the trainer.
+        out: the run directory; extensions write their files here.
+        metadata: plain values saved with every snapshot (the CLI stores the recipe here).
+    """
+
+    def __init__(
+        self,
+        updater: Updater,
+        stop_trigger: TriggerLike = (1, "epoch"),
+        out: str | Path = "result",
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.updater = updater
+        self.stop_trigger = get_stop_trigger(stop_trigger)
+        self.out = Path(out)
+        self.metadata = dict(metadata or {})
+        self.observation: dict[str, Value] = {}
+        self.stop_reason: str | None = None  # "signal" when SIGINT/SIGTERM ended the run
+        self._entries: dict[str, _Entry] = {}
+        self._elapsed_before = 0.0
+        self._start: float | None = None
+        self._running = False
+        self._stop_signal: int | None = None
+
+    @property
+    def is_main_process(self) -> bool:
+        """True on rank 0 (or when not distributed): the process that writes files."""
+        return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+    @property
+    def elapsed_time(self) -> float:
+        """Seconds of training so far, resumed runs included."""
+        running = time.perf_counter() - self._start if self._start is not None else 0.0
+        return self._elapsed_before + running
+
+    @property
+    def extensions(self) -> dict[str, Extension]:
+        return {name: e.extension for name, e in self._entries.items()}
+
+    def get_extension(self, name: str) -> Extension:
+        if name not in self._entries:
+            raise KeyError(f"no extension named {name!r}; have {sorted(self._entries)}.")
+        return self._entries[name].extension
+
+    def extend(
+        self,
+        extension: Extension | Any,
+        *,
+        name: str | None = None,
+        trigger: TriggerLike | None = None,
+        priority: int | None = None,
+    ) -> None:
+        """Register an extension (an ``Extension`` or a function of the trainer).
+
+        ``trigger`` and ``priority`` default to the extension's own attributes; ``priority=0``
+        is a priority, not a default. A taken name gets a numeric suffix.
+        """
+        if self._running:
+            raise RuntimeError("extend() was called while the trainer runs; extend before run().")
+        if not isinstance(extension, Extension):
+            if not callable(extension):
+                raise TypeError(
+                    f"extend() takes an Extension or a function of the trainer, got {extension!r}."
+                )
+            extension = _FunctionExtension(
+                extension,
+                getattr(extension, "trigger", (1, "iteration")),
+                getattr(extension, "priority", 100),
+                getattr(extension, "name", None) or getattr(extension, "__name__", None),
+            )
+        if priority is None:
+            priority = extension.priority
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise TypeError(f"priority must be an int, got {priority!r}.")
+        base = name if name is not None else extension.default_name
+        if not isinstance(base, str) or not base:
+            raise ValueError(f"an extension name must be a non-empty string, got {base!r}.")
+        unique, n = base, 1
+        while unique in self._entries:
+            unique, n = f"{base}_{n}", n + 1
+        self._entries[unique] = _Entry(
+            extension,
+            get_trigger(trigger if trigger is not None else extension.trigger),
+            priority,
+            len(self._entries),
+        )
+
+    def _ordered(self) -> list[_Entry]:
+        return sorted(self._entries.values(), key=lambda e: (-e.priority, e.order))
+
+    def run(self) -> None:
+        """Train until the stop trigger fires, SIGINT/SIGTERM arrives or an error is raised."""
+        if self._running:
+            raise RuntimeError("this trainer is already running.")
+        if self.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+        entries = self._ordered()
+        self._running = True
+        self.stop_reason = None
+        self._start = time.perf_counter()
+        try:
+            with self._catch_stop_signals():
+                for e in entries:
+                    e.extension.initialize(self)
+                while not self.stop_trigger(self):
+                    self.observation = {}
+                    with report_scope(self.observation):
+                        self.updater.update()
+                        for e in entries:
+                            if e.trigger(self):
+                                e.extension(self)
+                    if self._stop_signal is not None:
+                        self.stop_reason = "signal"
+                        break
+        except BaseException as exc:
+            for e in entries:
+                e.extension.on_error(self, exc)
+            raise
+        finally:
+            for e in entries:
+                e.extension.finalize(self)
+            self._elapsed_before = self.elapsed_time
+            self._start = None
+            self._running = False
+
+    @contextlib.contextmanager
+    def _catch_stop_signals(self) -> Iterator[None]:
+        """Turn SIGINT/SIGTERM into a clean stop after the current iteration."""
+        self._stop_signal = None
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None:  # a second signal: stop now
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+    # ----------------------------------------------------------------------- state tree
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed run needs to continue exactly where this one is."""
+        extensions = {}
+        for name, e in self._entries.items():
+            extensions[name] = {
+                "extension": e.extension.state_dict(),
+                "trigger": e.trigger.state_dict(),
+            }
+        return {
+            "gankit_version": _version(),
+            "metadata": dict(self.metadata),
+            "elapsed_time": self.elapsed_time,
+            "updater": self.updater.state_dict(),
+            "extensions": extensions,
+            "rng": _rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("gankit_version") != _version():
+            warnings.warn(
+                f"this snapshot was written by gankit {state.get('gankit_version')}, "
+                f"this is gankit {_version()}; resuming anyway.",
+                stacklevel=2,
+            )
+        self.updater.load_state_dict(state["updater"])
+        for name, saved in state["extensions"].items():
+            if name in self._entries:
+                self._entries[name].extension.load_state_dict(saved["extension"])
+                self._entries[name].trigger.load_state_dict(saved["trigger"])
+        self._elapsed_before = state["elapsed_time"]
+        # Last, so nothing above (the replayed batches, say) consumes the restored streams.
+        _set_rng_state(state["rng"])
+
+    def resume(self, source: str | Path) -> Path:
+        """Load a snapshot file, or the newest good one in a run directory. Returns its path."""
+        source = Path(source)
+        if source.is_dir():
+            path, state = latest_snapshot(source)
+        else:
+            path, state = source, load_state(source)
+        try:
+            self.load_state_dict(state)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise GankitError(
+                f"snapshot {path} does not fit this run ({first}); "
+                "resume with the same recipe and network options it was trained with."
+            ) from None
+        return path
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        # numpy's state holds an ndarray; as a tensor it loads with weights_only=True.
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

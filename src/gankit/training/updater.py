@@ -1,0 +1,245 @@
+"""The Updater: one training step over several models and optimizers.
+
+A method is one ``update_core(batch)``; ``update()`` fetches the batch, moves it to the
+device, runs ``update_core`` under autocast and counts. Models, optimizers and loaders
+live in named dicts so a checkpoint, a DDP wrapper or an evaluator can find them by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` or ``"auto"`` picks CUDA when present, else the CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor in a (nested) batch; non_blocking so pinned copies overlap compute."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+class Updater:
+    """Owns the models, optimizers and data of one training method.
+
+    Args:
+        models: named modules, e.g. ``{"gen": G, "dis": D}``.
+        optimizers: named optimizers; each may cover several models, and several may cover
+            one model. ``step(name, loss)`` backpropagates into that optimizer's parameters
+            only, so a generator step leaves no gradient in the discriminator.
+        loaders: the main data loader, or a dict with a ``"main"`` entry (more are reachable
+            through ``next_batch(name)``). The main loader must have a length. If its sampler
+            has ``set_epoch``, it is called at each epoch start, which makes the data order a
+            function of the epoch and lets a resumed run see the same batches.
+        device: where models and batches go (``"auto"``: CUDA when available).
+        precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast and a
+            GradScaler per optimizer).
+        grad_clip: maximum gradient norm, for all optimizers or per optimizer name.
+    """
+
+    def __init__(
+        self,
+        models: Mapping[str, nn.Module],
+        optimizers: Mapping[str, torch.optim.Optimizer],
+        loaders: Iterable[Any] | Mapping[str, Iterable[Any]],
+        *,
+        device: str | torch.device | None = "cpu",
+        precision: str = "fp32",
+        grad_clip: float | Mapping[str, float] | None = None,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}."
+            )
+        self.device = resolve_device(device)
+        self.precision = precision
+        self.models: dict[str, nn.Module] = {k: m.to(self.device) for k, m in models.items()}
+        # The modules whose state is saved; a DDP wrapper in ``models`` keeps its module here.
+        self.raw_models: dict[str, nn.Module] = dict(self.models)
+        self.optimizers = dict(optimizers)
+        self.loaders = dict(loaders) if isinstance(loaders, Mapping) else {"main": loaders}
+        if "main" not in self.loaders:
+            raise ValueError("loaders needs a 'main' entry: the loader that drives the epochs.")
+        try:
+            self._epoch_len = len(self.loaders["main"])  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError("the main loader must have a length to count epochs.") from None
+        if self._epoch_len == 0:
+            raise ValueError("the main loader yields no batch; is the data smaller than a batch?")
+        self._params = {
+            name: [p for group in opt.param_groups for p in group["params"]]
+            for name, opt in self.optimizers.items()
+        }
+        if isinstance(grad_clip, Mapping):
+            unknown = set(grad_clip) - set(self.optimizers)
+            if unknown:
+                raise ValueError(f"grad_clip names unknown optimizers: {sorted(unknown)}.")
+            self.grad_clip = dict(grad_clip)
+        else:
+            self.grad_clip = dict.fromkeys(self.optimizers, grad_clip) if grad_clip else {}
+        self.scalers: dict[str, torch.amp.GradScaler] = {}
+        if precision == "fp16":
+            self.scalers = {n: torch.amp.GradScaler(self.device.type) for n in self.optimizers}
+        self.iteration = 0
+        self.epoch = 0
+        self.is_new_epoch = False
+        self._epoch_pos = 0
+        self._iterators: dict[str, Iterator[Any]] = {}
+
+    # ----------------------------------------------------------------- what a method writes
+    def update_core(self, batch: Any) -> None:
+        """One training step on ``batch`` (already on the device). Override this."""
+        raise NotImplementedError("subclass Updater and write update_core(self, batch).")
+
+    def step(self, name: str, loss: torch.Tensor, *, retain_graph: bool = False) -> None:
+        """zero_grad, backward into optimizer ``name``'s parameters, clip, (scale,) step."""
+        self.step_all({name: loss}, retain_graph=retain_graph)
+
+    def step_all(self, losses: Mapping[str, torch.Tensor], *, retain_graph: bool = False) -> None:
+        """Several optimizers on one graph: every backward first, then every step.
+
+        Needed when the losses share a forward pass (VAE-GAN's encoder and decoder): stepping
+        one optimizer before the other's backward would change tensors the graph still needs.
+        """
+        names = list(losses)
+        for name in names:
+            if name not in self.optimizers:
+                raise KeyError(f"no optimizer named {name!r}; have {sorted(self.optimizers)}.")
+            self.optimizers[name].zero_grad(set_to_none=True)
+        # Backward outside autocast: gradients take the dtype of their forward ops anyway.
+        with torch.autocast(self.device.type, enabled=False):
+            for i, name in enumerate(names):
+                loss = losses[name]
+                scaler = self.scalers.get(name)
+                if scaler is not None:
+                    loss = scaler.scale(loss)
+                inputs = [p for p in self._params[name] if p.requires_grad]
+                keep = retain_graph or i < len(names) - 1
+                torch.autograd.backward(loss, inputs=inputs, retain_graph=keep)
+        for name in names:
+            opt, scaler = self.optimizers[name], self.scalers.get(name)
+            clip = self.grad_clip.get(name)
+            if clip:
+                if scaler is not None:
+                    scaler.unscale_(opt)
+                torch.nn.utils.clip_grad_norm_(self._params[name], clip)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            else:
+                opt.step()
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """The autocast context of this updater's precision (a no-op in fp32)."""
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def next_batch(self, name: str = "main") -> Any:
+        """The next batch of loader ``name`` on the device; other loaders cycle forever."""
+        if name == "main":
+            return to_device(self._next_main(), self.device)
+        it = self._iterators.get(name)
+        try:
+            if it is None:
+                raise StopIteration
+            batch = next(it)
+        except StopIteration:
+            self._iterators[name] = it = iter(self.loaders[name])
+            batch = next(it)
+        return to_device(batch, self.device)
+
+    # ------------------------------------------------------------------- the loop's side
+    @property
+    def epoch_detail(self) -> float:
+        return self.epoch + self._epoch_pos / self._epoch_len
+
+    @property
+    def epoch_length(self) -> int:
+        return self._epoch_len
+
+    def update(self) -> None:
+        batch = self.next_batch("main")
+        with self.autocast():
+            self.update_core(batch)
+        self.iteration += 1
+
+    def _next_main(self) -> Any:
+        it = self._iterators.get("main")
+        if it is None:
+            it = self._iterators["main"] = self._start_epoch()
+        try:
+            batch = next(it)
+        except StopIteration:
+            raise RuntimeError(
+                f"the main loader ended after {self._epoch_pos} batches but its length is "
+                f"{self._epoch_len}; a loader must yield len(loader) batches per epoch."
+            ) from None
+        self._epoch_pos += 1
+        self.is_new_epoch = self._epoch_pos == self._epoch_len
+        if self.is_new_epoch:
+            self.epoch += 1
+            self._epoch_pos = 0
+            del self._iterators["main"]
+        return batch
+
+    def _start_epoch(self) -> Iterator[Any]:
+        loader = self.loaders["main"]
+        for holder in (loader, getattr(loader, "sampler", None),
+                       getattr(getattr(loader, "batch_sampler", None), "sampler", None)):
+            if holder is not None and hasattr(holder, "set_epoch"):
+                holder.set_epoch(self.epoch)
+                break
+        return iter(loader)  # type: ignore[arg-type]
+
+    # -------------------------------------------------------------------- checkpointing
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "epoch_pos": self._epoch_pos,
+            "models": {k: m.state_dict() for k, m in self.raw_models.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "scalers": {k: s.state_dict() for k, s in self.scalers.items()},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for kind, own in (("models", self.raw_models), ("optimizers", self.optimizers)):
+            if set(state[kind]) != set(own):
+                raise ValueError(
+                    f"the snapshot has {kind} {sorted(state[kind])} but this run has "
+                    f"{sorted(own)}."
+                )
+        for k, m in self.raw_models.items():
+            m.load_state_dict(state["models"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.scalers.items():
+            if k in state["scalers"]:
+                s.load_state_dict(state["scalers"][k])
+        self.iteration = state["iteration"]
+        self.epoch = state["epoch"]
+        self.is_new_epoch = False
+        self._iterators.clear()
+        # Mid-epoch: replay this epoch's order and skip what was consumed. The sampler's
+        # order depends only on the epoch, so these are the batches the run would see.
+        self._epoch_pos = 0
+        for _ in range(state["epoch_pos"]):
+            self._next_main()
