@@ -67,7 +67,7 @@ class Trainer:
         self._elapsed_before = 0.0
         self._start: float | None = None
         self._running = False
-        self._stop_signal: int | None = None
+        self.stop_signal: int | None = None  # the signal number that stopped the run
 
     @property
     def is_main_process(self) -> bool:
@@ -156,7 +156,7 @@ class Trainer:
                         for e in entries:
                             if e.trigger(self):
                                 e.extension(self)
-                    if self._stop_signal is not None:
+                    if self.stop_signal is not None:
                         self.stop_reason = "signal"
                         break
         except BaseException as exc:
@@ -173,15 +173,15 @@ class Trainer:
     @contextlib.contextmanager
     def _catch_stop_signals(self) -> Iterator[None]:
         """Turn SIGINT/SIGTERM into a clean stop after the current iteration."""
-        self._stop_signal = None
+        self.stop_signal = None
         if threading.current_thread() is not threading.main_thread():
             yield
             return
 
         def handler(signum: int, frame: Any) -> None:
-            if self._stop_signal is not None:  # a second signal: stop now
+            if self.stop_signal is not None:  # a second signal: stop now
                 raise KeyboardInterrupt
-            self._stop_signal = signum
+            self.stop_signal = signum
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
@@ -215,6 +215,10 @@ class Trainer:
                 f"this is gankit {_version()}; resuming anyway.",
                 stacklevel=2,
             )
+        saved_meta = state.get("metadata", {})
+        for key, value in self.metadata.items():
+            if key in saved_meta and saved_meta[key] != value:
+                raise ValueError(f"its {key} is {saved_meta[key]!r}, this run's is {value!r}")
         self.updater.load_state_dict(state["updater"])
         for name, saved in state["extensions"].items():
             if name in self._entries:

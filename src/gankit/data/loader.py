@@ -1,0 +1,146 @@
+"""Reproducible, batched loading: an epoch-seeded sampler and the DataLoader built on it.
+
+Shuffling never touches the global torch RNG: the sampler draws each epoch's order from its
+own generator seeded by ``(seed, epoch)``, and the DataLoader gets its own generator for the
+worker base seed. So adding or removing a loader cannot change a model's initialisation or
+noise, and a resumed run replays the same order from the epoch number alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sized
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, default_collate
+
+from gankit.errors import GankitError
+
+__all__ = ["EpochLoader", "EpochSampler", "collate_batched", "make_loader"]
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # SeedSequence hashes the pair, so (seed, epoch + 1) and (seed + 1, epoch) do not collide
+    # the way ``seed + epoch`` (DistributedSampler's choice) would.
+    words = np.random.SeedSequence([seed % 2**64, epoch % 2**64]).generate_state(2, np.uint32)
+    return int(words[0]) << 32 | int(words[1])
+
+
+class EpochSampler(Sampler[int]):
+    """Indices ``0..n-1`` in an order that is a pure function of ``(seed, epoch)``.
+
+    Call ``set_epoch(e)`` before each epoch for a fresh order (iterating does not advance it).
+    With ``world_size > 1`` rank ``r`` gets positions ``r, r + world_size, ...`` of the epoch
+    order: disjoint, equally sized shares, padded by wrapping around to the start unless
+    ``drop_last`` drops the remainder instead.
+    """
+
+    def __init__(self, n: int, *, shuffle: bool = True, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, drop_last: bool = False) -> None:
+        if n < 0:
+            raise GankitError(f"sampler size {n} is negative; pass the number of samples")
+        if world_size < 1:
+            raise GankitError(f"world size {world_size} must be at least 1")
+        if not 0 <= rank < world_size:
+            raise GankitError(f"rank {rank} is outside 0..{world_size - 1} for world size "
+                              f"{world_size}; pass a rank below the world size")
+        self.n = n
+        self.shuffle = shuffle
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.drop_last = drop_last
+        self.epoch = 0
+        per_rank = n // world_size if drop_last else -(-n // world_size)
+        self._total = per_rank * world_size
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the order of ``epoch`` from the next iteration on."""
+        self.epoch = epoch
+
+    def indices(self) -> torch.Tensor:
+        """This rank's indices for the current epoch, as a LongTensor."""
+        if self.shuffle:
+            g = torch.Generator()
+            g.manual_seed(_epoch_seed(self.seed, self.epoch))
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.arange(self.n)
+        if self._total > self.n:  # pad by wrapping; repeat more than once if n < world_size
+            order = order.repeat(-(-self._total // self.n))
+        return order[: self._total][self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices().tolist())
+
+    def __len__(self) -> int:
+        return self._total // self.world_size
+
+
+def collate_batched(batch: Any) -> Any:
+    """Collate for datasets whose ``__getitems__`` already returns stacked tensors.
+
+    A list means the DataLoader fetched sample by sample (the dataset has no
+    ``__getitems__``), so it falls back to torch's ``default_collate``.
+    """
+    if isinstance(batch, list):
+        return default_collate(batch)
+    return batch
+
+
+class EpochLoader(DataLoader):
+    """A DataLoader over an ``EpochSampler``; ``set_epoch`` picks the next epoch's order."""
+
+    @property
+    def epoch_sampler(self) -> EpochSampler:
+        """The sampler that orders the indices."""
+        return self.batch_sampler.sampler  # type: ignore[union-attr]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Shuffle the next iteration in the order of ``epoch``."""
+        self.epoch_sampler.set_epoch(epoch)
+
+
+_SPLIT_WORDS = {"train": "training ", "val": "validation "}
+
+
+def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0,
+                drop_last: bool = True, num_workers: int = 0, rank: int = 0,
+                world_size: int = 1, pin_memory: bool = False) -> EpochLoader:
+    """A DataLoader that fetches whole batches with one indexing op.
+
+    Indices come from an ``EpochSampler(len(dataset), seed=seed, ...)`` in batches of
+    ``batch_size`` (the short last batch dropped when ``drop_last``); datasets with a batched
+    ``__getitems__`` such as ``ArrayDataset`` skip per-sample collation. Iterating does not
+    touch the global torch RNG.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise GankitError(f"batch size {batch_size!r} must be a positive integer; "
+                          f"use e.g. --batch-size 64")
+    if not isinstance(dataset, Sized):
+        raise GankitError(f"dataset {type(dataset).__name__} has no length; make_loader needs "
+                          f"a map-style dataset with __len__")
+    # The data shuffles only within this rank's share, but every rank must draw the same
+    # epoch order, so the loader shuffles with the sampler and never with its own RNG.
+    sampler = EpochSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank,
+                           world_size=world_size, drop_last=drop_last)
+    if drop_last and batch_size > len(sampler):
+        name = getattr(dataset, "name", "") or type(dataset).__name__
+        what = _SPLIT_WORDS.get(getattr(dataset, "split", ""), "")
+        per_rank = f" per rank ({len(dataset)} over {world_size} ranks)" if world_size > 1 else ""
+        raise GankitError(
+            f"batch size {batch_size} is larger than the {len(sampler)} {what}samples"
+            f"{per_rank} of '{name}'; use --batch-size {len(sampler)} or less")
+    generator = torch.Generator()
+    generator.manual_seed(seed % 2**64)
+    return EpochLoader(
+        dataset,
+        batch_sampler=BatchSampler(sampler, batch_size, drop_last),
+        collate_fn=collate_batched,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        # Respawning workers each epoch costs seconds for data that already sits in memory.
+        persistent_workers=num_workers > 0,
+        generator=generator,
+    )

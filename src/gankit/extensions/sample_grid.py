@@ -1,0 +1,107 @@
+"""SampleGrid: a PNG of model outputs at each trigger (an image grid or a 2D scatter)."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from gankit.training.checkpoint import write_atomic
+from gankit.training.extension import PRIORITY_READER, Extension
+
+if TYPE_CHECKING:
+    from gankit.training.trainer import Trainer
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1,
+               scale: int = 1) -> Image.Image:
+    """Images in [-1, 1], shape (N, C, H, W), C in 1 or 3, tiled into one PIL image."""
+    n, c, h, w = images.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol = math.ceil(n / nrow)
+    arr = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    arr = arr.permute(0, 2, 3, 1).numpy()
+    grid = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, nrow)
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        grid[top:top + h, left:left + w] = arr[i]
+    img = Image.fromarray(grid[..., 0] if c == 1 else grid, "L" if c == 1 else "RGB")
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
+    return img
+
+
+def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None,
+                    scale: int = 1) -> None:
+    buffer = io.BytesIO()
+    image_grid(images, nrow, scale=scale).save(buffer, format="PNG")
+    write_atomic(path, buffer.getvalue())
+
+
+def save_scatter(points: torch.Tensor, path: str | Path, real: torch.Tensor | None = None,
+                 title: str = "") -> None:
+    """2D samples (orange) over real data (grey)."""
+    fig = Figure(figsize=(5, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if real is not None:
+        r = real.detach().float().cpu().numpy()
+        ax.scatter(r[:, 0], r[:, 1], s=2, c="0.6", alpha=0.5, label="real")
+    p = points.detach().float().cpu().numpy()
+    ax.scatter(p[:, 0], p[:, 1], s=2, c="tab:orange", alpha=0.6, label="generated")
+    ax.set_aspect("equal")
+    ax.set_title(title)
+    ax.legend(loc="upper right", markerscale=4)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    write_atomic(path, buffer.getvalue())
+
+
+class SampleGrid(Extension):
+    """Saves ``make_samples(trainer)`` to ``out/filename`` at each trigger.
+
+    ``make_samples`` returns images (N, C, H, W) in [-1, 1], tiled into a grid, or points
+    (N, 2), drawn as a scatter over ``real``. It runs under ``no_grad``; keep its inputs
+    fixed (a seeded noise batch) so the pictures show training progress, not noise.
+    """
+
+    trigger = (1, "epoch")
+    priority = PRIORITY_READER
+    name = "SampleGrid"
+
+    def __init__(
+        self,
+        make_samples: Callable[[Trainer], torch.Tensor],
+        filename: str = "samples/iter_{iteration:07d}.png",
+        *,
+        nrow: int | None = None,
+        scale: int = 4,
+        real: torch.Tensor | None = None,
+    ) -> None:
+        self.make_samples = make_samples
+        self.filename = filename
+        self.nrow = nrow
+        self.scale = scale
+        self.real = real
+
+    def __call__(self, trainer: Trainer) -> None:
+        if not trainer.is_main_process:
+            return
+        with torch.no_grad():
+            samples = self.make_samples(trainer)
+        path = trainer.out / self.filename.format(iteration=trainer.updater.iteration)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if samples.dim() == 2:
+            save_scatter(samples, path, self.real, f"iteration {trainer.updater.iteration}")
+        else:
+            save_image_grid(samples, path, self.nrow, self.scale)

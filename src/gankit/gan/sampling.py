@@ -1,0 +1,52 @@
+"""Drawing from a trained generator: fixed noise for sample grids, batches for metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from gankit.extensions.ema import sampling_model
+
+if TYPE_CHECKING:
+    from gankit.training.trainer import Trainer
+
+
+@torch.no_grad()
+def generate(gen: nn.Module, n: int, *, seed: int | None = None, batch_size: int = 1000,
+             device: torch.device | str = "cpu",
+             labels: torch.Tensor | None = None) -> torch.Tensor:
+    """``n`` samples in eval mode (the previous mode is restored), on ``device``.
+
+    With ``seed`` the noise comes from its own generator (repeatable, the global RNG is
+    untouched); conditional generators get ``labels`` or classes in turn.
+    """
+    rng = None if seed is None else torch.Generator().manual_seed(seed)
+    n_classes = int(getattr(gen, "n_classes", 0))
+    if n_classes and labels is None:
+        labels = torch.arange(n) % n_classes
+    was_training = gen.training
+    gen.eval()
+    try:
+        out = []
+        for start in range(0, n, batch_size):
+            m = min(batch_size, n - start)
+            z = gen.sample_z(m, device="cpu" if rng else device, generator=rng).to(device)
+            y = None if labels is None else labels[start:start + m].to(device)
+            out.append(gen(z, y).float())
+        return torch.cat(out)
+    finally:
+        gen.train(was_training)
+
+
+def fixed_noise_samples(n: int = 64, seed: int = 0,
+                        source: str = "gen") -> Callable[[Trainer], torch.Tensor]:
+    """For SampleGrid: the same ``n`` noise vectors every time, through the EMA if present."""
+
+    def make(trainer: Trainer) -> torch.Tensor:
+        gen = sampling_model(trainer, source)
+        return generate(gen, n, seed=seed, device=trainer.updater.device)
+
+    return make

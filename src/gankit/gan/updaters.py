@@ -1,0 +1,129 @@
+"""GANUpdater: one discriminator step per batch, one generator step every ``n_dis`` batches.
+
+Correct by construction, unlike the article's updater:
+- the discriminator sees fakes made under ``no_grad`` (the article fed it zeros), so its
+  step builds no graph through the generator;
+- the generator step backpropagates into the generator's parameters only, through the
+  discriminator's raw module, so no discriminator parameter or gradient changes (and a DDP
+  discriminator does not wait for a gradient sync that never comes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from gankit.gan.losses import get_loss
+from gankit.gan.penalties import gradient_penalty, r1_penalty, r2_penalty
+from gankit.training.reporter import report
+from gankit.training.updater import Updater
+
+PENALTIES = ("none", "r1", "r2", "gp")
+
+
+def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``x`` or ``(x, y)`` -> ``(x, y or None)``."""
+    if isinstance(batch, (tuple, list)):
+        return batch[0], (batch[1] if len(batch) > 1 else None)
+    return batch, None
+
+
+class GANUpdater(Updater):
+    """Trains ``gen`` against ``dis`` with a loss from ``gankit.gan.losses``.
+
+    Args:
+        gen, dis: the networks; ``gen.sample_z(n, device)`` draws noise, and both take
+            labels ``y`` when ``gen.n_classes > 0`` (class-conditional training).
+        loss: ``ns``, ``minimax``, ``hinge``, ``wgan`` or ``lsgan``.
+        n_dis: discriminator steps per generator step (one batch each).
+        penalty: ``r1`` / ``r2`` (zero-centred, on real / fake), ``gp`` (WGAN-GP) or ``none``.
+        penalty_weight: γ for R1/R2 (the penalty added is γ/2·R), λ for GP.
+        penalty_every: apply the penalty every k discriminator steps, scaled by k (lazy
+            regularisation), which saves the double backward on the other steps.
+    """
+
+    def __init__(
+        self,
+        gen: nn.Module,
+        dis: nn.Module,
+        opt_gen: torch.optim.Optimizer,
+        opt_dis: torch.optim.Optimizer,
+        loaders: Iterable[Any] | Mapping[str, Iterable[Any]],
+        *,
+        loss: str = "ns",
+        n_dis: int = 1,
+        penalty: str = "none",
+        penalty_weight: float = 10.0,
+        penalty_every: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__({"gen": gen, "dis": dis}, {"gen": opt_gen, "dis": opt_dis}, loaders,
+                         **kwargs)
+        if penalty not in PENALTIES:
+            raise ValueError(f"penalty must be one of {', '.join(PENALTIES)}, got {penalty!r}.")
+        if n_dis < 1 or penalty_every < 1:
+            raise ValueError("n_dis and penalty_every must be at least 1.")
+        self.loss = get_loss(loss)
+        self.n_dis = n_dis
+        self.penalty = penalty
+        self.penalty_weight = penalty_weight
+        self.penalty_every = penalty_every
+        self.n_classes = int(getattr(gen, "n_classes", 0))
+
+    def _z(self, n: int) -> torch.Tensor:
+        return self.raw_models["gen"].sample_z(n, device=self.device)
+
+    def _fake_labels(self, n: int) -> torch.Tensor | None:
+        if not self.n_classes:
+            return None
+        return torch.randint(self.n_classes, (n,), device=self.device)
+
+    def update_core(self, batch: Any) -> None:
+        x, y = split_batch(batch)
+        if not self.n_classes:
+            y = None
+        gen, dis = self.models["gen"], self.models["dis"]
+        n = x.shape[0]
+        d_step = self.iteration  # one discriminator step per iteration
+
+        # Discriminator step.
+        y_fake = self._fake_labels(n)
+        with torch.no_grad():
+            fake = gen(self._z(n), y_fake)
+        apply_penalty = self.penalty != "none" and d_step % self.penalty_every == 0
+        if apply_penalty and self.penalty == "r1":
+            x = x.detach().requires_grad_(True)
+        if apply_penalty and self.penalty == "r2":
+            fake = fake.detach().requires_grad_(True)
+        real_out = dis(x, y)
+        fake_out = dis(fake, y_fake)
+        loss_dis = self.loss.dis(real_out, fake_out)
+        observed = {"dis/loss": loss_dis, "dis/real": real_out.mean(), "dis/fake": fake_out.mean()}
+        if apply_penalty:
+            # Penalties are computed in fp32: their double backward underflows in half.
+            with torch.autocast(self.device.type, enabled=False):
+                if self.penalty == "r1":
+                    value = r1_penalty(real_out.float(), x)
+                    term = 0.5 * self.penalty_weight * value
+                elif self.penalty == "r2":
+                    value = r2_penalty(fake_out.float(), fake)
+                    term = 0.5 * self.penalty_weight * value
+                else:
+                    value = gradient_penalty(lambda t: dis(t, y), x.float(), fake.float())
+                    term = self.penalty_weight * value
+            loss_dis = loss_dis + self.penalty_every * term
+            observed[f"dis/{self.penalty}"] = value
+        self.step("dis", loss_dis)
+
+        # Generator step, every n_dis discriminator steps.
+        if (d_step + 1) % self.n_dis == 0:
+            y_fake = self._fake_labels(n)
+            fake = gen(self._z(n), y_fake)
+            loss_gen = self.loss.gen(self.raw_models["dis"](fake, y_fake))
+            self.step("gen", loss_gen)
+            observed["gen/loss"] = loss_gen
+        report(observed)
+

@@ -1,0 +1,86 @@
+"""The GAN recipe: DCGAN networks for images, MLPs for 2D points, any loss and penalty."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from gankit.config import parse_interval
+from gankit.data import make_loader
+from gankit.extensions.ema import EMA, sampling_model
+from gankit.extensions.sample_grid import SampleGrid
+from gankit.gan.sampling import fixed_noise_samples, generate
+from gankit.gan.updaters import GANUpdater
+from gankit.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gankit.recipes import Recipe
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from gankit.config import TrainConfig
+    from gankit.data import ArrayDataset
+    from gankit.training import Extension, Trainer, Updater
+
+# Found by benchmarks/modes.py (points) and the digits demo; see the README's tables.
+IMAGE_DEFAULTS: dict[str, Any] = dict(
+    epochs=200, batch_size=64, loss="ns", penalty="none", penalty_weight=1.0, lr_gen=2e-4,
+    lr_dis=2e-4, beta1=0.5, z_dim=32, width=32, norm="batch", ema=0.999,
+    log_every="1e", sample_every="20e", snapshot_every="20e",
+)
+POINT_DEFAULTS: dict[str, Any] = dict(
+    iterations=5000, batch_size=256, loss="ns", penalty="r1", penalty_weight=0.1, lr_gen=1e-3,
+    lr_dis=1e-3, beta1=0.5, z_dim=2, width=256, norm="none", ema=0.999,
+    log_every="250", sample_every="1000", snapshot_every="1000",
+)
+
+
+def build_networks(cfg: TrainConfig, train: ArrayDataset) -> tuple[nn.Module, nn.Module]:
+    n_classes = train.n_classes if cfg.conditional else 0
+    if train.kind == "points":
+        gen: nn.Module = MLPGenerator(cfg.z_dim, train.shape[0], cfg.width, n_classes=n_classes)
+        dis: nn.Module = MLPDiscriminator(train.shape[0], cfg.width, n_classes=n_classes,
+                                          norm=cfg.norm)
+    else:
+        gen = DCGANGenerator(cfg.z_dim, train.shape, cfg.width, n_classes=n_classes)
+        dis = DCGANDiscriminator(train.shape, cfg.width, n_classes=n_classes, norm=cfg.norm)
+    return gen, dis
+
+
+class DCGANRecipe(Recipe):
+    name = "dcgan"
+    print_keys = ("epoch", "iteration", "gen/loss", "dis/loss", "elapsed_time")
+    plot_keys = ("gen/loss", "dis/loss")
+
+    def defaults(self, train: ArrayDataset) -> dict[str, Any]:
+        return dict(POINT_DEFAULTS if train.kind == "points" else IMAGE_DEFAULTS)
+
+    def build(self, cfg: TrainConfig, train: ArrayDataset) -> GANUpdater:
+        gen, dis = build_networks(cfg, train)
+        betas = (cfg.beta1, cfg.beta2)
+        loader = make_loader(train, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers)
+        return GANUpdater(
+            gen, dis,
+            torch.optim.Adam(gen.parameters(), cfg.lr_gen, betas=betas),
+            torch.optim.Adam(dis.parameters(), cfg.lr_dis, betas=betas),
+            loader, loss=cfg.loss, n_dis=cfg.n_dis, penalty=cfg.penalty,
+            penalty_weight=cfg.penalty_weight, penalty_every=cfg.penalty_every,
+            device=cfg.device, precision=cfg.precision,
+        )
+
+    def extensions(self, cfg: TrainConfig, updater: Updater, train: ArrayDataset,
+                   val: ArrayDataset) -> list[Extension]:
+        exts: list[Extension] = []
+        if cfg.ema:
+            exts.append(EMA(updater.raw_models["gen"], cfg.ema))
+        n = 2500 if train.kind == "points" else 100
+        real = val.x[:2500] if train.kind == "points" else None
+        grid = SampleGrid(fixed_noise_samples(n, seed=cfg.seed), real=real,
+                          nrow=10 if n == 100 else None)
+        grid.trigger = parse_interval(cfg.sample_every)
+        exts.append(grid)
+        return exts
+
+    def sample(self, trainer: Trainer, n: int, seed: int) -> torch.Tensor:
+        gen = sampling_model(trainer, "gen")
+        return generate(gen, n, seed=seed, device=trainer.updater.device)
