@@ -84,14 +84,15 @@ class TrainConfig:
                 raise GankitError(f"--{_flag(name)} must be a positive integer, got {value!r}.")
         for name in ("lr_gen", "lr_dis", "penalty_weight"):
             value = getattr(self, name)
-            if value is not None and not (_is_number(value) and value >= 0 and math.isfinite(value)):
+            ok = _is_number(value) and value >= 0 and math.isfinite(value)
+            if value is not None and not ok:
                 raise GankitError(f"--{_flag(name)} must be a non-negative number, got {value!r}.")
         for name in ("beta1", "beta2"):
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and 0 <= value < 1):
                 raise GankitError(f"--{_flag(name)} must be in [0, 1), got {value!r}.")
         if self.ema is not None and not (_is_number(self.ema) and 0 <= self.ema < 1):
-            raise GankitError(f"--ema must be a decay in [0, 1) (0 turns it off), got {self.ema!r}.")
+            raise GankitError(f"--ema must be a decay in [0, 1) (0: off), got {self.ema!r}.")
         if self.epochs is not None and self.iterations is not None:
             raise GankitError("give --epochs or --iterations, not both.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
