@@ -12,6 +12,10 @@ from typing import Any
 import tomllib
 
 from gankit.errors import GankitError
+from gankit.gan.losses import LOSSES
+
+PENALTIES = ("none", "r1", "r2", "gp")
+NORMS = ("batch", "none", "spectral", "layer")
 
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 
@@ -99,6 +103,13 @@ class TrainConfig:
             raise GankitError(f"--seed must be a non-negative integer, got {self.seed!r}.")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise GankitError(f"--workers must be a non-negative integer, got {self.workers!r}.")
+        choices = {"loss": tuple(LOSSES), "penalty": PENALTIES, "norm": NORMS}
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                raise GankitError(
+                    f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}."
+                )
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise GankitError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}.")
         for name in ("log_every", "sample_every", "snapshot_every"):

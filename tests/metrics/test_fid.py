@@ -17,8 +17,9 @@ def _features(n: int, d: int, seed: int, shift: float = 0.0, scale: float = 1.0)
 
 def _with_exact_moments(n: int, mu: torch.Tensor, cov: torch.Tensor, seed: int) -> torch.Tensor:
     """Samples whose sample mean and (unbiased) covariance are exactly mu and cov."""
-    z = torch.randn(n, mu.numel(), generator=torch.Generator().manual_seed(seed),
-                    dtype=torch.float64)
+    z = torch.randn(
+        n, mu.numel(), generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
     z = z - z.mean(0)
     z_cov = z.T @ z / (n - 1)
     whiten = torch.linalg.cholesky(torch.linalg.inv(z_cov))

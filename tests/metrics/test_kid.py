@@ -31,8 +31,9 @@ class _Identity(nn.Module):
 @pytest.mark.parametrize("m, n, d", [(30, 30, 4), (50, 20, 16)])
 def test_mmd2_matches_numpy_reference(m: int, n: int, d: int) -> None:
     x, y = _gauss(m, d, seed=0), _gauss(n, d, seed=1, shift=0.3)
-    assert float(polynomial_mmd2(x, y)) == pytest.approx(_numpy_mmd2(x.numpy(), y.numpy()),
-                                                         rel=1e-10)
+    assert float(polynomial_mmd2(x, y)) == pytest.approx(
+        _numpy_mmd2(x.numpy(), y.numpy()), rel=1e-10
+    )
 
 
 @pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save")
@@ -71,8 +72,9 @@ def test_random_subsets_match_numpy_on_the_same_indices() -> None:
 
 
 def test_same_distribution_scores_near_zero() -> None:
-    mean, std = kernel_inception_distance(_gauss(600, 16, seed=6), _gauss(600, 16, seed=7),
-                                          subsets=20, subset_size=300)
+    mean, std = kernel_inception_distance(
+        _gauss(600, 16, seed=6), _gauss(600, 16, seed=7), subsets=20, subset_size=300
+    )
     assert abs(mean) < 3 * std
 
 
@@ -97,8 +99,9 @@ def test_estimator_is_unbiased(unbiased: bool) -> None:
 
 
 def test_different_distributions_score_high() -> None:
-    mean, std = kernel_inception_distance(_gauss(400, 16, seed=9), _gauss(400, 16, seed=10, shift=1),
-                                          subsets=10, subset_size=200)
+    mean, std = kernel_inception_distance(
+        _gauss(400, 16, seed=9), _gauss(400, 16, seed=10, shift=1), subsets=10, subset_size=200
+    )
     assert mean > 1.0 and mean > 20 * std
 
 

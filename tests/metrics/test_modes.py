@@ -33,16 +33,18 @@ IDEAL_HQ = 1 - math.exp(-4.5)
     [(_ring(), 0.02, 0.01), (_grid(), 0.05, 0.03)],
     ids=["ring8", "grid25"],
 )
-def test_perfect_sampler_captures_every_mode(modes: torch.Tensor, sigma: float,
-                                             max_kl: float) -> None:
+def test_perfect_sampler_captures_every_mode(
+    modes: torch.Tensor, sigma: float, max_kl: float
+) -> None:
     result = mode_coverage(_sample(modes, sigma, 2500, seed=0), modes, sigma)
     assert result["modes"] == len(modes)
     assert result["high_quality"] == pytest.approx(IDEAL_HQ, abs=0.007)
     assert 0 <= result["reverse_kl"] < max_kl
 
 
-@pytest.mark.parametrize("modes, sigma", [(_ring(), 0.02), (_grid(), 0.05)],
-                         ids=["ring8", "grid25"])
+@pytest.mark.parametrize(
+    "modes, sigma", [(_ring(), 0.02), (_grid(), 0.05)], ids=["ring8", "grid25"]
+)
 def test_collapsed_sampler_captures_one_mode(modes: torch.Tensor, sigma: float) -> None:
     result = mode_coverage(_sample(modes, sigma, 2500, seed=1, only=[3]), modes, sigma)
     assert result["modes"] == 1

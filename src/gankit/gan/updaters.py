@@ -16,12 +16,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from gankit.config import PENALTIES
 from gankit.gan.losses import get_loss
 from gankit.gan.penalties import gradient_penalty, r1_penalty, r2_penalty
 from gankit.training.reporter import report
 from gankit.training.updater import Updater
 
-PENALTIES = ("none", "r1", "r2", "gp")
 
 
 def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:

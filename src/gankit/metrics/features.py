@@ -337,8 +337,9 @@ def cached_classifier(
             os.unlink(tmp)
             raise
     except OSError as exc:  # the model is trained; losing the cache only costs time later
-        warnings.warn(f"could not write classifier cache {path} ({exc!r})", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"could not write classifier cache {path} ({exc!r})", RuntimeWarning, stacklevel=2
+        )
     return model, accuracy
 
 
@@ -389,25 +390,26 @@ def extract_features(
     eval mode for the call and restored afterwards. Batches run on ``device``, by default
     the module's parameter device (x's device when it has none).
     """
-    module = net if isinstance(net, nn.Module) else getattr(net, "__self__", None)
-    if not isinstance(module, nn.Module):
-        module = None
+    if x.shape[0] == 0 or batch_size < 1:
+        raise GankitError(
+            f"cannot extract features from {x.shape[0]} samples in batches of {batch_size}; "
+            "pass at least one sample and a positive batch_size."
+        )
+    owner = net if isinstance(net, nn.Module) else getattr(net, "__self__", None)
+    module = owner if isinstance(owner, nn.Module) else None
     if device is None:
         param = next(module.parameters(), None) if module is not None else None
         device = param.device if param is not None else x.device
     was_training = module.training if module is not None else False
     if module is not None:
         module.eval()
+    outs = []
     try:
         with torch.no_grad():
-            outs = [
-                net(x[i : i + batch_size].to(device)).reshape(min(batch_size, len(x) - i), -1)
-                .to(x.device)
-                for i in range(0, x.shape[0], batch_size)
-            ]
+            for start in range(0, x.shape[0], batch_size):
+                out = net(x[start : start + batch_size].to(device))
+                outs.append(out.reshape(out.shape[0], -1).to(x.device))
     finally:
         if module is not None:
             module.train(was_training)
-    if not outs:
-        raise GankitError("x is empty; pass at least one sample to extract features from.")
     return torch.cat(outs)

@@ -1,0 +1,215 @@
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+from gankit.errors import GankitError
+from gankit.metrics import features
+from gankit.metrics.features import (
+    DigitClassifier,
+    RawFeatures,
+    SmallCNN,
+    cached_classifier,
+    extract_features,
+    load_feature_net,
+    train_classifier,
+)
+
+
+class PlainNet(nn.Module):
+    """A module without a features method: its output is the feature vector."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _bars(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """8x8 images in [-1, 1]: class 0 a horizontal bar, 1 a vertical bar, 2 a diagonal."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    x = torch.full((n, 1, 8, 8), -1.0)
+    pos = torch.randint(1, 7, (n,), generator=g)
+    for i in range(n):
+        if y[i] == 0:
+            x[i, 0, pos[i], :] = 1
+        elif y[i] == 1:
+            x[i, 0, :, pos[i]] = 1
+        else:
+            x[i, 0].fill_diagonal_(1)
+    x += 0.3 * torch.randn(x.shape, generator=g)
+    return x.clamp(-1, 1), y
+
+
+@pytest.fixture(scope="module")
+def bars() -> tuple[torch.Tensor, ...]:
+    return (*_bars(120, seed=0), *_bars(60, seed=1))
+
+
+FAST = {"epochs": 25, "width": 8, "feature_dim": 32}
+
+
+@pytest.mark.parametrize(
+    "in_channels, image_size, n_classes, width, feature_dim",
+    [(1, 8, 10, 32, 128), (3, 16, 5, 8, 64), (3, 32, 2, 8, 96), (1, 9, 3, 4, 16)],
+)
+def test_smallcnn_shapes(in_channels, image_size, n_classes, width, feature_dim) -> None:
+    net = SmallCNN(in_channels, image_size, n_classes, width=width, feature_dim=feature_dim)
+    x = torch.rand(5, in_channels, image_size, image_size) * 2 - 1
+    assert net.features(x).shape == (5, feature_dim)
+    assert net(x).shape == (5, n_classes)
+
+
+def test_smallcnn_rejects_bad_config_and_input() -> None:
+    with pytest.raises(GankitError, match="image_size=4"):
+        SmallCNN(1, 4, 10)
+    with pytest.raises(GankitError, match=r"\(N, 1, 8, 8\) but got \(2, 3, 8, 8\)"):
+        DigitClassifier().features(torch.zeros(2, 3, 8, 8))
+
+
+def test_classifier_learns_separable_task_and_is_seeded(bars) -> None:
+    state = torch.get_rng_state()
+    model, acc = train_classifier(*bars, n_classes=3, **FAST)
+    assert torch.equal(state, torch.get_rng_state())  # the global RNG is not used
+    assert acc >= 0.9
+    assert not model.training
+    again, acc_again = train_classifier(*bars, n_classes=3, **FAST)
+    assert acc_again == acc
+    for (name, p), q in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+
+
+def test_classifier_on_sklearn_digits_short_schedule() -> None:
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32)[:, None] / 8 - 1  # 0..16 -> [-1, 1]
+    y = torch.tensor(digits.target)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    train, val = order[:1497], order[1497:]
+    start = time.perf_counter()
+    model, acc = train_classifier(x[train], y[train], x[val], y[val], n_classes=10, epochs=4)
+    assert acc >= 0.95, acc
+    assert time.perf_counter() - start < 30
+    assert extract_features(model.features, x[val]).shape == (300, 128)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"train_y": torch.zeros(5, dtype=torch.long)}, "one integer label"),
+        ({"val_y": torch.full((60,), 7)}, r"outside \[0, 2\]"),
+        ({"val_x": torch.zeros(60, 1, 9, 9)}, "one size"),
+    ],
+)
+def test_train_classifier_bad_input(bars, kwargs: dict, match: str) -> None:
+    args = dict(zip(["train_x", "train_y", "val_x", "val_y"], bars, strict=True)) | kwargs
+    with pytest.raises(GankitError, match=match):
+        train_classifier(**args, n_classes=3, **FAST)
+
+
+@pytest.fixture
+def count_training(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real_train = features.train_classifier
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(features, "train_classifier", counting)
+    return calls
+
+
+def test_cache_trains_once_then_loads(bars, tmp_path: Path, count_training: list[int]) -> None:
+    model, acc = cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST)
+    loaded, acc2 = cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST)
+    assert len(count_training) == 1
+    assert acc2 == acc and not loaded.training
+    x = bars[2]
+    assert torch.equal(loaded.features(x), model.features(x))
+    (entry,) = tmp_path.iterdir()  # one file, no temporary left behind
+    assert entry.name.startswith("classifier-") and entry.suffix == ".pt"
+    # Other data or another recipe is another key.
+    cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST | {"seed": 1})
+    x_train = bars[0].clone()
+    x_train[0, 0, 0, 0] += 0.5
+    cached_classifier(x_train, *bars[1:], n_classes=3, cache_dir=tmp_path, **FAST)
+    assert len(count_training) == 3
+
+
+def test_cache_defaults_to_gankit_cache_env(
+    bars, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    cached_classifier(*bars, n_classes=3, **FAST)
+    assert len(list((tmp_path / "cache").glob("classifier-*.pt"))) == 1
+
+
+def test_corrupt_cache_is_retrained_with_warning(
+    bars, tmp_path: Path, count_training: list[int]
+) -> None:
+    _, acc = cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST)
+    (entry,) = tmp_path.iterdir()
+    entry.write_bytes(b"not a checkpoint")
+    with pytest.warns(RuntimeWarning, match="ignoring unreadable classifier cache"):
+        _, acc2 = cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST)
+    assert len(count_training) == 2 and acc2 == acc
+    cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST)  # repaired: loads
+    assert len(count_training) == 2
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script/save
+def test_torchscript_round_trip(tmp_path: Path) -> None:
+    model = DigitClassifier(width=8).eval()
+    path = tmp_path / "net.pt"
+    torch.jit.save(torch.jit.script(model), str(path))
+    net = load_feature_net(path)
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    assert torch.allclose(extract_features(net, x), model.features(x).detach())
+
+
+def test_pickled_module_without_features_is_flattened(tmp_path: Path) -> None:
+    model = PlainNet()
+    torch.save(model, tmp_path / "plain.pt")
+    net = load_feature_net(tmp_path / "plain.pt")
+    x = torch.rand(3, 1, 5, 5)
+    assert torch.equal(extract_features(net, x), model(x).detach().flatten(1))
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (None, "does not exist"),
+        (b"garbage", "cannot read feature network"),
+        ("state_dict", "not a module"),
+    ],
+)
+def test_load_feature_net_errors_name_the_file(tmp_path: Path, content, match: str) -> None:
+    path = tmp_path / "feat.pt"
+    if content == "state_dict":
+        torch.save(PlainNet().state_dict(), path)
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(GankitError, match=match) as info:
+        load_feature_net(path)
+    assert str(path) in str(info.value)
+
+
+def test_raw_features_and_batched_extraction() -> None:
+    points = torch.randn(1000, 2)
+    assert torch.equal(extract_features(RawFeatures(), points, batch_size=64), points)
+    net = SmallCNN(1, 8, 4, width=4).train()
+    x = torch.rand(70, 1, 8, 8)
+    batched = extract_features(net.features, x, batch_size=16)
+    assert net.training  # mode restored
+    net.eval()
+    with torch.no_grad():
+        assert torch.allclose(batched, net.features(x), atol=1e-6)
+    assert not batched.requires_grad
+    with pytest.raises(GankitError, match="from 0 samples"):
+        extract_features(net, x[:0])
