@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--precision", help="fp32 | bf16 | fp16")
     t.add_argument("--compile", action="store_true", help="torch.compile the networks")
     t.add_argument("--workers", type=_non_negative_int, help="data loader worker processes")
+    t.add_argument("--nproc", type=_positive_int,
+                   help="training processes on this machine, started by torchrun's launcher "
+                        "(--batch-size is per process)")
     t.add_argument("--log-every", help="N iterations or Ne epochs")
     t.add_argument("--sample-every", help="N iterations or Ne epochs")
     t.add_argument("--snapshot-every", help="N iterations or Ne epochs")
@@ -133,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "train" and getattr(args, "nproc", 1) > 1:
+            from gankit.distributed import launch
+
+            return launch(sys.argv[1:] if argv is None else list(argv), args.nproc)
         if args.command == "train":
             return cmd_train(args)
         if args.command == "sample":
@@ -218,6 +225,13 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gankit.data import load_dataset
+    from gankit.distributed import (
+        barrier,
+        cleanup,
+        init_distributed,
+        prepare_updater,
+        seed_rank,
+    )
     from gankit.extensions import (
         FailOnNonFinite,
         LogReport,
@@ -244,15 +258,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = cfg.merged({k: v for k, v in defaults.items() if getattr(cfg, k) is None})
         cfg.validate()
     cfg = cfg.merged({"device": _resolve_device(cfg.device)})
+    # Under torchrun: join the process group; each rank trains on its own device.
+    device = init_distributed(cfg.device)
     out = Path(cfg.out)
     if not resuming and (list_snapshots(out) or (out / "config.json").exists()):
         raise GankitError(
             f"{out} already holds a run; continue it with --resume {out} or choose another --out."
         )
     _check_writable(out)
+    barrier()  # every rank has checked --out before rank 0 writes into it
 
     seed_everything(cfg.seed)
-    updater = recipe.build(cfg, train)
+    updater = recipe.build(cfg.merged({"device": str(device)}), train)
+    # A penalised discriminator takes a double backward, which compiled graphs do not support.
+    penalised = getattr(updater, "penalty", "none") != "none"
+    prepare_updater(updater, compile=cfg.compile and [
+        name for name in updater.models if not (penalised and name.startswith("dis"))])
+    seed_rank(cfg.seed)  # same weights on every rank, different noise
     metadata = {"recipe": cfg.recipe, "data": cfg.data, "shape": list(train.shape)}
     trainer = Trainer(updater, cfg.stop_trigger(), out, metadata=metadata)
     stop = trainer.stop_trigger
@@ -274,14 +296,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         trainer.extend(ProgressBar())
     trainer.extend(Snapshot(n_retains=cfg.keep_snapshots), trigger=every(cfg.snapshot_every))
 
+    main_process = trainer.is_main_process
     if resuming:
-        path = trainer.resume(out)
-        print(f"resuming from {path} (iteration {updater.iteration})", file=sys.stderr)
-    write_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
+        path = trainer.resume(out)  # every rank reads the snapshot
+        if main_process:
+            print(f"resuming from {path} (iteration {updater.iteration})", file=sys.stderr)
+    if main_process:
+        write_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
     try:
         trainer.run()
     except NonFiniteError as exc:
         raise GankitError(str(exc)) from None
+    cleanup()
+    if not main_process:
+        return 128 + (trainer.stop_signal or 0) if trainer.stop_reason == "signal" else 0
     if trainer.stop_reason == "signal":
         print(f"stopped at iteration {updater.iteration}; a snapshot is in {out}; "
               f"continue with: gankit train --resume {out}", file=sys.stderr)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from gankit.errors import GankitError
 from gankit.training.checkpoint import SNAPSHOT_RE, list_snapshots, save_state
 from gankit.training.extension import PRIORITY_SNAPSHOT, Extension
 from gankit.training.triggers import TriggerLike
@@ -69,7 +70,15 @@ class Snapshot(Extension):
         if not trainer.is_main_process:
             return
         path = trainer.out / self.filename.format(iteration=trainer.updater.iteration)
-        save_state(state, path)
+        try:
+            save_state(state, path)
+        except OSError as exc:
+            earlier = list_snapshots(trainer.out)
+            kept = f"{earlier[-1]} is kept" if earlier else "no earlier snapshot exists"
+            raise GankitError(
+                f"cannot write snapshot {path} ({exc.strerror or exc}); {kept}: free disk "
+                "space or fix permissions, then continue with gankit train --resume."
+            ) from None
         self.last_path = path
         if self.n_retains is not None and SNAPSHOT_RE.match(path.name):
             for old in list_snapshots(trainer.out)[: -self.n_retains]:

@@ -8,12 +8,18 @@ import torch
 
 from gankit.config import parse_interval
 from gankit.data import make_loader
+from gankit.distributed import rank_and_world_size
+from gankit.evaluation import DEFAULT_N
 from gankit.extensions.ema import EMA, sampling_model
+from gankit.extensions.gan_evaluator import GANEvaluator
 from gankit.extensions.sample_grid import SampleGrid
+from gankit.extensions.snapshot import Snapshot
 from gankit.gan.sampling import fixed_noise_samples, generate
 from gankit.gan.updaters import GANUpdater
 from gankit.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 from gankit.recipes import Recipe
+from gankit.recipes.vaegan import log_trigger
+from gankit.training.triggers import MinValueTrigger
 
 if TYPE_CHECKING:
     from torch import nn
@@ -49,8 +55,8 @@ def build_networks(cfg: TrainConfig, train: ArrayDataset) -> tuple[nn.Module, nn
 
 class DCGANRecipe(Recipe):
     name = "dcgan"
-    print_keys = ("epoch", "iteration", "gen/loss", "dis/loss", "elapsed_time")
-    plot_keys = ("gen/loss", "dis/loss")
+    print_keys = ("epoch", "iteration", "gen/loss", "dis/loss", "val/fid", "elapsed_time")
+    plot_keys = ("gen/loss", "dis/loss", "val/gen/loss", "val/dis/loss")
 
     def defaults(self, train: ArrayDataset) -> dict[str, Any]:
         return dict(POINT_DEFAULTS if train.kind == "points" else IMAGE_DEFAULTS)
@@ -58,14 +64,16 @@ class DCGANRecipe(Recipe):
     def build(self, cfg: TrainConfig, train: ArrayDataset) -> GANUpdater:
         gen, dis = build_networks(cfg, train)
         betas = (cfg.beta1, cfg.beta2)
-        loader = make_loader(train, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers)
+        rank, world_size = rank_and_world_size()  # each process reads its share of an epoch
+        loader = make_loader(train, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers,
+                             rank=rank, world_size=world_size)
         return GANUpdater(
             gen, dis,
             torch.optim.Adam(gen.parameters(), cfg.lr_gen, betas=betas),
             torch.optim.Adam(dis.parameters(), cfg.lr_dis, betas=betas),
             loader, loss=cfg.loss, n_dis=cfg.n_dis, penalty=cfg.penalty,
             penalty_weight=cfg.penalty_weight, penalty_every=cfg.penalty_every,
-            device=cfg.device, precision=cfg.precision,
+            device=cfg.device, precision=cfg.precision, skip_nonfinite=cfg.skip_nonfinite,
         )
 
     def extensions(self, cfg: TrainConfig, updater: Updater, train: ArrayDataset,
@@ -79,6 +87,21 @@ class DCGANRecipe(Recipe):
                           nrow=10 if n == 100 else None)
         grid.trigger = parse_interval(cfg.sample_every)
         exts.append(grid)
+        # Held-out losses always; metrics where a feature space needs no user input (points,
+        # labelled images), scored with each sample grid and at the end, and the best-FID
+        # model kept in best_fid.pt. About 0.3 s per evaluation on the digits demo.
+        scored = train.kind == "points" or (train.y is not None and train.n_classes >= 2
+                                            and min(train.shape[1:]) >= 8)
+        when = log_trigger(cfg, cfg.sample_every)
+        evaluator = GANEvaluator(val, train, metrics=None if scored else (),
+                                 n=DEFAULT_N[train.kind], seed=cfg.seed)
+        evaluator.trigger = when
+        exts.append(evaluator)
+        if scored:
+            best = Snapshot("best_fid.pt", n_retains=None, on_signal=False,
+                            trigger=MinValueTrigger("val/fid", when))
+            best.name = "BestFIDSnapshot"
+            exts.append(best)
         return exts
 
     def sample(self, trainer: Trainer, n: int, seed: int) -> torch.Tensor:

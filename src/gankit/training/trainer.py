@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from gankit.distributed import all_gather_object, any_rank, is_distributed, own_rng_state
 from gankit.errors import GankitError
 from gankit.training.checkpoint import latest_snapshot, load_state
 from gankit.training.extension import Extension, _FunctionExtension
@@ -156,7 +157,8 @@ class Trainer:
                         for e in entries:
                             if e.trigger(self):
                                 e.extension(self)
-                    if self.stop_signal is not None:
+                    # Ranks must stop after the same iteration, or their collectives mismatch.
+                    if any_rank(self.stop_signal is not None):
                         self.stop_reason = "signal"
                         break
         except BaseException as exc:
@@ -199,14 +201,19 @@ class Trainer:
                 "extension": e.extension.state_dict(),
                 "trigger": e.trigger.state_dict(),
             }
-        return {
+        rng = _rng_state()
+        state: dict[str, Any] = {
             "gankit_version": _version(),
             "metadata": dict(self.metadata),
             "elapsed_time": self.elapsed_time,
             "updater": self.updater.state_dict(),
             "extensions": extensions,
-            "rng": _rng_state(),
+            "rng": rng,
         }
+        if is_distributed():
+            # Collective: every rank calls state_dict (Snapshot does), each resumes its own noise.
+            state["rng_per_rank"] = all_gather_object(rng)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("gankit_version") != _version():
@@ -226,7 +233,9 @@ class Trainer:
                 self._entries[name].trigger.load_state_dict(saved["trigger"])
         self._elapsed_before = state["elapsed_time"]
         # Last, so nothing above (the replayed batches, say) consumes the restored streams.
-        _set_rng_state(state["rng"])
+        rng = own_rng_state(state)
+        if rng is not None:
+            _set_rng_state(rng)
 
     def resume(self, source: str | Path) -> Path:
         """Load a snapshot file, or the newest good one in a run directory. Returns its path."""

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from gankit.training.reporter import report
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -51,6 +53,9 @@ class Updater:
         precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast and a
             GradScaler per optimizer).
         grad_clip: maximum gradient norm, for all optimizers or per optimizer name.
+        skip_nonfinite: skip the optimizer steps of a ``step_all`` whose losses or gradients
+            hold NaN/Inf, instead of letting them poison the weights; counted in
+            ``skipped_steps`` and reported as ``skipped``. It costs one host sync per step.
     """
 
     def __init__(
@@ -62,6 +67,7 @@ class Updater:
         device: str | torch.device | None = "cpu",
         precision: str = "fp32",
         grad_clip: float | Mapping[str, float] | None = None,
+        skip_nonfinite: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(
@@ -96,6 +102,8 @@ class Updater:
         self.scalers: dict[str, torch.amp.GradScaler] = {}
         if precision == "fp16":
             self.scalers = {n: torch.amp.GradScaler(self.device.type) for n in self.optimizers}
+        self.skip_nonfinite = skip_nonfinite
+        self.skipped_steps = 0
         self.iteration = 0
         self.epoch = 0
         self.is_new_epoch = False
@@ -123,7 +131,10 @@ class Updater:
                 raise KeyError(f"no optimizer named {name!r}; have {sorted(self.optimizers)}.")
             self.optimizers[name].zero_grad(set_to_none=True)
         # Backward outside autocast: gradients take the dtype of their forward ops anyway.
-        with torch.autocast(self.device.type, enabled=False):
+        # fp32 never turned autocast on, and the context costs as much as a small kernel.
+        no_autocast = (contextlib.nullcontext() if self.precision == "fp32"
+                       else torch.autocast(self.device.type, enabled=False))
+        with no_autocast:
             for i, name in enumerate(names):
                 loss = losses[name]
                 scaler = self.scalers.get(name)
@@ -132,6 +143,12 @@ class Updater:
                 inputs = [p for p in self._params[name] if p.requires_grad]
                 keep = retain_graph or i < len(names) - 1
                 torch.autograd.backward(loss, inputs=inputs, retain_graph=keep)
+        if self.skip_nonfinite and not self._all_finite(losses):
+            for name in names:
+                self.optimizers[name].zero_grad(set_to_none=True)
+            self.skipped_steps += 1
+            report({"skipped": 1.0})
+            return
         for name in names:
             opt, scaler = self.optimizers[name], self.scalers.get(name)
             clip = self.grad_clip.get(name)
@@ -144,6 +161,12 @@ class Updater:
                 scaler.update()
             else:
                 opt.step()
+
+    def _all_finite(self, losses: Mapping[str, torch.Tensor]) -> bool:
+        flags = [torch.isfinite(loss).all() for loss in losses.values()]
+        flags += [torch.isfinite(p.grad).all() for name in losses for p in self._params[name]
+                  if p.grad is not None]
+        return bool(torch.stack(flags).all())
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         """The autocast context of this updater's precision (a no-op in fp32)."""

@@ -1,0 +1,302 @@
+"""Several processes, one run: torchrun, DistributedDataParallel, per-rank seeds.
+
+A run is distributed when torchrun (or ``gankit train --nproc N``, which calls torchrun's own
+launcher) starts it with ``WORLD_SIZE > 1`` in the environment. Then every process:
+
+- joins the process group (gloo on CPU, NCCL on CUDA, one GPU per local rank) with a bounded
+  timeout, so a rank that hangs fails the run instead of freezing it;
+- builds the same networks from the same seed, then wraps each trainable one in
+  DistributedDataParallel in ``updater.models`` (``raw_models`` keep the plain modules, which
+  snapshots save and which carry no hooks or collectives);
+- reads its own share of every epoch (``make_loader(..., rank=r, world_size=n)``), so
+  ``--batch-size`` is the batch of one process and the global batch is ``n`` times it;
+- draws its own noise (ranks other than 0 re-seed after the networks are built).
+
+Reported values are reduced across ranks when an extension reads their means
+(``DictSummary.compute_mean``), not on every step. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import random
+import signal
+import sys
+import warnings
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from gankit.errors import GankitError
+
+if TYPE_CHECKING:
+    from gankit.training.updater import Updater
+
+__all__ = [
+    "DEFAULT_TIMEOUT_S", "all_gather_object", "any_rank", "barrier", "cleanup", "init_distributed",
+    "is_distributed", "launch", "launched_by_torchrun", "own_rng_state", "prepare_updater",
+    "rank_and_world_size", "seed_rank",
+]
+
+#: Seconds a collective may wait for the other ranks before the run fails. Generous, because
+#: rank 0 alone writes snapshots and sample grids while the others wait at the next step.
+DEFAULT_TIMEOUT_S = 600.0
+TIMEOUT_ENV = "GANKIT_DIST_TIMEOUT"
+_TORCHRUN_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+_cpu_group: Any = None  # a gloo group beside NCCL's; None: the default group is gloo
+
+
+def is_distributed() -> bool:
+    """True inside an initialised process group of more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank_and_world_size() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process; ``(0, 1)`` when not distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def launched_by_torchrun() -> bool:
+    """True when torchrun started this process as one of several ranks."""
+    text = os.environ.get("WORLD_SIZE") or "1"
+    if not text.isdigit():
+        raise GankitError(f"WORLD_SIZE={text!r} is not a number of processes; unset it or "
+                          "start the run with torchrun.")
+    return int(text) > 1
+
+
+def _timeout_s() -> float:
+    text = os.environ.get(TIMEOUT_ENV)
+    if text is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise GankitError(f"{TIMEOUT_ENV}={text!r} is not a positive number of seconds; "
+                          "set it to e.g. 600.")
+    return value
+
+
+def init_distributed(device: str | torch.device = "cpu",
+                     timeout_s: float | None = None) -> torch.device:
+    """Join the process group torchrun describes; returns the device this rank uses.
+
+    Not launched by torchrun (no ``WORLD_SIZE > 1``): does nothing and returns ``device``.
+    On CUDA every rank takes GPU ``LOCAL_RANK`` (an index in ``device`` is ignored) and the
+    backend is NCCL; on the CPU it is gloo. ``timeout_s`` (default ``GANKIT_DIST_TIMEOUT``
+    or 600 s) bounds the rendezvous and every collective.
+    """
+    device = torch.device(device)
+    if not launched_by_torchrun():
+        return device
+    missing = [v for v in _TORCHRUN_VARS if not os.environ.get(v)]
+    if missing:
+        raise GankitError(
+            f"WORLD_SIZE is set but {', '.join(missing)} is not; start several processes with "
+            "torchrun or gankit train --nproc N, not by setting WORLD_SIZE by hand."
+        )
+    if device.type == "cuda":
+        local_rank = int(os.environ["LOCAL_RANK"])
+        if local_rank >= torch.cuda.device_count():
+            raise GankitError(
+                f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
+                "start at most one process per GPU (--nproc-per-node)."
+            )
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)  # NCCL and all_gather_object use the current device
+        backend = "nccl"
+    elif device.type == "cpu":
+        backend = "gloo"
+    else:
+        raise GankitError(f"device {str(device)!r} cannot train distributed; use cpu or cuda.")
+    if not dist.is_initialized():
+        timeout = datetime.timedelta(seconds=timeout_s or _timeout_s())
+        dist.init_process_group(backend, timeout=timeout,
+                                device_id=device if device.type == "cuda" else None)
+        global _cpu_group
+        # NCCL reduces GPU tensors only; small host-side agreements go over gloo.
+        _cpu_group = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" \
+            else None
+    return device
+
+
+def cleanup() -> None:
+    """Leave the process group (a no-op when there is none)."""
+    global _cpu_group
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()  # and every subgroup
+    _cpu_group = None
+
+
+def barrier() -> None:
+    """Wait for every rank (a no-op when not distributed)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order (``[obj]`` when not distributed). Collective.
+
+    ``obj`` must be picklable; it travels over gloo, so CPU tensors stay on the CPU.
+    """
+    if not is_distributed():
+        return [obj]
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, obj, group=_cpu_group)
+    return gathered
+
+
+def any_rank(flag: bool) -> bool:
+    """True when ``flag`` is true on any rank (``flag`` itself when not distributed).
+
+    Collective, on the CPU over gloo, so a CUDA run does not wait for its GPU queue: the
+    trainer asks it once per iteration whether a rank got SIGINT/SIGTERM, so that every rank
+    stops after the same iteration and writes its part of the final snapshot.
+    """
+    if not is_distributed():
+        return flag
+    value = torch.tensor([int(flag)])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_cpu_group)
+    return bool(value.item())
+
+
+def seed_rank(seed: int) -> None:
+    """Give ranks other than 0 their own python/numpy/torch streams derived from ``seed``.
+
+    Call it after the networks are built from the common seed: the ranks start from the same
+    weights but draw different noise, as a larger batch would. Rank 0 keeps its streams, so
+    its first draws equal those of a one-process run.
+    """
+    rank, _ = rank_and_world_size()
+    if rank == 0:
+        return
+    words = np.random.SeedSequence([seed, rank]).generate_state(2, np.uint32)
+    derived = int(words[0]) << 32 | int(words[1])
+    random.seed(derived)
+    np.random.seed(int(words[0]))
+    torch.manual_seed(derived)
+
+
+def _trainable(module: nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
+
+
+def prepare_updater(updater: Updater, *, compile: bool | Collection[str] = False,
+                    channels_last: bool | None = None,
+                    find_unused_parameters: bool = False) -> Updater:
+    """Wrap the networks in ``updater.models`` for speed and several processes, in place.
+
+    - ``channels_last`` (default: on CUDA) stores the weights of 4-D convolutions in NHWC,
+      which tensor cores prefer; the raw modules are converted, so snapshots are unchanged.
+    - With several ranks, each model with trainable parameters becomes
+      ``DistributedDataParallel`` with ``forward_sync_buffers=False``: buffers (batch-norm
+      running statistics) are synced once at wrap time and then stay per rank. Syncing them
+      at every forward would broadcast rank 0's statistics in place between the two
+      discriminator calls (real, fake) of one step, a known source of "modified by an inplace
+      operation" errors and of rank-0-only statistics; training-mode batch norm normalises
+      with the batch statistics anyway, so per-rank buffers change no gradient.
+    - ``compile``: ``True`` or the names of the networks to wrap (DDP included) in
+      ``torch.compile``. Leave out a network whose loss takes a double backward (a
+      discriminator with an R1/R2/GP penalty): compiled graphs do not support it.
+
+    ``updater.raw_models`` keep the plain modules for state_dict, EMA and evaluation.
+    """
+    if channels_last is None:
+        channels_last = updater.device.type == "cuda"
+    to_compile = set(updater.raw_models) if compile is True else set(compile or ())
+    unknown = to_compile - set(updater.raw_models)
+    if unknown:
+        raise ValueError(f"compile names unknown models {sorted(unknown)}; "
+                         f"have {sorted(updater.raw_models)}.")
+    for name, raw in updater.raw_models.items():
+        model: nn.Module = raw
+        if channels_last:
+            raw.to(memory_format=torch.channels_last)  # only 4-D tensors change layout
+        if is_distributed() and _trainable(raw):
+            ids = [updater.device.index] if updater.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(
+                raw, device_ids=ids, forward_sync_buffers=False,
+                find_unused_parameters=find_unused_parameters,
+            )
+        if name in to_compile:
+            model = torch.compile(model)  # type: ignore[assignment]
+        updater.models[name] = model
+    return updater
+
+
+# ------------------------------------------------------------------------------ launching
+def _without_option(argv: Sequence[str], flag: str) -> list[str]:
+    """``argv`` less ``flag VALUE`` and ``flag=VALUE``."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        elif not arg.startswith(flag + "="):
+            out.append(arg)
+    return out
+
+
+def launch(argv: Sequence[str], nproc: int, *, script: str | None = None) -> int:
+    """Run ``python -m gankit *argv`` (less ``--nproc``) in ``nproc`` processes via torchrun.
+
+    ``script`` runs that Python file instead of ``gankit``. A standalone rendezvous on this
+    machine picks a free port. When a rank fails, torchrun's agent stops the others at once.
+    Returns 0 when every rank succeeded, 2 when every failed rank exited 2 (a user error the
+    rank already printed), else 1 after one line naming the rank that failed first.
+    """
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+
+    if launched_by_torchrun():
+        raise GankitError("--nproc was given inside a torchrun launch; drop --nproc and let "
+                          "torchrun start the processes.")
+    target = [script] if script is not None else ["--module", "gankit"]
+    args = parse_args(["--standalone", f"--nproc-per-node={nproc}", *target,
+                       *_without_option(argv, "--nproc")])
+    try:
+        run(args)
+    except ChildFailedError as exc:
+        failures = exc.failures
+        if all(f.exitcode == 2 for f in failures.values()):
+            return 2
+        # The agent SIGTERMs the survivors after the first failure: blame a rank it did not stop.
+        causes = [r for r, f in failures.items() if f.exitcode != -signal.SIGTERM] or failures
+        rank = min(causes, key=lambda r: (failures[r].timestamp, r))
+        failure = failures[rank]
+        how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0
+               else f"exited with status {failure.exitcode}")
+        print(f"gankit: error: rank {rank} of {nproc} {how}; torchrun stopped the other ranks "
+              "(the failed rank's messages are above).", file=sys.stderr)
+        return 1
+    return 0
+
+
+def own_rng_state(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The RNG streams this rank resumes from a trainer state, or None to keep its own.
+
+    A snapshot of a distributed run holds every rank's streams under ``rng_per_rank`` (rank
+    0's also under ``rng``). A rank the snapshot has no streams for (the run now has more
+    ranks than it had) keeps the streams ``seed_rank`` gave it, so no two ranks share noise.
+    """
+    rank, world = rank_and_world_size()
+    per_rank = state.get("rng_per_rank")
+    if per_rank is None:
+        return state["rng"] if rank == 0 else None
+    if len(per_rank) != world and rank == 0:
+        warnings.warn(
+            f"the snapshot was written by {len(per_rank)} processes and this run has {world}; "
+            "the data order and noise differ from an uninterrupted run.", stacklevel=2,
+        )
+    return per_rank[rank] if rank < len(per_rank) else None
