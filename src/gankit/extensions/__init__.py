@@ -1,6 +1,7 @@
 """Extensions, one per file."""
 
 from gankit.extensions.fail_on_non_finite import FailOnNonFinite
+from gankit.extensions.gan_evaluator import GANEvaluator
 from gankit.extensions.log_report import LogReport
 from gankit.extensions.lr_scheduler import LRScheduler, ObserveLR
 from gankit.extensions.plot_report import PlotReport
@@ -10,6 +11,6 @@ from gankit.extensions.snapshot import NonFiniteError, Snapshot
 from gankit.extensions.tensorboard import TensorBoard
 
 __all__ = [
-    "FailOnNonFinite", "LRScheduler", "LogReport", "NonFiniteError", "ObserveLR", "PlotReport",
-    "PrintReport", "ProgressBar", "Snapshot", "TensorBoard",
+    "FailOnNonFinite", "GANEvaluator", "LRScheduler", "LogReport", "NonFiniteError", "ObserveLR",
+    "PlotReport", "PrintReport", "ProgressBar", "Snapshot", "TensorBoard",
 ]

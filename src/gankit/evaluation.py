@@ -1,0 +1,349 @@
+"""Scoring a generator without downloads: the feature space per data set, the metrics, and
+``gankit eval``.
+
+The feature network depends on the data: a small classifier trained once on the run's own
+labelled images (cached by data hash in ``$GANKIT_CACHE`` or ``~/.cache/gankit``), a network
+file the user gives, or the raw coordinates of 2-D points. Generated samples are scored
+against the held-out ("val") split; ``gankit eval`` also scores the training split against it,
+the *floor*: what a perfect generator would get with the same features and sample sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor, nn
+
+from gankit.errors import GankitError
+from gankit.metrics import (
+    RawFeatures,
+    cached_classifier,
+    class_coverage,
+    extract_features,
+    frechet_distance,
+    kernel_inception_distance,
+    load_feature_net,
+    mode_coverage,
+    precision_recall,
+)
+
+if TYPE_CHECKING:
+    from gankit.data import ArrayDataset
+
+__all__ = [
+    "CLASSIFIER_OPTIONS",
+    "METRICS",
+    "FeatureSpace",
+    "cmd_eval",
+    "compute_metrics",
+    "default_metrics",
+    "feature_space",
+    "parse_metrics",
+    "real_subset",
+]
+
+#: metric name (``--metrics``) -> the keys it reports
+METRICS: dict[str, tuple[str, ...]] = {
+    "fid": ("fid",),
+    "kid": ("kid",),
+    "pr": ("precision", "recall"),
+    "modes": ("modes", "hq", "rkl"),
+    "classes": ("classes", "class_kl"),
+}
+
+#: How the feature classifier is trained; part of its cache key, so the training-time
+#: evaluator and ``gankit eval`` share one classifier. 15 epochs reach ~99% on the digits'
+#: held-out split in half the time of the 30-epoch default.
+CLASSIFIER_OPTIONS: dict[str, Any] = {"epochs": 15, "seed": 0}
+
+DEFAULT_N = {"image": 2000, "points": 2500}
+
+
+@dataclass
+class FeatureSpace:
+    """The features every metric is computed on.
+
+    ``features(x)`` maps samples to (N, D) features. ``classify`` maps those features to
+    class logits when the features come from a classifier (then ``n_classes`` > 0 and
+    ``accuracy`` is its held-out accuracy); ``description`` names it for tables and logs.
+    """
+
+    features: Callable[[Tensor], Tensor]
+    description: str
+    classify: Callable[[Tensor], Tensor] | None = None
+    n_classes: int = 0
+    accuracy: float | None = None
+    module: nn.Module | None = None
+
+    def to(self, device: str | torch.device) -> FeatureSpace:
+        """Move the network to ``device`` (in place) and return self."""
+        if self.module is not None:
+            self.module.to(device)
+        return self
+
+
+def feature_space(
+    train: ArrayDataset,
+    val: ArrayDataset,
+    *,
+    feature_net: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+) -> FeatureSpace:
+    """Pick the feature network for a data set.
+
+    ``feature_net`` (a file) wins; else 2-D points use their coordinates; else labelled images
+    use a SmallCNN trained on ``train`` (accuracy measured on ``val``), trained once per data
+    set and then loaded from the cache. Unlabelled images need a ``feature_net``.
+    """
+    if feature_net is not None:
+        net = load_feature_net(feature_net, device=device)
+        try:
+            probe = extract_features(net, val.x[:2], device=device)
+        except Exception as exc:
+            raise GankitError(
+                f"feature network {feature_net} fails on this data's samples of shape "
+                f"{tuple(val.x.shape[1:])} ({type(exc).__name__}: {exc}); give a network "
+                "that takes them."
+            ) from None
+        if probe.dim() != 2 or probe.shape[1] < 1 or not probe.is_floating_point():
+            raise GankitError(
+                f"feature network {feature_net} returns {tuple(probe.shape)} {probe.dtype} per "
+                "batch; it must return float features (N, D)."
+            )
+        return FeatureSpace(net, f"feature network {feature_net} ({probe.shape[1]} features)",
+                            module=net)
+    if train.kind == "points":
+        return FeatureSpace(RawFeatures(), "raw coordinates")
+    if train.y is None or val.y is None or train.n_classes < 2:
+        raise GankitError(
+            f"data {train.name!r} has no class labels to train a feature classifier on; "
+            "pass a feature network file (--feature-net FILE) for its metrics."
+        )
+    model, accuracy = cached_classifier(
+        train.x, train.y, val.x, val.y, n_classes=train.n_classes, cache_dir=cache_dir,
+        device=device, **CLASSIFIER_OPTIONS,
+    )
+    desc = (f"SmallCNN classifier trained on {train.name or 'the data'} "
+            f"(held-out accuracy {accuracy:.1%})")
+    return FeatureSpace(model.features, desc, classify=model.head, n_classes=train.n_classes,
+                        accuracy=accuracy, module=model)
+
+
+def default_metrics(space: FeatureSpace, data: ArrayDataset) -> tuple[str, ...]:
+    """fid, kid, pr, plus modes for 2-D mixtures or classes when the features classify."""
+    names = ["fid", "kid", "pr"]
+    if data.kind == "points" and data.modes is not None and data.sigma:
+        names.append("modes")
+    elif space.classify is not None:
+        names.append("classes")
+    return tuple(names)
+
+
+def parse_metrics(text: str | Sequence[str] | None, space: FeatureSpace,
+                  data: ArrayDataset) -> tuple[str, ...]:
+    """``"fid,kid"`` -> ("fid", "kid"), checked against the data; None -> the defaults."""
+    if text is None:
+        return default_metrics(space, data)
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    names = tuple(dict.fromkeys(p.strip().lower() for p in parts if p.strip()))
+    if not names:
+        raise GankitError(f"no metric named in {text!r}; give e.g. fid,kid,pr.")
+    for name in names:
+        if name not in METRICS:
+            raise GankitError(
+                f"unknown metric {name!r}; choose from {', '.join(METRICS)}."
+            )
+    if "modes" in names and (data.modes is None or not data.sigma):
+        raise GankitError(
+            f"metric 'modes' needs a 2-D mixture with known modes (ring8, grid25), not "
+            f"{data.name!r}; use 'classes' for labelled images."
+        )
+    if "classes" in names and space.classify is None:
+        raise GankitError(
+            f"metric 'classes' needs the classifier features of labelled images, not "
+            f"{space.description}; leave it out."
+        )
+    return names
+
+
+def real_subset(data: ArrayDataset, n: int | None, seed: int = 0) -> ArrayDataset:
+    """At most ``n`` samples of ``data``: a fixed random subset (all of it when it is small).
+
+    Random, not the first ``n``: file order may group classes together.
+    """
+    from gankit.data import ArrayDataset
+
+    if n is None or len(data) <= n:
+        return data
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
+    idx = idx.sort().values
+    return ArrayDataset(
+        x=data.x[idx], y=None if data.y is None else data.y[idx], kind=data.kind,
+        name=data.name, n_classes=data.n_classes, low=data.low, high=data.high,
+        modes=data.modes, sigma=data.sigma, split=data.split,
+    )
+
+
+def compute_metrics(
+    samples: Tensor,
+    real_features: Tensor,
+    names: Sequence[str],
+    *,
+    space: FeatureSpace,
+    data: ArrayDataset | None = None,
+    kid_subsets: int = 100,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
+    """Score ``samples`` against precomputed real features, one float per reported key.
+
+    ``names`` are ``METRICS`` keys; ``data`` gives the mixture modes and sigma for ``modes``
+    (the samples themselves are scored there, not their features). Non-finite samples (a
+    diverged generator) score NaN everywhere rather than raising.
+    """
+    names = list(names)
+    keys = [key for name in names for key in METRICS[name]]
+    if not bool(torch.isfinite(samples).all()):
+        return dict.fromkeys(keys, math.nan)
+    result: dict[str, float] = {}
+    needs_features = any(n in names for n in ("fid", "kid", "pr", "classes"))
+    fake = extract_features(space.features, samples, device=device) if needs_features else None
+    if "fid" in names:
+        result["fid"] = frechet_distance(real_features, fake)
+    if "kid" in names:
+        result["kid"] = kernel_inception_distance(real_features, fake, subsets=kid_subsets,
+                                                  seed=seed)[0]
+    if "pr" in names:
+        result["precision"], result["recall"] = precision_recall(real_features, fake)
+    if "modes" in names:
+        if data is None or data.modes is None or not data.sigma:
+            raise GankitError("metric 'modes' needs the data's mixture modes and sigma.")
+        scores = mode_coverage(samples.reshape(samples.shape[0], -1).cpu(), data.modes,
+                               data.sigma)
+        result.update(modes=float(scores["modes"]), hq=float(scores["high_quality"]),
+                      rkl=float(scores["reverse_kl"]))
+    if "classes" in names:
+        if space.classify is None:
+            raise GankitError("metric 'classes' needs classifier features.")
+        with torch.no_grad():
+            pred = space.classify(fake.to(_module_device(space))).argmax(1)
+        scores = class_coverage(pred.cpu(), space.n_classes)
+        result.update(classes=float(scores["classes"]), class_kl=float(scores["class_kl"]))
+    return {key: result[key] for key in keys}
+
+
+def _module_device(space: FeatureSpace) -> torch.device:
+    param = next(space.module.parameters(), None) if space.module is not None else None
+    return param.device if param is not None else torch.device("cpu")
+
+
+# --------------------------------------------------------------------------- gankit eval
+_LABELS = {
+    "fid": "FID", "kid": "KID", "precision": "precision", "recall": "recall",
+    "modes": "modes", "hq": "high quality", "rkl": "reverse KL", "classes": "classes",
+    "class_kl": "class KL",
+}
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "nan"
+    if value == int(value) and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.4g}"
+
+
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None  # JSON has no NaN
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``gankit eval RUN``: score the run's latest snapshot, print a table, write metrics.json."""
+    from gankit.cli import load_run
+    from gankit.data import load_dataset
+    from gankit.extensions.ema import EMA
+    from gankit.training.checkpoint import write_atomic
+
+    start = time.perf_counter()
+    run = Path(args.run)
+    if not (run / "config.json").is_file():
+        raise GankitError(
+            f"{run} is not a gankit run directory (no config.json); give the --out directory "
+            "of a gankit train."
+        )
+    if args.metrics is not None:  # catch a typo before the slow part
+        for name in args.metrics.split(","):
+            if name.strip() and name.strip().lower() not in METRICS:
+                raise GankitError(f"unknown metric {name.strip()!r}; choose from "
+                                  f"{', '.join(METRICS)}.")
+    if args.feature_net is not None and not Path(args.feature_net).is_file():
+        raise GankitError(
+            f"feature network file {args.feature_net} does not exist; pass a TorchScript file "
+            "or a module saved with torch.save(model)."
+        )
+    cfg, recipe, trainer, train = load_run(str(run), args.device)
+    device = trainer.updater.device
+    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed)
+    space = feature_space(train, val, feature_net=args.feature_net, device=device)
+    names = parse_metrics(args.metrics, space, val)
+    n = args.n if args.n is not None else DEFAULT_N[train.kind]
+    # As many held-out samples as generated ones (all of them when there are fewer):
+    # precision/recall compare k-NN radii, which shrink as a set grows.
+    real = real_subset(val, n)
+    real_feats = extract_features(space.features, real.x, device=device)
+
+    samples = recipe.sample(trainer, n, args.seed)
+    scores = compute_metrics(samples, real_feats, names, space=space, data=val,
+                             seed=args.seed, device=device)
+    # The floor: training samples are draws from the true distribution, so they show the
+    # score of a perfect generator with these features and sample sizes.
+    floor_data = real_subset(train, n, seed=args.seed)
+    floor = compute_metrics(floor_data.x, real_feats, names, space=space, data=val,
+                            seed=args.seed, device=device)
+    ema = any(isinstance(e, EMA) for e in trainer.extensions.values())
+    iteration = trainer.updater.iteration
+
+    lines = [
+        f"{run}: iteration {iteration}, {n} samples from the {'EMA ' if ema else ''}generator "
+        f"vs {len(real)} held-out samples",
+        f"features: {space.description}",
+        "",
+        f"{'metric':<14}{'value':>12}{'floor':>12}",
+    ]
+    for key, value in scores.items():
+        lines.append(f"{_LABELS[key]:<14}{_fmt(value):>12}{_fmt(floor[key]):>12}")
+    lines.append(f"floor: {len(floor_data)} training samples vs the same held-out samples "
+                 "(a perfect generator)")
+    print("\n".join(lines))
+
+    report = {
+        "iteration": iteration,
+        "n": n,
+        "seed": args.seed,
+        "ema": ema,
+        "features": space.description,
+        "feature_accuracy": space.accuracy,
+        "n_real": len(real),
+        "n_floor": len(floor_data),
+        "metrics": {k: _json_number(v) for k, v in scores.items()},
+        "floor": {k: _json_number(v) for k, v in floor.items()},
+    }
+    out = run / "metrics.json"
+    try:
+        write_atomic(out, (json.dumps(report, indent=1) + "\n").encode())
+    except OSError as exc:
+        raise GankitError(
+            f"cannot write {out} ({exc.strerror or exc}); make the run directory writable."
+        ) from None
+    print(f"wrote {out} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    return 0
