@@ -30,6 +30,15 @@ def toy_batches(n_batches: int, batch_size: int = 4, seed: int = 0) -> list[tupl
     return [(x, x.sum(1, keepdim=True)) for x in xs]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _gankit_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Feature classifiers go to a temporary cache, never to the user's home (subprocesses
+    inherit it through the environment)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GANKIT_CACHE", str(tmp_path_factory.getbasetemp() / "gankit-cache"))
+        yield
+
+
 @pytest.fixture
 def make_trainer(tmp_path: Path) -> Callable[..., Trainer]:
     """``make_trainer(stop=(N, unit), n_batches=L, updater_cls=ToyUpdater)`` -> a Trainer."""

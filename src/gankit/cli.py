@@ -240,7 +240,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         ProgressBar,
         Snapshot,
     )
-    from gankit.extensions.snapshot import NonFiniteError
+    from gankit.extensions.fail_on_non_finite import NonFiniteError
     from gankit.recipes import get_recipe
     from gankit.training import Trainer
     from gankit.training.triggers import get_trigger

@@ -7,11 +7,29 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.extensions.snapshot import NonFiniteError, check_finite_parameters
 from gankit.training.extension import PRIORITY_WRITER, Extension
 
 if TYPE_CHECKING:
     from gankit.training.trainer import Trainer
+
+
+class NonFiniteError(RuntimeError):
+    """Training produced NaN or Inf; the message names where and when."""
+
+
+def check_finite_parameters(trainer: Trainer) -> None:
+    """Raise NonFiniteError naming the first model and tensor holding NaN or Inf."""
+    for model_name, model in trainer.updater.raw_models.items():
+        tensors = [(n, t) for n, t in model.state_dict().items() if t.is_floating_point()]
+        if not tensors:
+            continue
+        finite = torch.stack([torch.isfinite(t).all() for _, t in tensors])
+        if not bool(finite.all()):  # one host sync per check, not per tensor
+            bad = tensors[int((~finite).nonzero()[0])][0]
+            raise NonFiniteError(
+                f"model '{model_name}' has NaN/Inf in '{bad}' at iteration "
+                f"{trainer.updater.iteration}; lower the learning rate or add gradient clipping."
+            )
 
 
 class FailOnNonFinite(Extension):

@@ -52,8 +52,11 @@ class LogReport(Extension):
         self.log.append(entry)
         self._summary = DictSummary()
         if self.filename and trainer.is_main_process:
-            text = json.dumps(self.log, indent=1)
-            write_atomic(trainer.out / self.filename, text.encode())
+            # One entry per line: readable, and json's C encoder (indent= forces the slow
+            # pure-Python one, which made each rewrite of a long log cost milliseconds).
+            text = "[\n" + ",\n".join(json.dumps(e) for e in self.log) + "\n]\n"
+            # Not fsynced: it is rewritten every interval and snapshots hold the log too.
+            write_atomic(trainer.out / self.filename, text.encode(), durable=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {"log": list(self.log), "summary": self._summary.state_dict()}

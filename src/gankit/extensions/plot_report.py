@@ -62,4 +62,4 @@ class PlotReport(Extension):
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
-        write_atomic(trainer.out / self.filename, buffer.getvalue())
+        write_atomic(trainer.out / self.filename, buffer.getvalue(), durable=False)

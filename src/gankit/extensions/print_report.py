@@ -30,7 +30,9 @@ class PrintReport(Extension):
         self.entries = list(entries)
         self.log_report = log_report
         self.out = out
-        self._widths = [max(10, len(e)) for e in self.entries]
+        # 12 fits any .6g float with a two-digit exponent (-1.23457e-05, -0.000123457), so a
+        # value never pushes the columns after it out of line with the header.
+        self._widths = [max(12, len(e)) for e in self.entries]
         self._printed = 0
 
     def _write(self, line: str) -> None:
@@ -41,7 +43,7 @@ class PrintReport(Extension):
         self._printed = len(log.log)
         if trainer.is_main_process:
             self._write("  ".join(e.ljust(w) for e, w in zip(self.entries, self._widths,
-                                                              strict=True)))
+                                                              strict=True)).rstrip())
 
     def _log(self, trainer: Trainer) -> LogReport:
         ext = trainer.get_extension(self.log_report)

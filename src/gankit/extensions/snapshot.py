@@ -5,34 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from gankit.errors import GankitError
+from gankit.extensions.fail_on_non_finite import FailOnNonFinite, check_finite_parameters
 from gankit.training.checkpoint import SNAPSHOT_RE, list_snapshots, save_state
 from gankit.training.extension import PRIORITY_SNAPSHOT, Extension
 from gankit.training.triggers import TriggerLike
 
 if TYPE_CHECKING:
     from gankit.training.trainer import Trainer
-
-
-class NonFiniteError(RuntimeError):
-    """Training produced NaN or Inf; the message names where and when."""
-
-
-def check_finite_parameters(trainer: Trainer) -> None:
-    """Raise NonFiniteError naming the first model and tensor holding NaN or Inf."""
-    for model_name, model in trainer.updater.raw_models.items():
-        tensors = [(n, t) for n, t in model.state_dict().items() if t.is_floating_point()]
-        if not tensors:
-            continue
-        finite = torch.stack([torch.isfinite(t).all() for _, t in tensors])
-        if not bool(finite.all()):  # one host sync per check, not per tensor
-            bad = tensors[int((~finite).nonzero()[0])][0]
-            raise NonFiniteError(
-                f"model '{model_name}' has NaN/Inf in '{bad}' at iteration "
-                f"{trainer.updater.iteration}; lower the learning rate or add gradient clipping."
-            )
 
 
 class Snapshot(Extension):
@@ -65,6 +45,10 @@ class Snapshot(Extension):
         self.last_path: Path | None = None
 
     def __call__(self, trainer: Trainer) -> None:
+        # A diverged run must stop here, naming the loss that went bad first if it can.
+        for ext in trainer.extensions.values():
+            if isinstance(ext, FailOnNonFinite):
+                ext.check(trainer)
         check_finite_parameters(trainer)
         state = trainer.state_dict()
         if not trainer.is_main_process:

@@ -116,14 +116,15 @@ class GANUpdater(Updater):
                     term = self.penalty_weight * value
             loss_dis = loss_dis + self.penalty_every * term
             observed[f"dis/{self.penalty}"] = value
-        self.step("dis", loss_dis)
+        if not self.step("dis", loss_dis):
+            observed = {}  # a skipped non-finite step: keep NaN out of the log
 
         # Generator step, every n_dis discriminator steps.
         if (d_step + 1) % self.n_dis == 0:
             y_fake = self._fake_labels(n)
             fake = gen(self._z(n), y_fake)
             loss_gen = self.loss.gen(self.raw_models["dis"](fake, y_fake))
-            self.step("gen", loss_gen)
-            observed["gen/loss"] = loss_gen
+            if self.step("gen", loss_gen):
+                observed["gen/loss"] = loss_gen
         report(observed)
 

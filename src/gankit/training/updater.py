@@ -30,10 +30,13 @@ def to_device(batch: Any, device: torch.device) -> Any:
     """Move every tensor in a (nested) batch; non_blocking so pinned copies overlap compute."""
     if isinstance(batch, torch.Tensor):
         return batch.to(device, non_blocking=True)
+    # Lists and tuples first: the Mapping check is an ABC check, slow enough to show per step.
+    if isinstance(batch, (list, tuple)):
+        moved = [to_device(v, device) for v in batch]
+        # A namedtuple (default_collate keeps them) takes its fields as arguments.
+        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
     if isinstance(batch, Mapping):
         return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(v, device) for v in batch)
     return batch
 
 
@@ -115,11 +118,14 @@ class Updater:
         """One training step on ``batch`` (already on the device). Override this."""
         raise NotImplementedError("subclass Updater and write update_core(self, batch).")
 
-    def step(self, name: str, loss: torch.Tensor, *, retain_graph: bool = False) -> None:
-        """zero_grad, backward into optimizer ``name``'s parameters, clip, (scale,) step."""
-        self.step_all({name: loss}, retain_graph=retain_graph)
+    def step(self, name: str, loss: torch.Tensor, *, retain_graph: bool = False) -> bool:
+        """zero_grad, backward into optimizer ``name``'s parameters, clip, (scale,) step.
 
-    def step_all(self, losses: Mapping[str, torch.Tensor], *, retain_graph: bool = False) -> None:
+        Returns False when ``skip_nonfinite`` skipped the step.
+        """
+        return self.step_all({name: loss}, retain_graph=retain_graph)
+
+    def step_all(self, losses: Mapping[str, torch.Tensor], *, retain_graph: bool = False) -> bool:
         """Several optimizers on one graph: every backward first, then every step.
 
         Needed when the losses share a forward pass (VAE-GAN's encoder and decoder): stepping
@@ -148,7 +154,7 @@ class Updater:
                 self.optimizers[name].zero_grad(set_to_none=True)
             self.skipped_steps += 1
             report({"skipped": 1.0})
-            return
+            return False
         for name in names:
             opt, scaler = self.optimizers[name], self.scalers.get(name)
             clip = self.grad_clip.get(name)
@@ -161,6 +167,7 @@ class Updater:
                 scaler.update()
             else:
                 opt.step()
+        return True
 
     def _all_finite(self, losses: Mapping[str, torch.Tensor]) -> bool:
         flags = [torch.isfinite(loss).all() for loss in losses.values()]

@@ -1,0 +1,110 @@
+"""Kill a training run at random moments, resume, and get bitwise the uninterrupted result."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gankit.training.checkpoint import list_snapshots, load_state
+
+RUNNER = Path(__file__).with_name("kill_runner.py")
+ITERATIONS = 60
+ARGS = ["--data", "digits", "--batch-size", "16", "--width", "4", "--z-dim", "4",
+        "--snapshot-every", "7", "--log-every", "5", "--sample-every", "1000", "--quiet",
+        "--seed", "3", "--device", "cpu"]
+
+
+def _env() -> dict[str, str]:
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    return {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
+
+
+def _start(out: Path, kill_at_write: int = 0, resume: bool = False) -> subprocess.Popen:
+    train = (["train", "--resume", str(out)] if resume
+             else ["train", *ARGS, "--iterations", str(ITERATIONS), "--out", str(out)])
+    return subprocess.Popen([sys.executable, str(RUNNER), str(kill_at_write), "--", *train],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _final_tensors(out: Path) -> dict[str, torch.Tensor]:
+    state = load_state(list_snapshots(out)[-1])
+    assert state["updater"]["iteration"] == ITERATIONS
+    flat: dict[str, torch.Tensor] = {}
+
+    def walk(prefix: str, node: object) -> None:
+        if isinstance(node, torch.Tensor):
+            flat[prefix] = node
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}/{k}", v)
+        elif isinstance(node, (list, tuple)):
+            for i, v in enumerate(node):
+                walk(f"{prefix}/{i}", v)
+
+    walk("models", state["updater"]["models"])
+    walk("optimizers", state["updater"]["optimizers"])
+    walk("ema", state["extensions"]["EMA"]["extension"])
+    return flat
+
+
+def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    proc = _start(reference)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+
+    out = tmp_path / "killed"
+    rng = random.Random(0)
+    # First a kill inside a snapshot write (the 3rd), then kills at random wall-clock moments.
+    proc = _start(out, kill_at_write=3)
+    assert proc.wait(timeout=300) == -signal.SIGKILL
+    assert any(p.name.startswith(".snapshot_iter_") for p in out.iterdir())  # the torn temp file
+    kills = 1
+    for _ in range(20):
+        proc = _start(out, resume=True)
+        if kills < 4:
+            time.sleep(rng.uniform(2.0, 6.0))  # imports take a few seconds; land inside training
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                continue
+        assert proc.wait(timeout=300) == 0, proc.stderr.read()
+        break
+    assert kills >= 2
+    ref, got = _final_tensors(reference), _final_tensors(out)
+    assert ref.keys() == got.keys()
+    for key in ref:
+        assert torch.equal(ref[key], got[key]), key
+
+
+def test_sigterm_stops_cleanly_with_a_snapshot_then_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, str(RUNNER), "0", "--", "train", *ARGS, "--iterations", "100000",
+         "--out", str(out)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    deadline = time.time() + 120
+    while not (out / "log.json").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "continue with: gankit train --resume" in err
+    assert "Traceback" not in err
+    last = list_snapshots(out)[-1]
+    state = load_state(last)
+    stopped_at = state["updater"]["iteration"]
+    assert last.name == f"snapshot_iter_{stopped_at}.pt"  # written at the stop, not before
+    proc = subprocess.run(
+        [sys.executable, str(RUNNER), "0", "--", "train", "--resume", str(out), "--iterations",
+         str(stopped_at + 3)], env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert load_state(list_snapshots(out)[-1])["updater"]["iteration"] == stopped_at + 3
