@@ -17,7 +17,7 @@ writes = 0
 real_write_atomic = checkpoint.write_atomic
 
 
-def dying_write_atomic(path, data):
+def dying_write_atomic(path, data, **kwargs):
     global writes
     if str(path).endswith(".pt"):
         writes += 1
@@ -27,7 +27,7 @@ def dying_write_atomic(path, data):
                 f.write(data[: len(data) // 2])
                 f.flush()
             os.kill(os.getpid(), signal.SIGKILL)
-    real_write_atomic(path, data)
+    real_write_atomic(path, data, **kwargs)
 
 
 if kill_at:

@@ -114,12 +114,12 @@ def test_disk_full_snapshot_keeps_the_previous_one(tmp_path: Path, monkeypatch: 
     real = checkpoint.write_atomic
     calls = {"n": 0}
 
-    def full_disk(path: Path, data: bytes) -> None:
+    def full_disk(path: Path, data: bytes, **kwargs: object) -> None:
         if str(path).endswith(".pt"):
             calls["n"] += 1
             if calls["n"] == 2:
                 raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
+        real(path, data, **kwargs)
 
     monkeypatch.setattr(checkpoint, "write_atomic", full_disk)
     code, err = run(["train", "--iterations", "6", "--snapshot-every", "3", "--out", str(out),
