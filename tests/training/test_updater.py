@@ -448,5 +448,20 @@ def test_load_state_dict_rejects_other_model_names():
     updater = _counting([1, 2])
     state = updater.state_dict()
     state["models"] = {"gen": {}}
-    with pytest.raises(ValueError, match=r"snapshot has models \['gen'\] but this run has \['net'\]"):
+    with pytest.raises(ValueError,
+                       match=r"snapshot has models \['gen'\] but this run has \['net'\]"):
         updater.load_state_dict(state)
+
+
+def test_to_device_keeps_the_batch_structure():
+    from collections import namedtuple
+
+    from gankit.training import to_device
+
+    Pair = namedtuple("Pair", "x y")
+    x = torch.ones(2)
+    batch = {"a": [x, (x, 3)], "b": Pair(x, "label"), "c": None}
+    moved = to_device(batch, torch.device("cpu"))
+    assert isinstance(moved["b"], Pair) and moved["b"].y == "label"
+    assert type(moved["a"]) is list and type(moved["a"][1]) is tuple
+    assert torch.equal(moved["a"][1][0], x) and moved["a"][1][1] == 3 and moved["c"] is None

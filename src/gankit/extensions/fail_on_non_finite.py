@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -46,6 +46,9 @@ class FailOnNonFinite(Extension):
     name = "FailOnNonFinite"
 
     def __init__(self, check_interval: int = 20) -> None:
+        if isinstance(check_interval, bool) or not isinstance(check_interval, int) or (
+                check_interval < 1):
+            raise ValueError(f"check_interval must be a positive integer, got {check_interval!r}.")
         self.check_interval = check_interval
         self._first_bad: dict[str, torch.Tensor] = {}
 
@@ -60,7 +63,8 @@ class FailOnNonFinite(Extension):
                 self._first_bad[key] = torch.where(bad, it, first)
             elif isinstance(value, float) and not math.isfinite(value):
                 self._raise(key, it)
-        if it % self.check_interval == 0:
+        # Also at the last iteration, so a NaN near the end is not missed.
+        if it % self.check_interval == 0 or trainer.stop_trigger(trainer):
             self.check(trainer)
 
     def check(self, trainer: Trainer) -> None:
@@ -80,6 +84,3 @@ class FailOnNonFinite(Extension):
 
     def finalize(self, trainer: Trainer) -> None:
         self._first_bad.clear()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}

@@ -34,20 +34,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash never leaves a partial file there."""
+def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` so that a crash never leaves a partial file there.
+
+    ``durable=False`` skips the two fsyncs (milliseconds each): the rename still makes the
+    write all-or-nothing for readers; only a power cut may lose it. Fit for files rewritten
+    every interval whose content a snapshot also holds (log.json, plots).
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def save_state(state: dict[str, Any], path: str | Path) -> None:

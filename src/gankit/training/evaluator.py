@@ -63,13 +63,15 @@ class Evaluator(Extension):
 
     def __call__(self, trainer: Trainer) -> None:
         models = self.models if self.models is not None else trainer.updater.raw_models
-        modes = {name: m.training for name, m in models.items()}
+        # Per submodule, not per model: a frozen BatchNorm inside a training model must stay
+        # in eval mode, and ``model.train(True)`` would flip it.
+        modes = [(sub, sub.training) for m in models.values() for sub in m.modules()]
         try:
             for m in models.values():
                 m.eval()
             with torch.no_grad(), trainer.updater.autocast():
                 result = self.evaluate(trainer)
         finally:
-            for name, m in models.items():
-                m.train(modes[name])
+            for sub, mode in modes:  # parents first, so each child's own call wins
+                sub.train(mode)
         report(result, prefix=self.prefix)

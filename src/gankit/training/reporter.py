@@ -47,7 +47,9 @@ def report(values: Mapping[str, Value], prefix: str | None = None) -> None:
                     f"report() got a tensor of shape {tuple(value.shape)} for '{name}'; "
                     "report scalars, e.g. loss.mean()."
                 )
-            value = value.detach().reshape(())
+            value = value.detach()
+            if value.dim():  # a loss is 0-dim already; a reshape per value shows per step
+                value = value.reshape(())
         observation[name] = value
 
 

@@ -81,7 +81,10 @@ class ManualScheduleTrigger(Trigger):
 
     def __init__(self, points: int | Iterable[int], unit: Unit = "iteration") -> None:
         _check_unit(unit)
-        self.points = frozenset([points] if isinstance(points, int) else points)
+        points = [points] if isinstance(points, int) else list(points)
+        if not all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in points):
+            raise ValueError(f"schedule points must be positive integers, got {points!r}.")
+        self.points = frozenset(points)
         self.unit = unit
 
     def __call__(self, trainer: Trainer) -> bool:

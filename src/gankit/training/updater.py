@@ -136,19 +136,13 @@ class Updater:
             if name not in self.optimizers:
                 raise KeyError(f"no optimizer named {name!r}; have {sorted(self.optimizers)}.")
             self.optimizers[name].zero_grad(set_to_none=True)
-        # Backward outside autocast: gradients take the dtype of their forward ops anyway.
-        # fp32 never turned autocast on, and the context costs as much as a small kernel.
-        no_autocast = (contextlib.nullcontext() if self.precision == "fp32"
-                       else torch.autocast(self.device.type, enabled=False))
-        with no_autocast:
-            for i, name in enumerate(names):
-                loss = losses[name]
-                scaler = self.scalers.get(name)
-                if scaler is not None:
-                    loss = scaler.scale(loss)
-                inputs = [p for p in self._params[name] if p.requires_grad]
-                keep = retain_graph or i < len(names) - 1
-                torch.autograd.backward(loss, inputs=inputs, retain_graph=keep)
+        if self.precision == "fp32":
+            self._backward(names, losses, retain_graph)
+        else:
+            # Backward outside autocast: gradients take the dtype of their forward ops anyway.
+            # (fp32 skips this: torch.autocast() costs as much per step as a small kernel.)
+            with torch.autocast(self.device.type, enabled=False):
+                self._backward(names, losses, retain_graph)
         if self.skip_nonfinite and not self._all_finite(losses):
             for name in names:
                 self.optimizers[name].zero_grad(set_to_none=True)
@@ -168,6 +162,17 @@ class Updater:
             else:
                 opt.step()
         return True
+
+    def _backward(self, names: list[str], losses: Mapping[str, torch.Tensor],
+                  retain_graph: bool) -> None:
+        last = len(names) - 1
+        for i, name in enumerate(names):
+            loss = losses[name]
+            scaler = self.scalers.get(name)
+            if scaler is not None:
+                loss = scaler.scale(loss)
+            inputs = [p for p in self._params[name] if p.requires_grad]
+            torch.autograd.backward(loss, inputs=inputs, retain_graph=retain_graph or i < last)
 
     def _all_finite(self, losses: Mapping[str, torch.Tensor]) -> bool:
         flags = [torch.isfinite(loss).all() for loss in losses.values()]
@@ -207,8 +212,11 @@ class Updater:
 
     def update(self) -> None:
         batch = self.next_batch("main")
-        with self.autocast():
+        if self.precision == "fp32":  # no context at all: even an empty one costs per step
             self.update_core(batch)
+        else:
+            with self.autocast():
+                self.update_core(batch)
         self.iteration += 1
 
     def _next_main(self) -> Any:

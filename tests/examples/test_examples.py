@@ -1,0 +1,30 @@
+"""Every example runs, briefly, and does what it says."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def load(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"gankit_example_{name}", EXAMPLES / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_models_student_learns(tmp_path, capsys):
+    log = load("two_models.py").main(["--iterations", "200", "--out", str(tmp_path)])
+    assert [e["iteration"] for e in log] == [100, 200]
+    student = [e["student/loss"] for e in log]
+    teacher = [e["teacher/loss"] for e in log]
+    assert student[-1] < 0.5 * student[0], student
+    assert teacher[-1] < teacher[0], teacher
+    assert (tmp_path / "log.json").is_file()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split() == ["iteration", "teacher/loss", "student/loss"]
+    assert [line.split()[0] for line in printed[1:]] == ["100", "200"]

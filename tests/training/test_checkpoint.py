@@ -1,0 +1,203 @@
+"""Crash-safe snapshot files: round trip, checksums, fallback to the last good one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from gankit.errors import GankitError
+from gankit.training import checkpoint
+from gankit.training.checkpoint import (
+    latest_snapshot,
+    list_snapshots,
+    load_state,
+    save_state,
+    write_atomic,
+)
+
+
+def state(iteration: int) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(iteration)
+    return {
+        "gankit_version": "0.1.0",
+        "updater": {"iteration": iteration, "models": {"net": {"w": torch.randn(3, 2,
+                                                                                  generator=g)}}},
+        "rng": {"python": (3, tuple(range(5)), None)},
+        "note": "plain values survive too",
+    }
+
+
+def assert_same(a: Any, b: Any) -> None:
+    if isinstance(a, torch.Tensor):
+        assert torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_same(a[k], b[k])
+    else:
+        assert a == b
+
+
+def test_save_load_round_trip(tmp_path):
+    path = tmp_path / "snapshot_iter_5.pt"
+    save_state(state(5), path)
+    assert_same(load_state(path), state(5))
+    assert (tmp_path / "snapshot_iter_5.pt.sha256").read_text() != ""
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot_iter_5.pt",
+                                                          "snapshot_iter_5.pt.sha256"]
+
+
+def test_write_atomic_replaces_whole_files(tmp_path):
+    path = tmp_path / "log.json"
+    write_atomic(path, b"first")
+    write_atomic(path, b"second, longer")
+    assert path.read_bytes() == b"second, longer"
+    assert [p.name for p in tmp_path.iterdir()] == ["log.json"]
+
+
+def test_a_damaged_file_is_caught_by_its_checksum(tmp_path):
+    path = tmp_path / "snapshot_iter_5.pt"
+    save_state(state(5), path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(GankitError, match=r"snapshot_iter_5\.pt is damaged \(its checksum does "
+                                          r"not match\); resume from an earlier snapshot"):
+        load_state(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (None, r"does not exist; give the path of a snapshot_iter_N\.pt"),
+        (b"not a zip file", r"cannot be read \(\w+\); resume from an earlier snapshot"),
+        ("truncated", r"cannot be read"),
+        ("not_gankit", r"is not a gankit snapshot"),
+    ],
+)
+def test_load_state_errors_name_the_file(tmp_path, content, match):
+    path = tmp_path / "snapshot_iter_1.pt"
+    if content == "truncated":  # no sidecar: only torch.load can tell
+        save_state(state(1), path)
+        path.write_bytes(path.read_bytes()[:200])
+        path.with_name(path.name + ".sha256").unlink()
+    elif content == "not_gankit":
+        save_state({"weights": torch.ones(1)}, path)
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(GankitError, match=match):
+        load_state(path)
+
+
+def test_list_snapshots_orders_by_iteration_not_by_name(tmp_path):
+    for it in (100, 9, 20):
+        save_state(state(it), tmp_path / f"snapshot_iter_{it}.pt")
+    (tmp_path / "snapshot_iter_x.pt").write_bytes(b"")
+    (tmp_path / "log.json").write_text("[]")
+    assert [p.name for p in list_snapshots(tmp_path)] == [
+        "snapshot_iter_9.pt", "snapshot_iter_20.pt", "snapshot_iter_100.pt"]
+    assert list_snapshots(tmp_path / "missing") == []
+
+
+def test_latest_snapshot_falls_back_over_a_truncated_newest_file(tmp_path):
+    save_state(state(10), tmp_path / "snapshot_iter_10.pt")
+    save_state(state(20), tmp_path / "snapshot_iter_20.pt")
+    newest = tmp_path / "snapshot_iter_30.pt"
+    save_state(state(30), newest)
+    newest.write_bytes(newest.read_bytes()[:-100])  # a crash that the rename did not guard
+    with pytest.warns(UserWarning, match=r"skipping .*snapshot_iter_30\.pt: .*damaged"):
+        path, loaded = latest_snapshot(tmp_path)
+    assert path.name == "snapshot_iter_20.pt"
+    assert_same(loaded, state(20))
+
+
+@pytest.mark.parametrize("fail_at", ["fsync", "replace_data", "replace_sidecar", "write"])
+def test_a_crash_while_writing_leaves_the_previous_snapshot_loadable(tmp_path, monkeypatch,
+                                                                     fail_at):
+    save_state(state(10), tmp_path / "snapshot_iter_10.pt")
+    calls = {"replace": 0}
+    real_replace = os.replace
+
+    def replace(src: Any, dst: Any) -> None:
+        calls["replace"] += 1
+        # The sidecar is renamed first, the data second.
+        if (fail_at, calls["replace"]) in (("replace_sidecar", 1), ("replace_data", 2)):
+            raise OSError("power cut")
+        real_replace(src, dst)
+
+    def fsync(fd: int) -> None:
+        raise OSError("power cut")
+
+    real_open = open
+
+    class HalfWriter:
+        """A file object that writes half of the data, then dies."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.f = real_open(*args, **kwargs)
+
+        def __enter__(self) -> HalfWriter:
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            self.f.close()
+
+        def write(self, data: bytes) -> int:
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise OSError("power cut")
+
+    if fail_at == "fsync":
+        monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    elif fail_at == "write":
+        monkeypatch.setattr(checkpoint, "open", HalfWriter, raising=False)
+    else:
+        monkeypatch.setattr(checkpoint.os, "replace", replace)
+    with pytest.raises(OSError, match="power cut"):
+        save_state(state(20), tmp_path / "snapshot_iter_20.pt")
+    monkeypatch.undo()
+
+    # No temporary file is left behind, and the newest snapshot is the previous one.
+    assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
+    path, loaded = latest_snapshot(tmp_path)
+    assert path.name == "snapshot_iter_10.pt"
+    assert_same(loaded, state(10))
+
+
+@pytest.mark.parametrize(
+    ("names", "match"),
+    [
+        ([], r"holds no snapshot_iter_N\.pt to resume from"),
+        (["snapshot_iter_1.pt", "snapshot_iter_2.pt"], r"no snapshot in .* can be loaded "
+                                                       r"\(2 damaged\); start a new run"),
+    ],
+)
+def test_latest_snapshot_when_nothing_loads(tmp_path, names, match):
+    for name in names:
+        (tmp_path / name).write_bytes(b"junk")
+    warns = pytest.warns(UserWarning, match="skipping") if names else contextlib.nullcontext()
+    with pytest.raises(GankitError, match=match), warns:
+        latest_snapshot(tmp_path)
+
+
+def test_save_state_makes_no_partial_file_visible(tmp_path, monkeypatch):
+    """While a snapshot is being written, its final name does not exist yet."""
+    seen: list[bool] = []
+    final = tmp_path / "snapshot_iter_3.pt"
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append(final.exists())
+        real_fsync(fd)
+
+    monkeypatch.setattr(checkpoint.os, "fsync", fsync)
+    save_state(state(3), final)
+    # fsync of the sidecar, of the folder, of the data: all before the data's rename.
+    assert seen[:3] == [False, False, False]
+    assert final.exists()
+    assert isinstance(load_state(Path(final)), dict)

@@ -1,0 +1,122 @@
+"""The Evaluator: eval mode and no_grad inside, modes restored, per-batch means under val/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from gankit.extensions import LogReport
+from gankit.training import Evaluator, report, report_scope
+
+
+def _modes(model: nn.Module) -> list[bool]:
+    return [m.training for m in model.modules()]
+
+
+def test_modes_are_restored_and_eval_runs_in_eval_mode_under_no_grad(make_trainer):
+    trainer = make_trainer()
+    a = nn.Sequential(nn.Linear(2, 2), nn.Dropout())  # training
+    b = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).eval()  # eval
+    c = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2), nn.Dropout())
+    c[1].eval()  # a frozen BatchNorm inside a training model: a mix within one model
+    before = {name: _modes(m) for name, m in (("a", a), ("b", b), ("c", c))}
+    seen: list[Any] = []
+
+    def eval_fn(batch: torch.Tensor) -> None:
+        seen.append(({n: any(_modes(m)) for n, m in (("a", a), ("b", b), ("c", c))},
+                     torch.is_grad_enabled()))
+        report({"x": a(batch).sum()})
+
+    evaluator = Evaluator([torch.ones(3, 2), torch.ones(1, 2)], eval_fn,
+                          models={"a": a, "b": b, "c": c})
+    with report_scope({}):
+        evaluator(trainer)
+    assert seen == [({"a": False, "b": False, "c": False}, False)] * 2
+    after = {name: _modes(m) for name, m in (("a", a), ("b", b), ("c", c))}
+    assert after == before
+
+
+def test_modes_are_restored_when_eval_fn_raises(make_trainer):
+    trainer = make_trainer()
+    net = trainer.updater.models["net"]
+    assert net.training
+
+    def eval_fn(batch: Any) -> None:
+        raise ZeroDivisionError("bad metric")
+
+    with pytest.raises(ZeroDivisionError):
+        Evaluator([1], eval_fn)(trainer)
+    assert net.training
+    assert torch.is_grad_enabled()
+
+
+def test_defaults_to_the_updater_models(make_trainer):
+    trainer = make_trainer()
+    modes = []
+    Evaluator([1, 2], lambda b: modes.append(trainer.updater.models["net"].training))(trainer)
+    assert modes == [False, False]
+    assert trainer.updater.models["net"].training
+
+
+# Batches of uneven sizes: the mean of batch means differs from the mean over samples.
+BATCHES = [torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([10.0, 20.0]), torch.tensor([7.0])]
+
+
+def eval_fn(batch: torch.Tensor) -> None:
+    report({"mean": batch.mean(), "size": float(len(batch))}, prefix="gen")
+    if len(batch) > 1:  # reported by two batches of three
+        report({"spread": batch.max() - batch.min()})
+
+
+EXPECTED = {
+    "val/gen/mean": (2.5 + 15.0 + 7.0) / 3,
+    "val/gen/size": (4 + 2 + 1) / 3,
+    "val/spread": (3.0 + 10.0) / 2,
+}
+
+
+def test_reports_per_batch_means_over_the_whole_loader(make_trainer):
+    trainer = make_trainer()
+    with report_scope({}) as observation:
+        Evaluator(BATCHES, eval_fn)(trainer)
+    assert set(observation) == set(EXPECTED)
+    for key, value in EXPECTED.items():
+        assert float(observation[key]) == pytest.approx(value)
+
+
+def test_in_a_run_the_values_reach_the_log(make_trainer):
+    trainer = make_trainer(stop=(2, "epoch"), n_batches=3)
+    trainer.extend(Evaluator(BATCHES, eval_fn, prefix="test"))
+    trainer.extend(LogReport(trigger=(1, "epoch"), filename=None))
+    trainer.run()
+    log = trainer.get_extension("LogReport").log
+    assert [e["iteration"] for e in log] == [3, 6]
+    for entry in log:
+        for key, value in EXPECTED.items():
+            assert entry[key.replace("val/", "test/")] == pytest.approx(value)
+        assert entry["loss"] > 0  # training values are still there
+
+
+def test_batches_move_to_the_updater_device(make_trainer):
+    trainer = make_trainer()
+    devices = []
+    Evaluator([(torch.ones(1), {"y": torch.zeros(1)})],
+              lambda b: devices.append((b[0].device, b[1]["y"].device)))(trainer)
+    assert devices == [(torch.device("cpu"), torch.device("cpu"))]
+
+
+def test_evaluate_needs_a_loader_and_eval_fn_or_an_override(make_trainer):
+    trainer = make_trainer()
+    with pytest.raises(NotImplementedError, match=r"give a loader and eval_fn"):
+        Evaluator(None)(trainer)
+
+    class Fid(Evaluator):
+        def evaluate(self, trainer) -> dict[str, float]:
+            return {"fid": 12.5}
+
+    with report_scope({}) as observation:
+        Fid(None)(trainer)
+    assert observation == {"val/fid": 12.5}
