@@ -23,7 +23,6 @@ from gankit.training.reporter import report
 from gankit.training.updater import Updater
 
 
-
 def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``x`` or ``(x, y)`` -> ``(x, y or None)``."""
     if isinstance(batch, (tuple, list)):

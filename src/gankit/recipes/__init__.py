@@ -46,16 +46,12 @@ class Recipe:
 
 
 def get_recipe(name: str) -> Recipe:
+    from gankit.recipes.cyclegan import CycleGANRecipe
     from gankit.recipes.dcgan import DCGANRecipe
+    from gankit.recipes.vaegan import VAEGANRecipe
 
-    recipes: dict[str, type[Recipe]] = {"dcgan": DCGANRecipe}
-    try:
-        from gankit.recipes.cyclegan import CycleGANRecipe
-        from gankit.recipes.vaegan import VAEGANRecipe
-    except ImportError:  # pragma: no cover - while the recipes are being written
-        pass
-    else:
-        recipes.update(vaegan=VAEGANRecipe, cyclegan=CycleGANRecipe)
+    recipes: dict[str, type[Recipe]] = {
+        "dcgan": DCGANRecipe, "vaegan": VAEGANRecipe, "cyclegan": CycleGANRecipe}
     if name not in recipes:
         raise GankitError(f"unknown recipe {name!r}; choose one of: {', '.join(recipes)}.")
     return recipes[name]()

@@ -63,7 +63,8 @@ class DictSummary:
     def add(self, observation: Mapping[str, Value]) -> None:
         for key, value in observation.items():
             if isinstance(value, torch.Tensor):
-                value = value.float()
+                if value.dtype != torch.float32:  # bf16/fp16 sums would lose precision
+                    value = value.float()
             elif not isinstance(value, (int, float)):
                 continue
             previous = self._sums.get(key)
