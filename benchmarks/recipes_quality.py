@@ -1,0 +1,146 @@
+"""How well the VAE-GAN and CycleGAN recipes work on digits, with their default schedules.
+
+Trains ``gankit train --recipe vaegan|cyclegan --data digits`` (or reuses finished runs) and
+prints, each against a baseline measured in the same run:
+- VAE-GAN: held-out reconstruction MSE of the trained model vs the same model untrained
+  (its initial weights: same seed) and vs the best constant image (the training mean); how
+  confidently a digit classifier recognises prior samples vs real held-out digits.
+- CycleGAN: the share of translated held-out images that a classifier trained on the two
+  domains assigns to the target domain (vs its accuracy on real held-out images); the
+  held-out cycle errors; and whether the translation keeps the digit (a digit classifier on
+  the translation mapped back by the known transform).
+
+Run: OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/recipes_quality.py [--out DIR]
+     [--only vaegan|cyclegan] [--epochs N] [--reuse]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from gankit.cli import load_run, main, seed_everything
+from gankit.data import load_dataset
+from gankit.data.domains import make_domains
+from gankit.extensions.sample_grid import save_image_grid
+from gankit.gan.cyclegan import translate
+from gankit.gan.vaegan import reconstruct
+from gankit.metrics.features import cached_classifier, train_classifier
+
+
+def train(recipe: str, out: Path, epochs: int | None, reuse: bool) -> float:
+    """Train (unless ``reuse`` and a finished run exists); the wall time in seconds."""
+    if reuse and (out / "config.json").exists():
+        return float("nan")
+    argv = ["train", "--recipe", recipe, "--data", "digits", "--out", str(out), "--quiet"]
+    if epochs:
+        argv += ["--epochs", str(epochs)]
+    start = time.perf_counter()
+    if main(argv) != 0:
+        raise SystemExit(f"training {recipe} failed")
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([model(x[i:i + 500]).softmax(1) for i in range(0, len(x), 500)])
+
+
+def digit_classifier(out: Path) -> torch.nn.Module:
+    train, val = load_dataset("digits", "train"), load_dataset("digits", "val")
+    model, acc = cached_classifier(train.x, train.y, val.x, val.y, n_classes=10,
+                                   cache_dir=out / "cache")
+    print(f"digit classifier: held-out accuracy {acc:.3f}")
+    return model
+
+
+def vaegan_figures(run: Path, digits: torch.nn.Module) -> None:
+    cfg, recipe, trainer, train = load_run(str(run), "cpu")
+    val = load_dataset("digits", "val")
+    models = trainer.updater.raw_models
+    rec = F.mse_loss(reconstruct(models["enc"], models["dec"], val.x), val.x).item()
+    seed_everything(cfg.seed)  # what the CLI does before building: the run's initial weights
+    fresh = recipe.build(cfg, train).raw_models
+    rec0 = F.mse_loss(reconstruct(fresh["enc"], fresh["dec"], val.x), val.x).item()
+    rec_mean = F.mse_loss(train.x.mean(0, keepdim=True).expand_as(val.x), val.x).item()
+    print(f"vaegan held-out reconstruction MSE ([-1, 1] pixels): trained {rec:.4f}, "
+          f"untrained {rec0:.4f} ({rec0 / rec:.1f}x lower), mean image {rec_mean:.4f} "
+          f"({rec_mean / rec:.1f}x lower)")
+    samples = recipe.sample(trainer, 1000, seed=1)
+    p_fake, p_real = predict(digits, samples), predict(digits, val.x)
+    counts = torch.bincount(p_fake.argmax(1), minlength=10).tolist()
+    print(f"vaegan prior samples: digit-classifier confidence {p_fake.max(1).values.mean():.3f} "
+          f"(real held-out digits {p_real.max(1).values.mean():.3f}); "
+          f"share with confidence > 0.9: {(p_fake.max(1).values > 0.9).float().mean():.3f} "
+          f"(real {(p_real.max(1).values > 0.9).float().mean():.3f}); classes {counts}")
+    x = val.x[:10]
+    grid = torch.cat([x, reconstruct(models["enc"], models["dec"], x), samples[:80]])
+    save_image_grid(grid, run / "quality_vaegan.png", nrow=10, scale=4)
+    print(f"vaegan picture (held-out, reconstructions, 80 prior samples): "
+          f"{run / 'quality_vaegan.png'}")
+
+
+def cyclegan_figures(run: Path, digits: torch.nn.Module) -> None:
+    _, recipe, trainer, _ = load_run(str(run), "cpu")
+    train_d = make_domains(load_dataset("digits", "train"), recipe.transform)
+    val_d = make_domains(load_dataset("digits", "val"), recipe.transform)
+
+    def ab(d):  # images of both domains, labelled 0 (A) and 1 (B)
+        labels = torch.cat([torch.zeros(len(d.a)), torch.ones(len(d.b))]).long()
+        return torch.cat([d.a, d.b]), labels
+
+    domain_clf, acc = train_classifier(*ab(train_d), *ab(val_d), n_classes=2, epochs=10)
+    models = trainer.updater.raw_models
+    g, f = models["gen_ab"], models["gen_ba"]
+    fake_b, fake_a = translate(g, val_d.a), translate(f, val_d.b)
+    to_b = (predict(domain_clf, fake_b).argmax(1) == 1).float().mean().item()
+    to_a = (predict(domain_clf, fake_a).argmax(1) == 0).float().mean().item()
+    print(f"cyclegan A-vs-B classifier: held-out accuracy on real images {acc:.3f}")
+    print(f"cyclegan translations judged the target domain: G(a) as B {to_b:.3f}, "
+          f"F(b) as A {to_a:.3f} ({len(val_d)} held-out images each)")
+    aba, bab = translate(f, fake_b), translate(g, fake_a)
+    for name, rec, x in (("F(G(a)) vs a", aba, val_d.a), ("G(F(b)) vs b", bab, val_d.b)):
+        print(f"cyclegan cycle error {name}: L1 {F.l1_loss(rec, x).item():.4f}, "
+              f"MSE {F.mse_loss(rec, x).item():.4f} (a blank image: L1 "
+              f"{F.l1_loss(torch.full_like(x, -1.0), x).item():.4f})")
+    # Does G(a) show a's digit? Undo the known transform and ask a digit classifier.
+    undo = torch.rot90(fake_b, -1, dims=(-2, -1)) if recipe.transform == "rot90" else None
+    if undo is not None:
+        kept = (predict(digits, undo).argmax(1) == val_d.a_labels).float().mean().item()
+        kept_a = (predict(digits, fake_a).argmax(1) == val_d.b_labels).float().mean().item()
+        print(f"cyclegan digit kept: rot90^-1(G(a)) {kept:.3f}, F(b) {kept_a:.3f} "
+              f"(chance 0.1)")
+    rows = torch.cat([val_d.a[:10], fake_b[:10], aba[:10],
+                      torch.rot90(val_d.a[:10], 1, dims=(-2, -1)) if undo is not None
+                      else val_d.a[:10]])
+    save_image_grid(rows, run / "quality_cyclegan.png", nrow=10, scale=4)
+    print(f"cyclegan picture (a, G(a), F(G(a)), the exact rotation of a): "
+          f"{run / 'quality_cyclegan.png'}")
+
+
+def run_main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="runs/bench_recipes")
+    parser.add_argument("--only", choices=("vaegan", "cyclegan"))
+    parser.add_argument("--epochs", type=int, default=None, help="override the default")
+    parser.add_argument("--reuse", action="store_true", help="measure finished runs again")
+    args = parser.parse_args()
+    out = Path(args.out)
+    start = time.perf_counter()
+    digits = digit_classifier(out)
+    for name, figures in (("vaegan", vaegan_figures), ("cyclegan", cyclegan_figures)):
+        if args.only and name != args.only:
+            continue
+        seconds = train(name, out / name, args.epochs, args.reuse)
+        print(f"== {name}: trained in {seconds:.1f} s wall (nan: reused)")
+        figures(out / name, digits)
+    print(f"total wall time {time.perf_counter() - start:.1f} s; "
+          f"torch threads {torch.get_num_threads()}")
+
+
+if __name__ == "__main__":
+    run_main()

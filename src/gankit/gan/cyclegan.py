@@ -1,0 +1,216 @@
+"""CycleGAN (Zhu et al. 2017): two generators, two discriminators, unpaired data.
+
+``gen_ab`` (G in the paper) maps domain A to B and ``gen_ba`` (F) maps B to A. Each is
+trained to fool the other domain's discriminator (least-squares GAN loss, as in the paper),
+to undo the other (cycle loss ``|F(G(a)) - a| + |G(F(b)) - b|``, weight λ = 10) and to leave
+images already in its output domain alone (identity loss, weight 0.5·λ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gankit.errors import GankitError
+from gankit.training.evaluator import Evaluator
+from gankit.training.reporter import report
+from gankit.training.updater import Updater
+
+__all__ = ["CycleEvaluator", "CycleGANUpdater", "ResnetTranslator", "cycle_losses",
+           "translate"]
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1), _norm(channels), nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1), _norm(channels),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+def _norm(channels: int) -> nn.Module:
+    # Instance norm, as in the paper: each image is normalised on its own, so a batch may mix
+    # domains (see cycle_losses) without one domain's statistics leaking into the other's.
+    return nn.InstanceNorm2d(channels, affine=True)
+
+
+class ResnetTranslator(nn.Module):
+    """Image-to-image network (B, C, H, W) -> (B, C, H, W) in [-1, 1]: the paper's ResNet
+    generator scaled down to small images.
+
+    3x3 conv, one stride-2 4x4 conv down to H/2, ``n_blocks`` residual blocks there, a
+    transposed conv back to H and a 3x3 conv with tanh. At 8x8 three blocks already see the
+    whole image, which a rotation needs (every output pixel comes from a far input pixel).
+    Instance norm after every conv but the last, as in the paper.
+    """
+
+    def __init__(self, shape: tuple[int, int, int] = (1, 8, 8), base: int = 32,
+                 n_blocks: int = 3) -> None:
+        super().__init__()
+        c, h, w = (int(d) for d in shape)
+        if h % 2 or w % 2 or h < 4 or w < 4:
+            raise GankitError(f"image shape {tuple(shape)} is not supported by the translator; "
+                              "it needs an even height and width of at least 4.")
+        if base < 1 or n_blocks < 0:
+            raise GankitError(f"base={base} must be positive and n_blocks={n_blocks} not "
+                              "negative.")
+        self.shape = (c, h, w)
+        self.net = nn.Sequential(
+            nn.Conv2d(c, base, 3, 1, 1), _norm(base), nn.ReLU(inplace=True),
+            nn.Conv2d(base, 2 * base, 4, 2, 1), _norm(2 * base), nn.ReLU(inplace=True),
+            *[_ResBlock(2 * base) for _ in range(n_blocks)],
+            nn.ConvTranspose2d(2 * base, base, 4, 2, 1), _norm(base), nn.ReLU(inplace=True),
+            nn.Conv2d(base, c, 3, 1, 1), nn.Tanh(),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def _lsgan_gen(out: Tensor) -> Tensor:
+    # The paper's generator term (D(G(a)) - 1)^2, without gankit's "lsgan" factor 1/2, so
+    # that λ = 10 weighs the cycle loss against the adversarial loss as in the paper.
+    return (out - 1.0).pow(2).mean()
+
+
+def _lsgan_dis(real_out: Tensor, fake_out: Tensor) -> Tensor:
+    # Halved, as in the paper, which "slows down the rate at which D learns relative to G".
+    return 0.5 * ((real_out - 1.0).pow(2).mean() + fake_out.pow(2).mean())
+
+
+def cycle_losses(
+    gen_ab: nn.Module, gen_ba: nn.Module, a: Tensor, b: Tensor, *, identity: bool = True
+) -> dict[str, Tensor]:
+    """Translations and the L1 cycle / identity errors of a batch of ``a`` and ``b``.
+
+    Returns ``fake_b = G(a)``, ``fake_a = F(b)``, ``cycle_aba = |F(G(a)) - a|``,
+    ``cycle_bab = |G(F(b)) - b|`` and, with ``identity``, ``identity_b = |G(b) - b|`` and
+    ``identity_a = |F(a) - a|`` (means over pixels and batch).
+    """
+    n = a.shape[0]
+    if identity:
+        # One pass per generator over both domains: instance norm treats every image on its
+        # own, so this is the same as two passes, and faster.
+        fake_b, same_b = gen_ab(torch.cat([a, b])).split(n)
+        fake_a, same_a = gen_ba(torch.cat([b, a])).split(n)
+    else:
+        fake_b, fake_a = gen_ab(a), gen_ba(b)
+    out = {
+        "fake_b": fake_b,
+        "fake_a": fake_a,
+        "cycle_aba": F.l1_loss(gen_ba(fake_b), a),
+        "cycle_bab": F.l1_loss(gen_ab(fake_a), b),
+    }
+    if identity:
+        out["identity_b"] = F.l1_loss(same_b, b)
+        out["identity_a"] = F.l1_loss(same_a, a)
+    return out
+
+
+class CycleGANUpdater(Updater):
+    """Trains ``gen_ab``/``gen_ba`` against ``dis_a``/``dis_b`` on unpaired ``(a, b)`` batches.
+
+    Two optimizers: ``"gen"`` over both generators, ``"dis"`` over both discriminators. The
+    generators share one loss (the cycle terms tie them together), so they must step
+    together; the discriminators' losses are independent, and one Adam over both nets is the
+    same as one Adam each (Adam is per parameter), so two optimizers lose nothing, as in the
+    paper's code.
+
+    Args:
+        cycle: λ, the weight of the cycle loss (the paper's 10).
+        identity: the weight of the identity loss as a fraction of λ (the paper's 0.5);
+            0 turns it off and skips its two forward passes.
+    """
+
+    def __init__(
+        self,
+        gen_ab: nn.Module,
+        gen_ba: nn.Module,
+        dis_a: nn.Module,
+        dis_b: nn.Module,
+        opt_gen: torch.optim.Optimizer,
+        opt_dis: torch.optim.Optimizer,
+        loaders: Iterable[Any] | Mapping[str, Iterable[Any]],
+        *,
+        cycle: float = 10.0,
+        identity: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
+        models = {"gen_ab": gen_ab, "gen_ba": gen_ba, "dis_a": dis_a, "dis_b": dis_b}
+        super().__init__(models, {"gen": opt_gen, "dis": opt_dis}, loaders, **kwargs)
+        if cycle < 0 or identity < 0:
+            raise ValueError(f"cycle={cycle} and identity={identity} must not be negative.")
+        self.cycle = cycle
+        self.identity = identity
+
+    def update_core(self, batch: Any) -> None:
+        a, b = batch
+        m, raw = self.models, self.raw_models
+        # Generators: fool the other domain's discriminator, undo each other, keep their own
+        # domain. The discriminators here are the raw modules: the step backpropagates into
+        # the generators only (Updater.step), so no discriminator gradient is made.
+        t = cycle_losses(m["gen_ab"], m["gen_ba"], a, b, identity=self.identity > 0)
+        adv = _lsgan_gen(raw["dis_b"](t["fake_b"])) + _lsgan_gen(raw["dis_a"](t["fake_a"]))
+        cyc = t["cycle_aba"] + t["cycle_bab"]
+        loss_gen = adv + self.cycle * cyc
+        observed = {"gen/adv": adv, "gen/cycle": cyc}
+        if self.identity > 0:
+            idt = t["identity_a"] + t["identity_b"]
+            loss_gen = loss_gen + self.identity * self.cycle * idt
+            observed["gen/identity"] = idt
+        self.step("gen", loss_gen)
+
+        # Discriminators, on the fakes just made: detached, so their step builds no graph
+        # through the generators.
+        loss_a = _lsgan_dis(m["dis_a"](a), m["dis_a"](t["fake_a"].detach()))
+        loss_b = _lsgan_dis(m["dis_b"](b), m["dis_b"](t["fake_b"].detach()))
+        self.step("dis", loss_a + loss_b)
+        report({**observed, "gen/loss": loss_gen, "dis/loss": loss_a + loss_b,
+                "dis/a": loss_a, "dis/b": loss_b})
+
+
+@torch.no_grad()
+def translate(model: nn.Module, x: Tensor, batch_size: int = 500) -> Tensor:
+    """``model(x)`` in eval mode (the previous mode is restored), on ``x``'s device."""
+    was_training = model.training
+    model.eval()
+    try:
+        return torch.cat([model(x[i:i + batch_size]).float()
+                          for i in range(0, len(x), batch_size)])
+    finally:
+        model.train(was_training)
+
+
+class CycleEvaluator(Evaluator):
+    """Reports the held-out cycle errors ``val/cycle_aba``, ``val/cycle_bab`` and their mean
+    ``val/cycle`` (L1 in [-1, 1] pixel units, as in the training loss).
+
+    ``domains`` is the held-out ``UnpairedDomains``; ``loader`` iterates it in order.
+    """
+
+    name = "CycleEvaluator"
+
+    def __init__(self, loader: Iterable[Any], domains: Any, *, prefix: str = "val") -> None:
+        super().__init__(loader, self._eval_batch, prefix=prefix)
+        self.domains = domains
+        self._gens: tuple[nn.Module, nn.Module] | None = None
+
+    def evaluate(self, trainer: Any) -> dict[str, float]:
+        models = trainer.updater.raw_models
+        self._gens = (models["gen_ab"], models["gen_ba"])
+        return super().evaluate(trainer)
+
+    def _eval_batch(self, batch: Any) -> None:
+        assert self._gens is not None
+        a, b = batch
+        t = cycle_losses(*self._gens, a, b, identity=False)
+        aba, bab = t["cycle_aba"], t["cycle_bab"]
+        report({"cycle_aba": aba, "cycle_bab": bab, "cycle": 0.5 * (aba + bab)})

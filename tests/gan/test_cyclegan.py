@@ -1,0 +1,137 @@
+"""CycleGAN: cycle/identity math, loss weights, gradient routing, the translator, the domains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from gankit.data import load_dataset
+from gankit.data.domains import make_domains, transform_images
+from gankit.errors import GankitError
+from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, cycle_losses
+from gankit.models import DCGANDiscriminator
+from gankit.training import Trainer
+from gankit.training.reporter import report_scope
+
+
+class Affine(nn.Module):
+    def __init__(self, scale: float, shift: float) -> None:
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x + self.shift
+
+
+# G, F as affine maps on a = 1 and b = 2 everywhere; the expected L1 errors worked by hand.
+@pytest.mark.parametrize(("g", "f", "aba", "bab", "idt_b", "idt_a"), [
+    ((2.0, 0.0), (0.5, 0.0), 0.0, 0.0, 2.0, 0.5),  # inverses: no cycle error
+    ((1.0, 1.0), (1.0, 0.0), 1.0, 1.0, 1.0, 0.0),  # G adds 1, F is the identity
+    ((1.0, 0.0), (1.0, 0.0), 0.0, 0.0, 0.0, 0.0),  # both identity: every term vanishes
+    ((-1.0, 0.0), (2.0, 0.0), 3.0, 6.0, 4.0, 1.0),  # F(G(1)) = -2, G(F(2)) = -4
+])
+def test_cycle_and_identity_math(g: tuple[float, float], f: tuple[float, float], aba: float,
+                                 bab: float, idt_b: float, idt_a: float) -> None:
+    a, b = torch.ones(2, 1, 2, 2), torch.full((2, 1, 2, 2), 2.0)
+    out = cycle_losses(Affine(*g), Affine(*f), a, b)
+    assert out["cycle_aba"].item() == pytest.approx(aba)
+    assert out["cycle_bab"].item() == pytest.approx(bab)
+    assert out["identity_b"].item() == pytest.approx(idt_b)
+    assert out["identity_a"].item() == pytest.approx(idt_a)
+    torch.testing.assert_close(out["fake_b"], g[0] * a + g[1])
+    assert "identity_a" not in cycle_losses(Affine(*g), Affine(*f), a, b, identity=False)
+
+
+def make_updater(cls: type[CycleGANUpdater] = CycleGANUpdater, **kwargs: Any) -> CycleGANUpdater:
+    torch.manual_seed(0)
+    gens = [ResnetTranslator((1, 8, 8), 4, n_blocks=1) for _ in range(2)]
+    dis = [DCGANDiscriminator((1, 8, 8), 4) for _ in range(2)]
+    batches = [(torch.rand(4, 1, 8, 8) * 2 - 1, torch.rand(4, 1, 8, 8) * 2 - 1)]
+    opt_gen = torch.optim.Adam([p for g in gens for p in g.parameters()], 1e-3)
+    opt_dis = torch.optim.Adam([p for d in dis for p in d.parameters()], 1e-3)
+    return cls(*gens, *dis, opt_gen, opt_dis, batches, **kwargs)
+
+
+@pytest.mark.parametrize(("cycle", "identity"), [(10.0, 0.5), (3.0, 0.0), (0.0, 1.0)])
+def test_generator_loss_weighs_the_terms(cycle: float, identity: float) -> None:
+    u = make_updater(cycle=cycle, identity=identity)
+    obs: dict[str, Any] = {}
+    with report_scope(obs):
+        u.update()
+    v = {k: float(x) for k, x in obs.items()}
+    expected = v["gen/adv"] + cycle * v["gen/cycle"] + identity * cycle * v.get("gen/identity", 0)
+    assert v["gen/loss"] == pytest.approx(expected, rel=1e-5)
+    assert ("gen/identity" in v) == (identity > 0)
+    assert v["dis/loss"] == pytest.approx(v["dis/a"] + v["dis/b"], rel=1e-5)
+    assert all(torch.isfinite(torch.tensor(x)) for x in v.values())
+
+
+class SpyUpdater(CycleGANUpdater):
+    def step(self, name: str, loss: torch.Tensor, *, retain_graph: bool = False) -> None:
+        super().step(name, loss, retain_graph=retain_graph)
+        if name == "gen":
+            self.dis_grads = [p.grad for k in ("dis_a", "dis_b")
+                              for p in self.raw_models[k].parameters()]
+
+
+def test_generator_step_leaves_no_gradient_in_the_discriminators() -> None:
+    u = make_updater(SpyUpdater)
+    u.update()
+    assert u.dis_grads and all(g is None for g in u.dis_grads)
+    # The discriminator step that follows does train them.
+    assert all(p.grad is not None for p in u.raw_models["dis_a"].parameters())
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (3, 16, 16), (1, 28, 28)])
+def test_translator_keeps_the_shape(shape: tuple[int, int, int]) -> None:
+    y = ResnetTranslator(shape, 4)(torch.randn(2, *shape))
+    assert y.shape == (2, *shape) and y.abs().max() <= 1
+
+
+def test_translator_refuses_odd_sides() -> None:
+    with pytest.raises(GankitError, match=r"\(1, 7, 7\) is not supported"):
+        ResnetTranslator((1, 7, 7))
+
+
+def test_domains_share_no_source_image() -> None:
+    data = load_dataset("digits", "val")
+    d = make_domains(data, "rot90")
+    assert len(d) == len(data) // 2 and d.shape == (1, 8, 8)
+    back = torch.rot90(d.b, -1, dims=(-2, -1))  # B's source images
+    torch.testing.assert_close(back, data.x[1::2][: len(d)])
+    torch.testing.assert_close(d.a, data.x[0::2][: len(d)])
+    a_bytes = {x.numpy().tobytes() for x in data.x[0::2]}
+    assert not any(x.numpy().tobytes() in a_bytes for x in data.x[1::2])
+    a, b = d.__getitems__([3, 0])
+    torch.testing.assert_close(a, d.a[[3, 0]])
+    torch.testing.assert_close(b, d.b[[3, 0]])
+
+
+@pytest.mark.parametrize(("bad", "match"), [("spin", "unknown domain transform 'spin'")])
+def test_unknown_transform(bad: str, match: str) -> None:
+    with pytest.raises(GankitError, match=match):
+        transform_images(torch.zeros(1, 1, 8, 8), bad)
+
+
+def test_point_data_has_no_domains() -> None:
+    with pytest.raises(GankitError, match="holds points"):
+        make_domains(load_dataset("ring8", "val"))
+
+
+def test_evaluator_reports_both_cycle_directions(tmp_path: Any) -> None:
+    u = make_updater()
+    d = make_domains(load_dataset("digits", "val"))
+    trainer = Trainer(u, (1, "iteration"), out=tmp_path)
+    obs: dict[str, Any] = {}
+    with report_scope(obs):
+        CycleEvaluator([(d.a, d.b)], d)(trainer)
+    g, f = u.raw_models["gen_ab"].eval(), u.raw_models["gen_ba"].eval()
+    with torch.no_grad():
+        aba = (f(g(d.a)) - d.a).abs().mean().item()
+        bab = (g(f(d.b)) - d.b).abs().mean().item()
+    assert float(obs["val/cycle_aba"]) == pytest.approx(aba, rel=1e-5)
+    assert float(obs["val/cycle_bab"]) == pytest.approx(bab, rel=1e-5)
+    assert float(obs["val/cycle"]) == pytest.approx((aba + bab) / 2, rel=1e-5)
