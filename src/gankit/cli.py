@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import numpy as np
 import torch
 
-from gankit.config import TrainConfig, load_toml, parse_interval
+from gankit.config import TrainConfig, load_toml
 from gankit.errors import GankitError
 from gankit.training.checkpoint import list_snapshots, write_atomic
 
@@ -241,9 +241,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         Snapshot,
     )
     from gankit.extensions.fail_on_non_finite import NonFiniteError
-    from gankit.recipes import get_recipe
+    from gankit.recipes import get_recipe, interval_trigger
     from gankit.training import Trainer
-    from gankit.training.triggers import get_trigger
 
     cfg, resuming = resolve_config(args)
     cfg.validate()
@@ -277,24 +276,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     seed_rank(cfg.seed)  # same weights on every rank, different noise
     metadata = {"recipe": cfg.recipe, "data": cfg.data, "shape": list(train.shape)}
     trainer = Trainer(updater, cfg.stop_trigger(), out, metadata=metadata)
-    stop = trainer.stop_trigger
-
-    def every(interval: str) -> Any:
-        # Also fire at the last iteration, so the run ends with a log line, plot and snapshot.
-        periodic = get_trigger(parse_interval(interval))
-        return lambda tr: periodic(tr) or stop(tr)
-
     quiet = getattr(args, "quiet", False)
     trainer.extend(FailOnNonFinite())
     for ext in recipe.extensions(cfg, updater, train, val):
-        trainer.extend(ext, trigger=every(cfg.sample_every) if ext.name == "SampleGrid" else None)
-    trainer.extend(LogReport(trigger=every(cfg.log_every)))
-    trainer.extend(PlotReport(list(recipe.plot_keys), trigger=every(cfg.log_every)))
+        trainer.extend(ext)
+    trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.log_every)))
+    trainer.extend(PlotReport(list(recipe.plot_keys), trigger=interval_trigger(cfg, cfg.log_every)))
     if not quiet:
         keys = list(recipe.print_keys)
         trainer.extend(PrintReport(keys))
         trainer.extend(ProgressBar())
-    trainer.extend(Snapshot(n_retains=cfg.keep_snapshots), trigger=every(cfg.snapshot_every))
+    trainer.extend(Snapshot(n_retains=cfg.keep_snapshots),
+                   trigger=interval_trigger(cfg, cfg.snapshot_every))
 
     main_process = trainer.is_main_process
     if resuming:

@@ -7,9 +7,12 @@ needs a Recipe only to be reachable from the command line: in Python, an Updater
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from gankit.config import parse_interval
 from gankit.errors import GankitError
+from gankit.training.triggers import Trigger, get_stop_trigger, get_trigger
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +46,40 @@ class Recipe:
     def sample(self, trainer: Trainer, n: int, seed: int) -> torch.Tensor:
         """``n`` outputs of the trained model in [-1, 1] (images) or data units (points)."""
         raise NotImplementedError
+
+
+# Options of ``gankit train`` that only some recipes read, with the values that mean "unset".
+UNSET: dict[str, tuple[Any, ...]] = {
+    "loss": (None,), "penalty": (None, "none"), "penalty_weight": (None,), "n_dis": (1,),
+    "penalty_every": (1,), "conditional": (False,), "ema": (None, 0), "z_dim": (None,),
+}
+
+
+def check_options(cfg: TrainConfig, recipe: str, unused: Iterable[str],
+                  weights: dict[str, float]) -> None:
+    """Refuse options ``recipe`` would silently ignore, and weights it does not know."""
+    for name in unused:
+        if getattr(cfg, name) not in UNSET[name]:
+            raise GankitError(f"--{name.replace('_', '-')} does not apply to the {recipe} "
+                              "recipe; leave it out.")
+    unknown = sorted(set(cfg.weights) - set(weights))
+    if unknown:
+        raise GankitError(f"the {recipe} recipe has no weight {unknown[0]!r}; its weights are "
+                          f"{', '.join(f'{k}={v:g}' for k, v in weights.items())}.")
+
+
+def check_images(train: ArrayDataset, recipe: str) -> None:
+    if train.kind != "image":
+        raise GankitError(f"the {recipe} recipe needs image data, but {train.name!r} holds "
+                          "2-D points; use --data digits or an image folder.")
+
+
+def interval_trigger(cfg: TrainConfig, interval: str | None) -> Trigger:
+    """Every ``interval`` (``"5e"``, ``"200"``) and at the run's last iteration, so a run
+    always ends with a log line, a sample grid, an evaluation and a snapshot."""
+    periodic = get_trigger(parse_interval(interval or "1e"))
+    stop = get_stop_trigger(cfg.stop_trigger())
+    return get_trigger(lambda trainer: periodic(trainer) or stop(trainer))
 
 
 def get_recipe(name: str) -> Recipe:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.config import parse_interval
 from gankit.data import make_loader
 from gankit.data.domains import make_domains
 from gankit.distributed import rank_and_world_size
@@ -18,8 +17,7 @@ from gankit.errors import GankitError
 from gankit.extensions.sample_grid import SampleGrid
 from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, translate
 from gankit.models import DCGANDiscriminator
-from gankit.recipes import Recipe
-from gankit.recipes.vaegan import check_images, check_options, log_trigger
+from gankit.recipes import Recipe, check_images, check_options, interval_trigger
 
 if TYPE_CHECKING:
     from gankit.config import TrainConfig
@@ -81,7 +79,7 @@ class CycleGANRecipe(Recipe):
         held_out = make_domains(val, self.transform)
         loader = make_loader(held_out, min(len(held_out), 500), shuffle=False, drop_last=False)
         evaluator = CycleEvaluator(loader, held_out)
-        evaluator.trigger = log_trigger(cfg, cfg.log_every)
+        evaluator.trigger = interval_trigger(cfg, cfg.log_every)
         a, b = held_out.a[:10], held_out.b[:10]
 
         def make_samples(trainer: Trainer) -> torch.Tensor:
@@ -93,7 +91,7 @@ class CycleGANRecipe(Recipe):
                               b.to(device), fake_a, translate(g, fake_a)])
 
         grid = SampleGrid(make_samples, nrow=10)
-        grid.trigger = parse_interval(cfg.sample_every)
+        grid.trigger = interval_trigger(cfg, cfg.sample_every)
         return [evaluator, grid]
 
     def sample(self, trainer: Trainer, n: int, seed: int) -> torch.Tensor:

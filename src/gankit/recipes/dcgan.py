@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.config import parse_interval
 from gankit.data import make_loader
 from gankit.distributed import rank_and_world_size
 from gankit.evaluation import DEFAULT_N
@@ -17,8 +16,7 @@ from gankit.extensions.snapshot import Snapshot
 from gankit.gan.sampling import fixed_noise_samples, generate
 from gankit.gan.updaters import GANUpdater
 from gankit.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
-from gankit.recipes import Recipe
-from gankit.recipes.vaegan import log_trigger
+from gankit.recipes import Recipe, check_options, interval_trigger
 from gankit.training.triggers import MinValueTrigger
 
 if TYPE_CHECKING:
@@ -62,6 +60,7 @@ class DCGANRecipe(Recipe):
         return dict(POINT_DEFAULTS if train.kind == "points" else IMAGE_DEFAULTS)
 
     def build(self, cfg: TrainConfig, train: ArrayDataset) -> GANUpdater:
+        check_options(cfg, self.name, (), {})
         gen, dis = build_networks(cfg, train)
         betas = (cfg.beta1, cfg.beta2)
         rank, world_size = rank_and_world_size()  # each process reads its share of an epoch
@@ -85,7 +84,7 @@ class DCGANRecipe(Recipe):
         real = val.x[:2500] if train.kind == "points" else None
         grid = SampleGrid(fixed_noise_samples(n, seed=cfg.seed), real=real,
                           nrow=10 if n == 100 else None)
-        grid.trigger = parse_interval(cfg.sample_every)
+        grid.trigger = interval_trigger(cfg, cfg.sample_every)
         exts.append(grid)
         # Held-out losses always; metrics where a feature space needs no user input (points,
         # labelled images), scored with each sample grid and at the end, and the best-FID
@@ -93,7 +92,7 @@ class DCGANRecipe(Recipe):
         # (2.5% of its training time), plus ~2 s once to train the feature classifier.
         scored = train.kind == "points" or (train.y is not None and train.n_classes >= 2
                                             and min(train.shape[1:]) >= 8)
-        when = log_trigger(cfg, cfg.sample_every)
+        when = interval_trigger(cfg, cfg.sample_every)
         evaluator = GANEvaluator(val, train, metrics=None if scored else (),
                                  n=DEFAULT_N[train.kind], seed=cfg.seed)
         evaluator.trigger = when

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.config import parse_interval
 from gankit.data import make_loader
 from gankit.distributed import rank_and_world_size
-from gankit.errors import GankitError
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.sample_grid import SampleGrid
 from gankit.gan.sampling import generate
 from gankit.gan.vaegan import ConvEncoder, ReconstructionEvaluator, VAEGANUpdater, reconstruct
 from gankit.models import DCGANDiscriminator, DCGANGenerator
-from gankit.recipes import Recipe
-from gankit.training.triggers import get_stop_trigger, get_trigger
+from gankit.recipes import Recipe, check_images, check_options, interval_trigger
 
 if TYPE_CHECKING:
     from gankit.config import TrainConfig
     from gankit.data import ArrayDataset
     from gankit.training import Extension, Trainer
-    from gankit.training.triggers import Trigger
 
 # γ: the weight of the feature-space reconstruction error in the decoder's loss. The authors'
 # released code mixes the decoder's two gradients as γ·reconstruction − (1 − γ)·GAN with
@@ -39,38 +34,7 @@ VAEGAN_DEFAULTS: dict[str, Any] = dict(
     norm="layer", log_every="1e", sample_every="20e", snapshot_every="20e",
 )
 
-# Options of ``gankit train`` that only some recipes read, with the values that mean "unset".
-UNSET: dict[str, tuple[Any, ...]] = {
-    "loss": (None,), "penalty": (None, "none"), "penalty_weight": (None,), "n_dis": (1,),
-    "penalty_every": (1,), "conditional": (False,), "ema": (None, 0), "z_dim": (None,),
-}
 _GAN_ONLY = ("loss", "penalty", "penalty_weight", "n_dis", "penalty_every", "conditional")
-
-
-def check_options(cfg: TrainConfig, recipe: str, unused: Iterable[str],
-                  weights: dict[str, float]) -> None:
-    """Refuse options ``recipe`` would silently ignore, and weights it does not know."""
-    for name in unused:
-        if getattr(cfg, name) not in UNSET[name]:
-            raise GankitError(f"--{name.replace('_', '-')} does not apply to the {recipe} "
-                              "recipe; leave it out.")
-    unknown = sorted(set(cfg.weights) - set(weights))
-    if unknown:
-        raise GankitError(f"the {recipe} recipe has no weight {unknown[0]!r}; its weights are "
-                          f"{', '.join(f'{k}={v:g}' for k, v in weights.items())}.")
-
-
-def check_images(train: ArrayDataset, recipe: str) -> None:
-    if train.kind != "image":
-        raise GankitError(f"the {recipe} recipe needs image data, but {train.name!r} holds "
-                          "2-D points; use --data digits or an image folder.")
-
-
-def log_trigger(cfg: TrainConfig, interval: str | None) -> Trigger:
-    """Every ``interval`` and at the run's last iteration, like the CLI's logs."""
-    periodic = get_trigger(parse_interval(interval or "1e"))
-    stop = get_stop_trigger(cfg.stop_trigger())
-    return get_trigger(lambda trainer: periodic(trainer) or stop(trainer))
 
 
 class VAEGANRecipe(Recipe):
@@ -110,7 +74,7 @@ class VAEGANRecipe(Recipe):
             exts.append(EMA(updater.raw_models["dec"], cfg.ema))
         evaluator = ReconstructionEvaluator(
             make_loader(val, min(len(val), 500), shuffle=False, drop_last=False))
-        evaluator.trigger = log_trigger(cfg, cfg.log_every)
+        evaluator.trigger = interval_trigger(cfg, cfg.log_every)
         exts.append(evaluator)
         shown = val.x[:10]
         seed = cfg.seed
@@ -124,7 +88,7 @@ class VAEGANRecipe(Recipe):
             return torch.cat([x, rec, prior])
 
         grid = SampleGrid(make_samples, nrow=10)
-        grid.trigger = parse_interval(cfg.sample_every)
+        grid.trigger = interval_trigger(cfg, cfg.sample_every)
         exts.append(grid)
         return exts
 
