@@ -26,10 +26,10 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": src, "OMP_NUM_THREADS": "1"}
 
 
-def _start(out: Path, kill_at_write: int = 0, resume: bool = False) -> subprocess.Popen:
+def _start(out: Path, kill: str = "none", resume: bool = False) -> subprocess.Popen:
     train = (["train", "--resume", str(out)] if resume
              else ["train", *ARGS, "--iterations", str(ITERATIONS), "--out", str(out)])
-    return subprocess.Popen([sys.executable, str(RUNNER), str(kill_at_write), "--", *train],
+    return subprocess.Popen([sys.executable, str(RUNNER), kill, "--", *train],
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
@@ -61,24 +61,19 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(tmp_path: Path) 
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
 
     out = tmp_path / "killed"
-    rng = random.Random(0)
-    # First a kill inside a snapshot write (the 3rd), then kills at random wall-clock moments.
-    proc = _start(out, kill_at_write=3)
+    # First a kill half-way through writing the 3rd snapshot, then kills in the middle of
+    # updates at random iterations, each after the last snapshot, so every resume redoes work.
+    proc = _start(out, kill="write:3")
     assert proc.wait(timeout=300) == -signal.SIGKILL
     assert any(p.name.startswith(".snapshot_iter_") for p in out.iterdir())  # the torn temp file
-    kills = 1
-    for _ in range(20):
-        proc = _start(out, resume=True)
-        if kills < 4:
-            time.sleep(rng.uniform(2.0, 6.0))  # imports take a few seconds; land inside training
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                kills += 1
-                continue
-        assert proc.wait(timeout=300) == 0, proc.stderr.read()
-        break
-    assert kills >= 2
+    rng = random.Random(0)
+    for _ in range(3):
+        done = load_state(list_snapshots(out)[-1])["updater"]["iteration"]
+        at = rng.randint(done + 2, min(done + 12, ITERATIONS - 1))
+        proc = _start(out, kill=f"iter:{at}", resume=True)
+        assert proc.wait(timeout=300) == -signal.SIGKILL, proc.stderr.read()
+    proc = _start(out, resume=True)
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
     ref, got = _final_tensors(reference), _final_tensors(out)
     assert ref.keys() == got.keys()
     for key in ref:
@@ -88,7 +83,7 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(tmp_path: Path) 
 def test_sigterm_stops_cleanly_with_a_snapshot_then_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = subprocess.Popen(
-        [sys.executable, str(RUNNER), "0", "--", "train", *ARGS, "--iterations", "100000",
+        [sys.executable, str(RUNNER), "none", "--", "train", *ARGS, "--iterations", "100000",
          "--out", str(out)], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     deadline = time.time() + 120
@@ -104,7 +99,7 @@ def test_sigterm_stops_cleanly_with_a_snapshot_then_resumes(tmp_path: Path) -> N
     stopped_at = state["updater"]["iteration"]
     assert last.name == f"snapshot_iter_{stopped_at}.pt"  # written at the stop, not before
     proc = subprocess.run(
-        [sys.executable, str(RUNNER), "0", "--", "train", "--resume", str(out), "--iterations",
+        [sys.executable, str(RUNNER), "none", "--", "train", "--resume", str(out), "--iterations",
          str(stopped_at + 3)], env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert load_state(list_snapshots(out)[-1])["updater"]["iteration"] == stopped_at + 3
