@@ -87,7 +87,24 @@ def _check_positive(n_classes: int = 0, **values: int) -> None:
         raise GankitError(f"n_classes={n_classes} must be 0 (unconditional) or the class count")
 
 
-class DCGANGenerator(nn.Module):
+class NoiseSampling:
+    """``sample_z`` for generators with a ``z_dim`` attribute."""
+
+    z_dim: int
+
+    def sample_z(
+        self,
+        n: int,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Draw ``n`` standard-normal noise vectors, on the model's device by default."""
+        if device is None:
+            device = next(self.parameters()).device
+        return torch.randn(n, self.z_dim, device=device, generator=generator)
+
+
+class DCGANGenerator(NoiseSampling, nn.Module):
     """Maps noise ``z`` of shape (B, z_dim) to images (B, C, H, W) in [-1, 1].
 
     Linear -> (width, s0, s0), then k x (ConvTranspose2d 4/2/1 + BatchNorm + ReLU), then a
@@ -128,17 +145,6 @@ class DCGANGenerator(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.to_image = nn.Sequential(nn.Conv2d(_width(base, 0), shape[0], 3, 1, 1), nn.Tanh())
         _dcgan_init(self)
-
-    def sample_z(
-        self,
-        n: int,
-        device: torch.device | str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Draw ``n`` standard-normal noise vectors, on the model's device by default."""
-        if device is None:
-            device = next(self.parameters()).device
-        return torch.randn(n, self.z_dim, device=device, generator=generator)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         _check_labels(y, self.n_classes, type(self).__name__)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from gankit.errors import GankitError
 from gankit.gan.penalties import apply_spectral_norm
-from gankit.models.dcgan import _check_labels, _check_positive
+from gankit.models.dcgan import NoiseSampling, _check_labels, _check_positive
 
 __all__ = ["MLPDiscriminator", "MLPGenerator"]
 
@@ -25,7 +25,7 @@ def _hidden_stack(
     return nn.Sequential(*layers)
 
 
-class MLPGenerator(nn.Module):
+class MLPGenerator(NoiseSampling, nn.Module):
     """Maps noise (B, z_dim) to points (B, out_dim) through ``depth`` ReLU hidden layers.
 
     The output layer is linear (no tanh) because point data is not confined to [-1, 1].
@@ -47,17 +47,6 @@ class MLPGenerator(nn.Module):
         in_dim = z_dim * (2 if n_classes > 0 else 1)
         self.body = _hidden_stack(in_dim, hidden, depth, lambda: nn.ReLU(inplace=True))
         self.out = nn.Linear(hidden, out_dim)
-
-    def sample_z(
-        self,
-        n: int,
-        device: torch.device | str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Draw ``n`` standard-normal noise vectors, on the model's device by default."""
-        if device is None:
-            device = next(self.parameters()).device
-        return torch.randn(n, self.z_dim, device=device, generator=generator)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         _check_labels(y, self.n_classes, type(self).__name__)
