@@ -32,10 +32,12 @@ IMAGE_DEFAULTS: dict[str, Any] = dict(
     lr_dis=2e-4, beta1=0.5, z_dim=32, width=32, norm="batch", ema=0.999,
     log_every="1e", sample_every="20e", snapshot_every="20e",
 )
+# beta1=0 (no momentum) keeps the EMA generator's mode quality rising steadily where 0.5 had
+# sudden dips; R1 γ=0.3 suits both the ring (σ=0.01) and the grid (σ=0.05).
 POINT_DEFAULTS: dict[str, Any] = dict(
-    iterations=5000, batch_size=256, loss="ns", penalty="r1", penalty_weight=0.1, lr_gen=1e-3,
-    lr_dis=1e-3, beta1=0.5, z_dim=2, width=256, norm="none", ema=0.999,
-    log_every="250", sample_every="1000", snapshot_every="1000",
+    iterations=12000, batch_size=256, loss="ns", penalty="r1", penalty_weight=0.3, lr_gen=1e-3,
+    lr_dis=1e-3, beta1=0.0, z_dim=2, width=128, norm="none", ema=0.999,
+    log_every="250", sample_every="2000", snapshot_every="2000",
 )
 
 
