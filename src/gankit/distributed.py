@@ -18,6 +18,7 @@ Reported values are reduced across ranks when an extension reads their means
 
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import random
@@ -126,13 +127,22 @@ def init_distributed(device: str | torch.device = "cpu",
         # NCCL reduces GPU tensors only; small host-side agreements go over gloo.
         _cpu_group = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" \
             else None
+        # Whatever way the process ends, leave the group before the interpreter tears down.
+        atexit.register(cleanup, sync=False)
     return device
 
 
-def cleanup() -> None:
-    """Leave the process group (a no-op when there is none)."""
+def cleanup(sync: bool = True) -> None:
+    """Leave the process group (a no-op when there is none).
+
+    ``sync`` first waits for every rank, so no rank tears its connections down while another
+    still talks to it (a rank that exits early made the others abort at exit with "terminate
+    called without an active exception"). Failure paths leave with ``sync=False``.
+    """
     global _cpu_group
     if dist.is_available() and dist.is_initialized():
+        if sync and dist.get_world_size() > 1:
+            dist.barrier(group=_cpu_group)
         dist.destroy_process_group()  # and every subgroup
     _cpu_group = None
 

@@ -31,6 +31,7 @@ from torch import nn
 from gankit.data import load_dataset, make_loader
 from gankit.distributed import (
     all_gather_object,
+    cleanup,
     init_distributed,
     prepare_updater,
     rank_and_world_size,
@@ -185,9 +186,14 @@ def main() -> None:
     init_distributed("cpu")
     if scenario == "train":
         scenario_train(out)
+        cleanup()
     else:
         scenario_fault(out, scenario)
 
 
 if __name__ == "__main__":
     main()
+    # As gankit's __main__ does: no interpreter teardown under torchrun (see there).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
