@@ -8,10 +8,10 @@ FID/KID/precision-recall numbers are comparable only when computed with the same
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
+from gankit.training.checkpoint import write_atomic
 
 __all__ = [
     "DigitClassifier",
@@ -326,16 +327,9 @@ def cached_classifier(
     }
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".classifier-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(entry, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        buffer = io.BytesIO()
+        torch.save(entry, buffer)
+        write_atomic(path, buffer.getvalue())
     except OSError as exc:  # the model is trained; losing the cache only costs time later
         warnings.warn(
             f"could not write classifier cache {path} ({exc!r})", RuntimeWarning, stacklevel=2
