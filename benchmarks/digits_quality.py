@@ -1,7 +1,7 @@
 """Sample quality of the default digits recipe against training time, with the real-data floor.
 
 Trains ``gankit train --data digits`` as configured by default (IMAGE_DEFAULTS in
-src/gankit/recipes/dcgan.py) with gankit's Trainer, and every ``--eval-every`` epochs draws
+src/gankit/cli/recipes/dcgan.py) with gankit's Trainer, and every ``--eval-every`` epochs draws
 ``-n`` samples from the EMA generator and scores them against the digits val split (300
 images) with FID, KID and precision/recall (k=3) on the features of gankit's own digits
 classifier (``gankit.metrics.cached_classifier`` trained on the train split, the network
@@ -32,10 +32,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from gankit.cli import seed_everything  # noqa: E402
-from gankit.config import TrainConfig  # noqa: E402
+from gankit.cli.config import TrainConfig  # noqa: E402
+from gankit.cli.recipes.dcgan import DCGANRecipe  # noqa: E402
+from gankit.cli.runs import seed_everything  # noqa: E402
 from gankit.data import load_dataset  # noqa: E402
-from gankit.evaluation import compute_metrics, feature_space  # noqa: E402
 from gankit.extensions.ema import EMA  # noqa: E402
 from gankit.metrics import (  # noqa: E402
     extract_features,
@@ -43,7 +43,7 @@ from gankit.metrics import (  # noqa: E402
     kernel_inception_distance,
     precision_recall,
 )
-from gankit.recipes.dcgan import DCGANRecipe  # noqa: E402
+from gankit.metrics.scoring import compute_metrics, feature_space  # noqa: E402
 from gankit.training import Trainer  # noqa: E402
 
 METRICS = ("fid", "kid", "pr", "classes")

@@ -28,9 +28,9 @@ CONFIGS = ("fp32", "tf32", "bf16", "fp16", "fp32+compile", "bf16+compile")
 def run(config: str, args: argparse.Namespace, train: ArrayDataset) -> tuple[float, float]:
     """(seconds for args.steps updates, peak GiB) for one configuration."""
     from gankit.data import make_loader
-    from gankit.distributed import prepare_updater
     from gankit.gan.updaters import GANUpdater
     from gankit.models import DCGANDiscriminator, DCGANGenerator
+    from gankit.training.distributed import prepare_updater
 
     precision, _, compiled = config.partition("+")
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"

@@ -5,7 +5,7 @@ Run from the repository root (about 25 min on 2 CPU cores with the defaults):
     .venv/bin/python benchmarks/modes.py
 
 Each (data, recipe, seed) run trains gankit's point recipe (``gankit train --data ring8``
-defaults, POINT_DEFAULTS in src/gankit/recipes/dcgan.py) with the recipe's loss and penalty,
+defaults, POINT_DEFAULTS in src/gankit/cli/recipes/dcgan.py) with the recipe's loss and penalty,
 then draws 2,500 samples from the EMA generator and scores them with
 ``gankit.metrics.mode_coverage``: modes captured, fraction of high-quality samples (within
 3σ of the nearest mode) and the reverse KL of the mode histogram against uniform. The table
@@ -69,13 +69,13 @@ def run_one(data: str, recipe: str, seed: int, iterations: int | None,
     import torch
 
     torch.set_num_threads(1)
-    from gankit.cli import seed_everything
-    from gankit.config import TrainConfig
+    from gankit.cli.config import TrainConfig
+    from gankit.cli.recipes.dcgan import DCGANRecipe
+    from gankit.cli.runs import seed_everything
     from gankit.data import load_dataset
     from gankit.extensions.ema import EMA
     from gankit.gan.sampling import generate
     from gankit.metrics import mode_coverage
-    from gankit.recipes.dcgan import DCGANRecipe
     from gankit.training import Trainer
 
     train = load_dataset(data, "train", seed=seed)

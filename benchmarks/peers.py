@@ -49,11 +49,11 @@ from torch import nn
 from tqdm import tqdm
 
 import gankit
+from gankit.cli.recipes.dcgan import IMAGE_DEFAULTS
 from gankit.data import load_dataset
 from gankit.extensions import LogReport, PrintReport, ProgressBar
 from gankit.gan.updaters import GANUpdater
 from gankit.models import DCGANDiscriminator, DCGANGenerator
-from gankit.recipes.dcgan import IMAGE_DEFAULTS
 
 BATCH = 64
 SEED = 0

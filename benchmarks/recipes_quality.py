@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from gankit.cli import load_run, main, seed_everything
+from gankit.cli import main
+from gankit.cli.runs import load_run, seed_everything
 from gankit.data import load_dataset
 from gankit.data.domains import make_domains
 from gankit.extensions.sample_grid import save_image_grid

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/scaling.py --procs 1 2
 
-Each row launches its processes through torchrun's launcher (gankit.distributed.launch), one
+Each row launches its processes through torchrun's launcher (gankit.cli.launch), one
 thread each; the per-process batch is fixed, so N processes train on N times the samples per
 step. The 1-process row has no DDP at all (torchrun with a world of 1), so the ratio column
 includes everything data parallelism costs: gradient all-reduces, the extra process.
@@ -20,17 +20,17 @@ from pathlib import Path
 
 import torch
 
+from gankit.cli.launch import launch
 from gankit.data import load_dataset, make_loader
-from gankit.distributed import (
+from gankit.gan.updaters import GANUpdater
+from gankit.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gankit.training.distributed import (
     barrier,
     init_distributed,
-    launch,
     prepare_updater,
     rank_and_world_size,
     seed_rank,
 )
-from gankit.gan.updaters import GANUpdater
-from gankit.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
 
 
 def build(data: str, batch: int, width: int) -> GANUpdater:

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 import gankit
 from gankit.data import load_dataset, make_loader
 from gankit.extensions import LogReport
-from gankit.extensions.sample_grid import SampleGrid
+from gankit.extensions.sample_grid import SampleGrid, fixed_noise_samples
 from gankit.gan.penalties import r1_penalty
-from gankit.gan.sampling import fixed_noise_samples, generate
+from gankit.gan.sampling import generate
 from gankit.metrics.modes import mode_coverage
 from gankit.models import MLPDiscriminator, MLPGenerator
 

@@ -11,8 +11,7 @@ import torch
 import gankit
 from gankit.data import load_dataset, make_loader
 from gankit.extensions import LogReport, PrintReport, Snapshot
-from gankit.extensions.sample_grid import SampleGrid
-from gankit.gan.sampling import fixed_noise_samples
+from gankit.extensions.sample_grid import SampleGrid, fixed_noise_samples
 from gankit.gan.vaegan import ConvEncoder, ReconstructionEvaluator, VAEGANUpdater
 from gankit.models import DCGANDiscriminator, DCGANGenerator
 

@@ -29,7 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from gankit.data import load_dataset, make_loader
-from gankit.distributed import (
+from gankit.extensions import LogReport, PlotReport, Snapshot
+from gankit.extensions.sample_grid import SampleGrid
+from gankit.gan.updaters import GANUpdater
+from gankit.models import MLPDiscriminator, MLPGenerator
+from gankit.training import Evaluator, Trainer, Updater, report
+from gankit.training.distributed import (
     all_gather_object,
     cleanup,
     init_distributed,
@@ -37,11 +42,6 @@ from gankit.distributed import (
     rank_and_world_size,
     seed_rank,
 )
-from gankit.extensions import LogReport, PlotReport, Snapshot
-from gankit.extensions.sample_grid import SampleGrid
-from gankit.gan.updaters import GANUpdater
-from gankit.models import MLPDiscriminator, MLPGenerator
-from gankit.training import Evaluator, Trainer, Updater, report
 
 N_TRAIN, N_VAL, DIM = 96, 32, 4
 STEPS = 6

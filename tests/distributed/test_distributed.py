@@ -20,14 +20,15 @@ import pytest
 import torch
 from ddp_worker import STEPS, flat_parameters, pair_trainer
 
-import gankit.distributed as gd
+import gankit.training.distributed as gd
 from gankit.cli import main
+from gankit.cli.launch import _without_option
 from gankit.errors import GankitError
 from gankit.training import load_state
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 MULTIPROCESS = pytest.mark.multiprocess
-SRC = Path(gd.__file__).parents[1]
+SRC = Path(gd.__file__).parents[2]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -39,8 +40,8 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _launch_worker(scenario: str, out: Path, timeout: float, **env: str):
-    """Two ranks of ddp_worker.py through gankit.distributed.launch; (result, seconds)."""
-    code = ("import sys; from gankit.distributed import launch; "
+    """Two ranks of ddp_worker.py through gankit.training.distributed.launch; (result, seconds)."""
+    code = ("import sys; from gankit.cli.launch import launch; "
             f"sys.exit(launch([{scenario!r}, {str(out)!r}], 2, script={str(WORKER)!r}))")
     start = time.monotonic()
     result = subprocess.run([sys.executable, "-c", code], env=_env(**env), timeout=timeout,
@@ -55,7 +56,7 @@ def _launch_worker(scenario: str, out: Path, timeout: float, **env: str):
     (["train", "--out", "x"], ["train", "--out", "x"]),
 ])
 def test_launch_drops_nproc_from_the_workers_arguments(argv, expected):
-    assert gd._without_option(argv, "--nproc") == expected
+    assert _without_option(argv, "--nproc") == expected
 
 
 def test_without_torchrun_everything_is_one_process(monkeypatch):

@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from gankit.data import ArrayDataset, load_dataset
-from gankit.evaluation import FeatureSpace
 from gankit.extensions import GANEvaluator, LogReport
 from gankit.extensions.ema import EMA
 from gankit.gan.updaters import GANUpdater
+from gankit.metrics.scoring import FeatureSpace
 from gankit.models import MLPDiscriminator
 from gankit.training import Trainer, report_scope
 

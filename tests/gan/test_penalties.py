@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from gankit.gan.penalties import apply_spectral_norm, gradient_penalty, r1_penalty, r2_penalty
+from gankit.gan.penalties import gradient_penalty, r1_penalty, r2_penalty
+from gankit.models.layers import apply_spectral_norm
 
 
 def linear_critic(w: torch.Tensor):

@@ -1,4 +1,4 @@
-"""gankit.evaluation: the feature space per data set, metric names, and compute_metrics."""
+"""gankit.metrics.scoring: the feature space per data set, metric names, and compute_metrics."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from torch import nn
 
 from gankit.data import ArrayDataset, load_dataset
 from gankit.errors import GankitError
-from gankit.evaluation import (
+from gankit.metrics import features as features_module
+from gankit.metrics.scoring import (
     FeatureSpace,
     compute_metrics,
     default_metrics,
@@ -19,7 +20,6 @@ from gankit.evaluation import (
     parse_metrics,
     real_subset,
 )
-from gankit.metrics import features as features_module
 
 
 @pytest.fixture(autouse=True)

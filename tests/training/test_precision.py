@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from gankit.cli import main
-from gankit.distributed import prepare_updater
 from gankit.gan.updaters import GANUpdater
 from gankit.models import DCGANDiscriminator, DCGANGenerator
 from gankit.training import Trainer, load_state
+from gankit.training.distributed import prepare_updater
 
 SHAPE = (1, 8, 8)
 

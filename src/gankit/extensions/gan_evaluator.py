@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from gankit.evaluation import (
+from gankit.extensions.ema import sampling_model
+from gankit.gan.sampling import generate
+from gankit.metrics import extract_features
+from gankit.metrics.scoring import (
     FeatureSpace,
     compute_metrics,
     feature_space,
     parse_metrics,
     real_subset,
 )
-from gankit.extensions.ema import sampling_model
-from gankit.gan.sampling import generate
-from gankit.metrics import extract_features
 from gankit.training.evaluator import Evaluator
 
 if TYPE_CHECKING:
@@ -35,13 +35,13 @@ class GANEvaluator(Evaluator):
     * the updater's own loss on the held-out real samples and as many fresh fakes from the
       training generator (``val/gen/loss``, ``val/dis/loss``), next to the training losses;
     * the ``metrics`` (``fid``, ``kid``, ``pr``, ``modes``, ``classes``; default: what
-      :func:`gankit.evaluation.default_metrics` picks for the data) of ``n`` samples from the
+      :func:`gankit.metrics.scoring.default_metrics` picks for the data) of ``n`` samples from the
       EMA generator when there is one, against the held-out samples; ``()`` reports the
       losses only. An undefined score (NaN) is left out of that evaluation's report.
 
     Noise comes from a private generator seeded with ``seed``, the same at every evaluation,
     so scores move with the weights only and the training RNG is untouched. The feature
-    network (see :func:`gankit.evaluation.feature_space`; ``train`` is needed to train the
+    network (see :func:`gankit.metrics.scoring.feature_space`; ``train`` is needed to train the
     classifier for labelled images) and the real features are built at the first call and
     kept. The updater must expose ``loss`` (a ``GANLoss``) and models ``gen`` and ``dis``, as
     :class:`gankit.gan.updaters.GANUpdater` does.

@@ -14,6 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from gankit.extensions.ema import sampling_model
+from gankit.gan.sampling import generate
 from gankit.training.checkpoint import write_atomic
 from gankit.training.extension import PRIORITY_READER, Extension
 
@@ -105,3 +107,14 @@ class SampleGrid(Extension):
             save_scatter(samples, path, self.real, f"iteration {trainer.updater.iteration}")
         else:
             save_image_grid(samples, path, self.nrow, self.scale)
+
+
+def fixed_noise_samples(n: int = 64, seed: int = 0,
+                        source: str = "gen") -> Callable[[Trainer], torch.Tensor]:
+    """For SampleGrid: the same ``n`` noise vectors every time, through the EMA if present."""
+
+    def make(trainer: Trainer) -> torch.Tensor:
+        gen = sampling_model(trainer, source)
+        return generate(gen, n, seed=seed, device=trainer.updater.device)
+
+    return make

@@ -1,4 +1,4 @@
-"""Gradient penalties and spectral normalisation for discriminators (critics).
+"""Gradient penalties for discriminators (critics).
 
 The penalties are returned unweighted and are built with ``create_graph=True``, so adding
 ``weight * penalty`` to the discriminator loss back-propagates into the critic's parameters.
@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm
+from torch import Tensor
 
-__all__ = ["apply_spectral_norm", "gradient_penalty", "r1_penalty", "r2_penalty"]
+__all__ = ["PENALTIES", "gradient_penalty", "r1_penalty", "r2_penalty"]
+
+#: the penalties GANUpdater and ``--penalty`` know
+PENALTIES = ("none", "r1", "r2", "gp")
 
 
 def _per_sample_sq_norm(grad: Tensor) -> Tensor:
@@ -66,36 +68,3 @@ def r1_penalty(real_out: Tensor, real_x: Tensor) -> Tensor:
 def r2_penalty(fake_out: Tensor, fake_x: Tensor) -> Tensor:
     """R2: the same as :func:`r1_penalty`, on fake samples (``fake_x`` must require grad)."""
     return _squared_grad_penalty(fake_out, fake_x, "r2")
-
-
-_SN_TYPES = (
-    nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-)
-
-
-def apply_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral-normalise, in place, the weight of every Linear and Conv layer in ``module``.
-
-    Returns ``module``. Layers that already carry a weight parametrization are left alone,
-    so calling this twice is harmless.
-    """
-    # Collect first: registering a parametrization while iterating modules() would visit
-    # the new ParametrizationList children too.
-    targets = [
-        m
-        for m in module.modules()
-        if isinstance(m, _SN_TYPES) and not _is_parametrized(m, "weight")
-    ]
-    for m in targets:
-        spectral_norm(m)
-    return module
-
-
-def _is_parametrized(m: nn.Module, name: str) -> bool:
-    return torch.nn.utils.parametrize.is_parametrized(m, name)

@@ -1,17 +1,9 @@
-"""Drawing from a trained generator: fixed noise for sample grids, batches for metrics."""
+"""Drawing batches from a trained generator."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
-
-from gankit.extensions.ema import sampling_model
-
-if TYPE_CHECKING:
-    from gankit.training.trainer import Trainer
 
 
 @torch.no_grad()
@@ -39,14 +31,3 @@ def generate(gen: nn.Module, n: int, *, seed: int | None = None, batch_size: int
         return torch.cat(out)
     finally:
         gen.train(was_training)
-
-
-def fixed_noise_samples(n: int = 64, seed: int = 0,
-                        source: str = "gen") -> Callable[[Trainer], torch.Tensor]:
-    """For SampleGrid: the same ``n`` noise vectors every time, through the EMA if present."""
-
-    def make(trainer: Trainer) -> torch.Tensor:
-        gen = sampling_model(trainer, source)
-        return generate(gen, n, seed=seed, device=trainer.updater.device)
-
-    return make

@@ -16,9 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from gankit.config import PENALTIES
 from gankit.gan.losses import get_loss
-from gankit.gan.penalties import gradient_penalty, r1_penalty, r2_penalty
+from gankit.gan.penalties import PENALTIES, gradient_penalty, r1_penalty, r2_penalty
 from gankit.training.reporter import report
 from gankit.training.updater import Updater
 

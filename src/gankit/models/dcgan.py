@@ -14,11 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
-from gankit.gan.penalties import apply_spectral_norm
+from gankit.models.layers import NORMS, apply_spectral_norm
 
 __all__ = ["DCGANDiscriminator", "DCGANGenerator", "image_levels"]
 
-_NORMS = ("batch", "none", "spectral", "layer")
 
 
 def image_levels(shape: tuple[int, int, int]) -> tuple[int, int]:
@@ -172,8 +171,8 @@ class DCGANDiscriminator(nn.Module):
         norm: str = "batch",
     ) -> None:
         super().__init__()
-        if norm not in _NORMS:
-            raise GankitError(f"unknown norm {norm!r}; choose one of: {', '.join(_NORMS)}")
+        if norm not in NORMS:
+            raise GankitError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
         _check_positive(n_classes, base=base)
         s0, k = image_levels(shape)
         shape = tuple(int(d) for d in shape)

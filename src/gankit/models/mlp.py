@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
-from gankit.gan.penalties import apply_spectral_norm
 from gankit.models.dcgan import NoiseSampling, _check_labels, _check_positive
+from gankit.models.layers import apply_spectral_norm
 
 __all__ = ["MLPDiscriminator", "MLPGenerator"]
 

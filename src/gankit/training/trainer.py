@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from gankit.distributed import all_gather_object, any_rank, is_distributed, own_rng_state
 from gankit.errors import GankitError
 from gankit.training.checkpoint import latest_snapshot, load_state
+from gankit.training.distributed import all_gather_object, any_rank, is_distributed, own_rng_state
 from gankit.training.extension import Extension, _FunctionExtension
 from gankit.training.reporter import Value, report_scope
 from gankit.training.triggers import Trigger, TriggerLike, get_stop_trigger, get_trigger

@@ -13,9 +13,8 @@ import tomllib
 
 from gankit.errors import GankitError
 from gankit.gan.losses import LOSSES
-
-PENALTIES = ("none", "r1", "r2", "gp")
-NORMS = ("batch", "none", "spectral", "layer")
+from gankit.gan.penalties import PENALTIES
+from gankit.models.layers import NORMS
 
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 

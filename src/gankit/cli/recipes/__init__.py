@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from gankit.config import parse_interval
+from gankit.cli.config import parse_interval
 from gankit.errors import GankitError
 from gankit.training.triggers import Trigger, get_stop_trigger, get_trigger
 
 if TYPE_CHECKING:
     import torch
 
-    from gankit.config import TrainConfig
+    from gankit.cli.config import TrainConfig
     from gankit.data import ArrayDataset
     from gankit.training import Extension, Trainer, Updater
 
@@ -83,9 +83,9 @@ def interval_trigger(cfg: TrainConfig, interval: str | None) -> Trigger:
 
 
 def get_recipe(name: str) -> Recipe:
-    from gankit.recipes.cyclegan import CycleGANRecipe
-    from gankit.recipes.dcgan import DCGANRecipe
-    from gankit.recipes.vaegan import VAEGANRecipe
+    from gankit.cli.recipes.cyclegan import CycleGANRecipe
+    from gankit.cli.recipes.dcgan import DCGANRecipe
+    from gankit.cli.recipes.vaegan import VAEGANRecipe
 
     recipes: dict[str, type[Recipe]] = {
         "dcgan": DCGANRecipe, "vaegan": VAEGANRecipe, "cyclegan": CycleGANRecipe}

@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gankit.cli.recipes import Recipe, check_images, check_options, interval_trigger
 from gankit.data import make_loader
 from gankit.data.domains import make_domains
-from gankit.distributed import rank_and_world_size
 from gankit.errors import GankitError
 from gankit.extensions.sample_grid import SampleGrid
 from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, translate
 from gankit.models import DCGANDiscriminator
-from gankit.recipes import Recipe, check_images, check_options, interval_trigger
+from gankit.training.distributed import rank_and_world_size
 
 if TYPE_CHECKING:
-    from gankit.config import TrainConfig
+    from gankit.cli.config import TrainConfig
     from gankit.data import ArrayDataset
     from gankit.training import Extension, Trainer
 

@@ -6,17 +6,17 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gankit.cli.recipes import Recipe, check_images, check_options, interval_trigger
 from gankit.data import make_loader
-from gankit.distributed import rank_and_world_size
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.sample_grid import SampleGrid
 from gankit.gan.sampling import generate
 from gankit.gan.vaegan import ConvEncoder, ReconstructionEvaluator, VAEGANUpdater, reconstruct
 from gankit.models import DCGANDiscriminator, DCGANGenerator
-from gankit.recipes import Recipe, check_images, check_options, interval_trigger
+from gankit.training.distributed import rank_and_world_size
 
 if TYPE_CHECKING:
-    from gankit.config import TrainConfig
+    from gankit.cli.config import TrainConfig
     from gankit.data import ArrayDataset
     from gankit.training import Extension, Trainer
 

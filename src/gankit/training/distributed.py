@@ -22,10 +22,8 @@ import atexit
 import datetime
 import os
 import random
-import signal
-import sys
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -40,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TIMEOUT_S", "all_gather_object", "any_rank", "barrier", "cleanup", "init_distributed",
-    "is_distributed", "launch", "launched_by_torchrun", "own_rng_state", "prepare_updater",
+    "is_distributed", "launched_by_torchrun", "own_rng_state", "prepare_updater",
     "rank_and_world_size", "seed_rank",
 ]
 
@@ -241,56 +239,6 @@ def prepare_updater(updater: Updater, *, compile: bool | Collection[str] = False
             model = torch.compile(model)  # type: ignore[assignment]
         updater.models[name] = model
     return updater
-
-
-# ------------------------------------------------------------------------------ launching
-def _without_option(argv: Sequence[str], flag: str) -> list[str]:
-    """``argv`` less ``flag VALUE`` and ``flag=VALUE``."""
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == flag:
-            skip = True
-        elif not arg.startswith(flag + "="):
-            out.append(arg)
-    return out
-
-
-def launch(argv: Sequence[str], nproc: int, *, script: str | None = None) -> int:
-    """Run ``python -m gankit *argv`` (less ``--nproc``) in ``nproc`` processes via torchrun.
-
-    ``script`` runs that Python file instead of ``gankit``. A standalone rendezvous on this
-    machine picks a free port. When a rank fails, torchrun's agent stops the others at once.
-    Returns 0 when every rank succeeded, 2 when every failed rank exited 2 (a user error the
-    rank already printed), else 1 after one line naming the rank that failed first.
-    """
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
-
-    if launched_by_torchrun():
-        raise GankitError("--nproc was given inside a torchrun launch; drop --nproc and let "
-                          "torchrun start the processes.")
-    target = [script] if script is not None else ["--module", "gankit"]
-    args = parse_args(["--standalone", f"--nproc-per-node={nproc}", *target,
-                       *_without_option(argv, "--nproc")])
-    try:
-        run(args)
-    except ChildFailedError as exc:
-        failures = exc.failures
-        if all(f.exitcode == 2 for f in failures.values()):
-            return 2
-        # The agent SIGTERMs the survivors after the first failure: blame a rank it did not stop.
-        causes = [r for r, f in failures.items() if f.exitcode != -signal.SIGTERM] or failures
-        rank = min(causes, key=lambda r: (failures[r].timestamp, r))
-        failure = failures[rank]
-        how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0
-               else f"exited with status {failure.exitcode}")
-        print(f"gankit: error: rank {rank} of {nproc} {how}; torchrun stopped the other ranks "
-              "(the failed rank's messages are above).", file=sys.stderr)
-        return 1
-    return 0
 
 
 def own_rng_state(state: dict[str, Any]) -> dict[str, Any] | None:

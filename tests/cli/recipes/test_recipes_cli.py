@@ -11,10 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit.cli import load_run, main
-from gankit.recipes import get_recipe
-from gankit.recipes.cyclegan import CycleGANRecipe
-from gankit.recipes.vaegan import VAEGANRecipe
+from gankit.cli import main
+from gankit.cli.recipes import get_recipe
+from gankit.cli.recipes.cyclegan import CycleGANRecipe
+from gankit.cli.recipes.vaegan import VAEGANRecipe
+from gankit.cli.runs import load_run
 from gankit.training.checkpoint import list_snapshots, load_state
 
 TINY = ["--data", "digits", "--batch-size", "16", "--width", "8", "--quiet",

@@ -6,23 +6,23 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gankit.cli.recipes import Recipe, check_options, interval_trigger
 from gankit.data import make_loader
-from gankit.distributed import rank_and_world_size
-from gankit.evaluation import DEFAULT_N
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.gan_evaluator import GANEvaluator
-from gankit.extensions.sample_grid import SampleGrid
+from gankit.extensions.sample_grid import SampleGrid, fixed_noise_samples
 from gankit.extensions.snapshot import Snapshot
-from gankit.gan.sampling import fixed_noise_samples, generate
+from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater
+from gankit.metrics.scoring import DEFAULT_N
 from gankit.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
-from gankit.recipes import Recipe, check_options, interval_trigger
+from gankit.training.distributed import rank_and_world_size
 from gankit.training.triggers import MinValueTrigger
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from gankit.config import TrainConfig
+    from gankit.cli.config import TrainConfig
     from gankit.data import ArrayDataset
     from gankit.training import Extension, Trainer, Updater
 

@@ -1,0 +1,113 @@
+"""The argument parser of ``gankit``: its subcommands, their options and value checks."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+import numpy as np
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block; the usage is one --help away.
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(minimum: int) -> Any:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_non_negative_int = _int_at_least(0)
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not np.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite, non-negative number")
+    return value
+
+
+def _weight(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return key, _number(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gankit", description="Train GANs and other multi-network setups.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a recipe on a data set",
+                       argument_default=argparse.SUPPRESS)
+    t.add_argument("--config", help="TOML file of options (a [train] table or top-level keys)")
+    t.add_argument("--resume", metavar="RUN", help="continue the run in directory RUN")
+    t.add_argument("--data", help="digits|ring8|grid25|folder:PATH|npz:PATH|mnist-idx:DIR")
+    t.add_argument("--recipe", help="dcgan | vaegan | cyclegan")
+    t.add_argument("--out", help="run directory (default runs/gankit)")
+    t.add_argument("--epochs", type=_positive_int)
+    t.add_argument("--iterations", type=_positive_int)
+    t.add_argument("--batch-size", type=_positive_int)
+    t.add_argument("--loss", help="ns | minimax | hinge | wgan | lsgan")
+    t.add_argument("--penalty", help="none | r1 | r2 | gp")
+    t.add_argument("--penalty-weight", type=_number)
+    t.add_argument("--penalty-every", type=_positive_int)
+    t.add_argument("--n-dis", type=_positive_int, help="discriminator steps per generator step")
+    t.add_argument("--lr-gen", type=_number)
+    t.add_argument("--lr-dis", type=_number)
+    t.add_argument("--beta1", type=_number)
+    t.add_argument("--beta2", type=_number)
+    t.add_argument("--z-dim", type=_positive_int)
+    t.add_argument("--width", type=_positive_int, help="base channels / hidden units")
+    t.add_argument("--norm", help="discriminator normalisation: batch | none | spectral | layer")
+    t.add_argument("--ema", type=_number, help="EMA decay of the generator (0: off)")
+    t.add_argument("--conditional", action="store_true", help="class-conditional networks")
+    t.add_argument("--image-size", type=_positive_int, help="resize images to SIZE x SIZE")
+    t.add_argument("--seed", type=_non_negative_int)
+    t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
+    t.add_argument("--precision", help="fp32 | bf16 | fp16")
+    t.add_argument("--compile", action="store_true", help="torch.compile the networks")
+    t.add_argument("--workers", type=_non_negative_int, help="data loader worker processes")
+    t.add_argument("--nproc", type=_positive_int,
+                   help="training processes on this machine, started by torchrun's launcher "
+                        "(--batch-size is per process)")
+    t.add_argument("--log-every", help="N iterations or Ne epochs")
+    t.add_argument("--sample-every", help="N iterations or Ne epochs")
+    t.add_argument("--snapshot-every", help="N iterations or Ne epochs")
+    t.add_argument("--keep-snapshots", type=_positive_int)
+    t.add_argument("--skip-nonfinite", action="store_true",
+                   help="skip steps whose loss is NaN/Inf instead of stopping")
+    t.add_argument("--weight", dest="weights", type=_weight, action="append",
+                   metavar="NAME=VALUE", help="a recipe's loss weight (repeatable)")
+    t.add_argument("--quiet", action="store_true", help="no table, no progress bar")
+
+    s = sub.add_parser("sample", help="draw samples from a trained run")
+    s.add_argument("run", help="the run directory")
+    s.add_argument("-n", type=_positive_int, default=64, help="number of samples")
+    s.add_argument("--seed", type=_non_negative_int, default=0)
+    s.add_argument("-o", "--output", required=True, help="out.npy (data range) or out.png")
+    s.add_argument("--device", default="auto")
+
+    e = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes)")
+    e.add_argument("run", help="the run directory")
+    e.add_argument("--metrics", default=None, help="comma-separated: fid,kid,pr,modes")
+    e.add_argument("-n", type=_positive_int, default=None, help="samples to draw")
+    e.add_argument("--seed", type=_non_negative_int, default=0)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--feature-net", default=None,
+                   help="a TorchScript or torch.save'd module to use as the feature network")
+    return parser
