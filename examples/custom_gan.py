@@ -31,6 +31,7 @@ class RaGANUpdater(gankit.Updater):
         real_out, fake_out = dis(x), dis(fake)
         loss_dis = relativistic(real_out, fake_out) + relativistic(-fake_out, -real_out)
         self.step("dis", loss_dis + 0.05 * r1_penalty(real_out, x))
+        dis = self.frozen("dis")  # serves G's loss, is not trained here
         real_out, fake_out = dis(x.detach()).detach(), dis(gen(z))  # G's loss needs both
         loss_gen = relativistic(fake_out, real_out) + relativistic(-real_out, -fake_out)
         self.step("gen", loss_gen)  # backward into G's parameters only

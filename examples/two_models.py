@@ -22,8 +22,8 @@ class DistillUpdater(gankit.Updater):
             target = teacher(x)  # the student sees only the teacher, never the labels
         loss_student = nn.functional.mse_loss(student(x), target)
         self.step("student", loss_student)
-        gankit.report({"loss": loss_teacher}, prefix="teacher")
-        gankit.report({"loss": loss_student}, prefix="student")
+        gankit.report({"loss": loss_teacher}, teacher)
+        gankit.report({"loss": loss_student}, student)
 
 
 def main(argv=None):

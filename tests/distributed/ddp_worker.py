@@ -61,7 +61,7 @@ class PairUpdater(Updater):
             fake = gen(x)
         loss_dis = F.softplus(-dis(y)).mean() + F.softplus(dis(fake)).mean()
         self.step("dis", loss_dis)
-        loss_gen = F.softplus(-self.raw_models["dis"](gen(x))).mean()
+        loss_gen = F.softplus(-self.frozen("dis")(gen(x))).mean()
         self.step("gen", loss_gen)
         report({"dis/loss": loss_dis, "gen/loss": loss_gen})
 
@@ -88,12 +88,12 @@ def pair_trainer(out: Path, batch_size: int, rank: int = 0, world_size: int = 1,
     trainer = Trainer(updater, (stop, "iteration"), out)
     val = make_loader(pair_data(N_VAL, 2), batch_size, shuffle=False, **shard)
 
-    def score(batch: Any) -> None:
+    def score(models: dict[str, Any], batch: Any) -> None:
         x, y = batch
-        report({"dis/real": updater.models["dis"](y).mean(),
-                "dis/fake": updater.models["dis"](updater.models["gen"](x)).mean()})
+        report({"dis/real": models["dis"](y).mean(),
+                "dis/fake": models["dis"](models["gen"](x)).mean()})
 
-    trainer.extend(Evaluator(val, score, models=updater.raw_models), trigger=(3, "iteration"))
+    trainer.extend(Evaluator(val, updater.raw_models, score), trigger=(3, "iteration"))
     trainer.extend(LogReport(trigger=(3, "iteration")))
     trainer.extend(PlotReport(["gen/loss", "dis/loss"], trigger=(3, "iteration")))
     trainer.extend(SampleGrid(lambda t: t.updater.raw_models["gen"](torch.zeros(8, DIM))),

@@ -57,8 +57,8 @@ class NoisyDistill(gankit.Updater):
             target = teacher(x)
         loss_s = nn.functional.mse_loss(student(x), target)
         self.step("student", loss_s)
-        gankit.report({"loss": loss_t}, prefix="teacher")
-        gankit.report({"loss": loss_s, "noise": noise.mean()}, prefix="student")
+        gankit.report({"loss": loss_t}, "teacher")
+        gankit.report({"loss": loss_s, "noise": noise.mean()}, "student")
 
 
 def build(out: str | Path, iterations: int) -> gankit.Trainer:

@@ -25,13 +25,12 @@ def test_modes_are_restored_and_eval_runs_in_eval_mode_under_no_grad(make_traine
     before = {name: _modes(m) for name, m in (("a", a), ("b", b), ("c", c))}
     seen: list[Any] = []
 
-    def eval_fn(batch: torch.Tensor) -> None:
+    def eval_fn(models: dict[str, nn.Module], batch: torch.Tensor) -> None:
         seen.append(({n: any(_modes(m)) for n, m in (("a", a), ("b", b), ("c", c))},
                      torch.is_grad_enabled()))
         report({"x": a(batch).sum()})
 
-    evaluator = Evaluator([torch.ones(3, 2), torch.ones(1, 2)], eval_fn,
-                          models={"a": a, "b": b, "c": c})
+    evaluator = Evaluator([torch.ones(3, 2), torch.ones(1, 2)], {"a": a, "b": b, "c": c}, eval_fn)
     with report_scope({}):
         evaluator(trainer)
     assert seen == [({"a": False, "b": False, "c": False}, False)] * 2
@@ -44,11 +43,11 @@ def test_modes_are_restored_when_eval_fn_raises(make_trainer):
     net = trainer.updater.models["net"]
     assert net.training
 
-    def eval_fn(batch: Any) -> None:
+    def eval_fn(models: Any, batch: Any) -> None:
         raise ZeroDivisionError("bad metric")
 
     with pytest.raises(ZeroDivisionError):
-        Evaluator([1], eval_fn)(trainer)
+        Evaluator([1], eval_fn=eval_fn)(trainer)
     assert net.training
     assert torch.is_grad_enabled()
 
@@ -56,8 +55,15 @@ def test_modes_are_restored_when_eval_fn_raises(make_trainer):
 def test_defaults_to_the_updater_models(make_trainer):
     trainer = make_trainer()
     modes = []
-    Evaluator([1, 2], lambda b: modes.append(trainer.updater.models["net"].training))(trainer)
+    seen = []
+
+    def eval_fn(models: dict[str, nn.Module], batch: Any) -> None:
+        seen.append(models)
+        modes.append(models["net"].training)
+
+    Evaluator([1, 2], eval_fn=eval_fn)(trainer)
     assert modes == [False, False]
+    assert seen == [{"net": trainer.updater.raw_models["net"]}] * 2
     assert trainer.updater.models["net"].training
 
 
@@ -65,8 +71,8 @@ def test_defaults_to_the_updater_models(make_trainer):
 BATCHES = [torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([10.0, 20.0]), torch.tensor([7.0])]
 
 
-def eval_fn(batch: torch.Tensor) -> None:
-    report({"mean": batch.mean(), "size": float(len(batch))}, prefix="gen")
+def eval_fn(models: Any, batch: torch.Tensor) -> None:
+    report({"mean": batch.mean(), "size": float(len(batch))}, "gen")
     if len(batch) > 1:  # reported by two batches of three
         report({"spread": batch.max() - batch.min()})
 
@@ -81,7 +87,8 @@ EXPECTED = {
 def test_reports_per_batch_means_over_the_whole_loader(make_trainer):
     trainer = make_trainer()
     with report_scope({}) as observation:
-        Evaluator(BATCHES, eval_fn)(trainer)
+        result = Evaluator(BATCHES, eval_fn=eval_fn)(trainer)
+    assert result == {key: pytest.approx(value) for key, value in EXPECTED.items()}
     assert set(observation) == set(EXPECTED)
     for key, value in EXPECTED.items():
         assert float(observation[key]) == pytest.approx(value)
@@ -89,7 +96,7 @@ def test_reports_per_batch_means_over_the_whole_loader(make_trainer):
 
 def test_in_a_run_the_values_reach_the_log(make_trainer):
     trainer = make_trainer(stop=(2, "epoch"), n_batches=3)
-    trainer.extend(Evaluator(BATCHES, eval_fn, prefix="test"))
+    trainer.extend(Evaluator(BATCHES, eval_fn=eval_fn, prefix="test"))
     trainer.extend(LogReport(trigger=(1, "epoch"), filename=None))
     trainer.run()
     log = trainer.get_extension("LogReport").log
@@ -104,7 +111,7 @@ def test_batches_move_to_the_updater_device(make_trainer):
     trainer = make_trainer()
     devices = []
     Evaluator([(torch.ones(1), {"y": torch.zeros(1)})],
-              lambda b: devices.append((b[0].device, b[1]["y"].device)))(trainer)
+              eval_fn=lambda m, b: devices.append((b[0].device, b[1]["y"].device)))(trainer)
     assert devices == [(torch.device("cpu"), torch.device("cpu"))]
 
 
@@ -120,3 +127,31 @@ def test_evaluate_needs_a_loader_and_eval_fn_or_an_override(make_trainer):
     with report_scope({}) as observation:
         Fid(None)(trainer)
     assert observation == {"val/fid": 12.5}
+
+
+def test_chainer_order_models_second_as_the_article_writes_it(make_trainer):
+    """The article's GAN_Evaluator ports as Evaluator(val_loader, {"gen": G, "dis": D}, fn)."""
+    trainer = make_trainer()
+    gen, dis = nn.Linear(2, 2), nn.Linear(2, 1)
+
+    def fn(models: dict[str, nn.Module], batch: torch.Tensor) -> None:
+        report({"loss": models["dis"](models["gen"](batch)).mean()}, models["gen"])
+
+    with report_scope({}) as observation:
+        result = Evaluator([torch.ones(2, 2)], {"gen": gen, "dis": dis}, fn)(trainer)
+    expected = float(dis(gen(torch.ones(2, 2))).mean().detach())
+    assert observation.keys() == {"val/gen/loss"}
+    assert result == {"val/gen/loss": pytest.approx(expected)}
+
+
+def test_a_single_module_is_the_main_model(make_trainer):
+    trainer = make_trainer()
+    net = nn.Linear(2, 1)
+    seen = []
+    Evaluator([torch.ones(1, 2)], net, lambda m, b: seen.append(m))(trainer)
+    assert seen == [{"main": net}]
+
+
+def test_a_function_in_the_models_place_is_a_type_error_naming_it():
+    with pytest.raises(TypeError, match=r"second argument is the models.*eval_fn="):
+        Evaluator([1], eval_fn)  # the old (loader, eval_fn) order

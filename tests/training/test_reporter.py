@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 import gankit
 from gankit.extensions import FailOnNonFinite, LogReport, PrintReport, ProgressBar
@@ -19,7 +20,7 @@ def test_report_stores_detached_scalars_in_the_current_scope():
     w = torch.tensor([2.0], requires_grad=True)
     with report_scope({}) as observation:
         report({"loss": (w * 3).sum(), "lr": 0.1, "step": 4})
-        report({"loss": torch.ones(1, 1)}, prefix="dis")
+        report({"loss": torch.ones(1, 1)}, "dis")
     assert set(observation) == {"loss", "lr", "step", "dis/loss"}
     assert observation["loss"].shape == () and not observation["loss"].requires_grad
     assert observation["loss"].item() == 6.0
@@ -41,7 +42,7 @@ def test_report_goes_to_the_innermost_scope_and_is_a_no_op_outside():
 @pytest.mark.parametrize("shape", [(3,), (2, 2), (0,)])
 def test_report_of_a_non_scalar_tensor_errors(shape):
     with report_scope({}), pytest.raises(ValueError, match=r"tensor of shape .* for 'gen/loss'"):
-        report({"loss": torch.zeros(shape)}, prefix="gen")
+        report({"loss": torch.zeros(shape)}, "gen")
 
 
 def test_dict_summary_means_over_what_was_reported():
@@ -77,8 +78,8 @@ class Work(gankit.Updater):
         self.step("gen", loss_gen)
         loss_dis = dis(x).pow(2).mean()
         self.step("dis", loss_dis)
-        gankit.report({"loss": loss_gen, "scale": loss_gen * 2}, prefix="gen")
-        gankit.report({"loss": loss_dis}, prefix="dis")
+        gankit.report({"loss": loss_gen, "scale": loss_gen * 2}, "gen")
+        gankit.report({"loss": loss_dis}, "dis")
 
 
 SYNCS = ("item", "__float__", "__int__", "__bool__", "tolist", "cpu", "numpy")
@@ -129,3 +130,29 @@ def test_no_host_sync_per_step(monkeypatch, tmp_path):
     log = trainer.get_extension("LogReport").log
     assert [e["iteration"] for e in log] == [50, 100]
     assert printed.getvalue().count("\n") == 3  # header and two rows
+
+
+def test_report_with_a_model_as_observer_records_the_models_name(make_trainer):
+    """Chainer's report(values, observer): a model of the updater stands for its name."""
+    trainer = make_trainer(stop=(1, "iteration"))
+    net = trainer.updater.raw_models["net"]
+    seen = {}
+
+    @gankit.make_extension(trigger=(1, "iteration"), priority=500)
+    def grab(t):
+        gankit.report({"norm": net[0].weight.norm()}, net)
+        gankit.report({"bias": net[0].bias.sum()}, "head")
+        seen.update(t.observation)
+
+    trainer.extend(grab)
+    trainer.run()
+    assert {"net/norm", "head/bias"} <= set(seen)
+
+
+@pytest.mark.parametrize("observer, match", [
+    (3, r"observer must be a name or a model of the updater, got int"),
+    (nn.Linear(1, 1), r"Linear module that is not a model of the updater"),
+])
+def test_report_refuses_an_observer_it_cannot_name(observer, match):
+    with report_scope({}), pytest.raises(TypeError, match=match):
+        report({"loss": 1.0}, observer)

@@ -465,3 +465,14 @@ def test_to_device_keeps_the_batch_structure():
     assert isinstance(moved["b"], Pair) and moved["b"].y == "label"
     assert type(moved["a"]) is list and type(moved["a"][1]) is tuple
     assert torch.equal(moved["a"][1][0], x) and moved["a"][1][1] == 3 and moved["c"] is None
+
+
+def test_frozen_gives_the_plain_module_when_models_hold_a_wrapper():
+    net = mlp()
+    updater = Updater({"net": net}, {"net": torch.optim.SGD(net.parameters(), 0.1)},
+                      regression_data())
+    updater.models["net"] = torch.nn.parallel.DataParallel(net)  # stands in for DDP
+    assert updater.frozen("net") is net
+    assert updater.models["net"] is not net
+    with pytest.raises(KeyError, match=r"no model named 'dis'; have \['net'\]"):
+        updater.frozen("dis")

@@ -126,8 +126,10 @@ class GANEvaluator(Evaluator):
             )
         gen, dis = u.raw_models["gen"], u.raw_models["dis"]
         n_classes = int(getattr(gen, "n_classes", 0))
-        rng = torch.Generator().manual_seed(self.seed)
         x_all, y_all = self.val.x, self.val.y
+        # As many fakes as held-out reals, with classes in turn (generate's labelling).
+        fakes = generate(gen, len(x_all), seed=self.seed, batch_size=self.batch_size,
+                         device=u.device)
         total_gen = total_dis = 0.0
         for start in range(0, len(x_all), self.batch_size):
             x = x_all[start:start + self.batch_size].to(u.device)
@@ -135,8 +137,7 @@ class GANEvaluator(Evaluator):
             y = y_all[start:start + m].to(u.device) if n_classes and y_all is not None else None
             y_fake = (torch.arange(start, start + m) % n_classes).to(u.device) if n_classes \
                 else None
-            z = gen.sample_z(m, device="cpu", generator=rng).to(u.device)
-            fake_out = dis(gen(z, y_fake), y_fake)
+            fake_out = dis(fakes[start:start + m], y_fake)
             real_out = dis(x, y)
             # Weighted by batch size: the losses are batch means.
             total_dis += float(loss.dis(real_out, fake_out)) * m

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
+from gankit.training.eval_mode import eval_mode
 from gankit.training.evaluator import Evaluator
 from gankit.training.reporter import report
 from gankit.training.updater import Updater
@@ -153,12 +154,13 @@ class CycleGANUpdater(Updater):
 
     def update_core(self, batch: Any) -> None:
         a, b = batch
-        m, raw = self.models, self.raw_models
+        m = self.models
         # Generators: fool the other domain's discriminator, undo each other, keep their own
-        # domain. The discriminators here are the raw modules: the step backpropagates into
-        # the generators only (Updater.step), so no discriminator gradient is made.
+        # domain. The discriminators are frozen here: the step backpropagates into the
+        # generators only (Updater.step), so no discriminator gradient is made.
         t = cycle_losses(m["gen_ab"], m["gen_ba"], a, b, identity=self.identity > 0)
-        adv = _lsgan_gen(raw["dis_b"](t["fake_b"])) + _lsgan_gen(raw["dis_a"](t["fake_a"]))
+        adv = (_lsgan_gen(self.frozen("dis_b")(t["fake_b"]))
+               + _lsgan_gen(self.frozen("dis_a")(t["fake_a"])))
         cyc = t["cycle_aba"] + t["cycle_bab"]
         loss_gen = adv + self.cycle * cyc
         observed = {"gen/adv": adv, "gen/cycle": cyc}
@@ -179,14 +181,10 @@ class CycleGANUpdater(Updater):
 
 @torch.no_grad()
 def translate(model: nn.Module, x: Tensor, batch_size: int = 500) -> Tensor:
-    """``model(x)`` in eval mode (the previous mode is restored), on ``x``'s device."""
-    was_training = model.training
-    model.eval()
-    try:
+    """``model(x)`` in eval mode (every submodule's mode restored), on ``x``'s device."""
+    with eval_mode(model):
         return torch.cat([model(x[i:i + batch_size]).float()
                           for i in range(0, len(x), batch_size)])
-    finally:
-        model.train(was_training)
 
 
 class CycleEvaluator(Evaluator):
@@ -199,18 +197,12 @@ class CycleEvaluator(Evaluator):
     name = "CycleEvaluator"
 
     def __init__(self, loader: Iterable[Any], domains: Any, *, prefix: str = "val") -> None:
-        super().__init__(loader, self._eval_batch, prefix=prefix)
+        super().__init__(loader, eval_fn=self._eval_batch, prefix=prefix)
         self.domains = domains
-        self._gens: tuple[nn.Module, nn.Module] | None = None
 
-    def evaluate(self, trainer: Any) -> dict[str, float]:
-        models = trainer.updater.raw_models
-        self._gens = (models["gen_ab"], models["gen_ba"])
-        return super().evaluate(trainer)
-
-    def _eval_batch(self, batch: Any) -> None:
-        assert self._gens is not None
+    @staticmethod
+    def _eval_batch(models: dict[str, nn.Module], batch: Any) -> None:
         a, b = batch
-        t = cycle_losses(*self._gens, a, b, identity=False)
+        t = cycle_losses(models["gen_ab"], models["gen_ba"], a, b, identity=False)
         aba, bab = t["cycle_aba"], t["cycle_bab"]
         report({"cycle_aba": aba, "cycle_bab": bab, "cycle": 0.5 * (aba + bab)})

@@ -5,12 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from gankit.training.eval_mode import eval_mode
+
 
 @torch.no_grad()
 def generate(gen: nn.Module, n: int, *, seed: int | None = None, batch_size: int = 1000,
              device: torch.device | str = "cpu",
              labels: torch.Tensor | None = None) -> torch.Tensor:
-    """``n`` samples in eval mode (the previous mode is restored), on ``device``.
+    """``n`` samples in eval mode (every submodule's mode restored), on ``device``.
 
     With ``seed`` the noise comes from its own generator (repeatable, the global RNG is
     untouched); conditional generators get ``labels`` or classes in turn.
@@ -19,9 +21,7 @@ def generate(gen: nn.Module, n: int, *, seed: int | None = None, batch_size: int
     n_classes = int(getattr(gen, "n_classes", 0))
     if n_classes and labels is None:
         labels = torch.arange(n) % n_classes
-    was_training = gen.training
-    gen.eval()
-    try:
+    with eval_mode(gen):
         out = []
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
@@ -29,5 +29,3 @@ def generate(gen: nn.Module, n: int, *, seed: int | None = None, batch_size: int
             y = None if labels is None else labels[start:start + m].to(device)
             out.append(gen(z, y).float())
         return torch.cat(out)
-    finally:
-        gen.train(was_training)

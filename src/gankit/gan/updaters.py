@@ -121,7 +121,7 @@ class GANUpdater(Updater):
         if (d_step + 1) % self.n_dis == 0:
             y_fake = self._fake_labels(n)
             fake = gen(self._z(n), y_fake)
-            loss_gen = self.loss.gen(self.raw_models["dis"](fake, y_fake))
+            loss_gen = self.loss.gen(self.frozen("dis")(fake, y_fake))
             if self.step("gen", loss_gen):
                 observed["gen/loss"] = loss_gen
         report(observed)

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from gankit.gan.updaters import split_batch
 from gankit.models.dcgan import image_levels
+from gankit.training.eval_mode import eval_mode
 from gankit.training.evaluator import Evaluator
 from gankit.training.reporter import report
 from gankit.training.updater import Updater
@@ -127,11 +128,11 @@ class VAEGANUpdater(Updater):
     def update_core(self, batch: Any) -> None:
         x, _ = split_batch(batch)
         m = self.models
-        # Features through the raw discriminator: a DDP or compiled wrapper has no
+        # Features through the frozen discriminator: a DDP or compiled wrapper has no
         # ``features``, and the discriminator never learns from them, so no gradient of its
         # own has to be synchronised for that pass.
         out = vaegan_losses(m["enc"], m["dec"], m["dis"], x, self.gamma,
-                            features=self.raw_models["dis"].features)
+                            features=self.frozen("dis").features)
         self.step_all({"enc": out["enc"], "dec": out["dec"], "dis": out["dis"]})
         report({"enc/kl": out["kl"], "enc/llike": out["llike"], "dec/loss": out["dec"],
                 "dec/gan": out["gan_dec"], "dis/loss": out["dis"]})
@@ -140,14 +141,8 @@ class VAEGANUpdater(Updater):
 @torch.no_grad()
 def reconstruct(enc: nn.Module, dec: nn.Module, x: Tensor) -> Tensor:
     """``dec(mu(x))`` in eval mode (previous modes restored): the deterministic reconstruction."""
-    modes = [(m, m.training) for m in (enc, dec)]
-    enc.eval()
-    dec.eval()
-    try:
+    with eval_mode(enc, dec):
         return dec(enc(x)[0]).float()
-    finally:
-        for m, mode in modes:
-            m.train(mode)
 
 
 class ReconstructionEvaluator(Evaluator):
@@ -157,17 +152,11 @@ class ReconstructionEvaluator(Evaluator):
     name = "ReconstructionEvaluator"
 
     def __init__(self, loader: Iterable[Any], *, prefix: str = "val") -> None:
-        super().__init__(loader, self._eval_batch, prefix=prefix)
-        self._nets: tuple[nn.Module, nn.Module] | None = None
+        super().__init__(loader, eval_fn=self._eval_batch, prefix=prefix)
 
-    def evaluate(self, trainer: Any) -> dict[str, float]:
-        models = trainer.updater.raw_models
-        self._nets = (models["enc"], models["dec"])
-        return super().evaluate(trainer)
-
-    def _eval_batch(self, batch: Any) -> None:
-        assert self._nets is not None
-        enc, dec = self._nets
+    @staticmethod
+    def _eval_batch(models: dict[str, nn.Module], batch: Any) -> None:
+        enc, dec = models["enc"], models["dec"]
         x, _ = split_batch(batch)
         mu, logvar = enc(x)
         report({"rec": F.mse_loss(dec(mu).float(), x), "kl": kl_normal(mu, logvar)})

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from gankit.errors import GankitError
 from gankit.training.checkpoint import write_atomic
+from gankit.training.eval_mode import eval_mode
 
 __all__ = [
     "DigitClassifier",
@@ -394,16 +395,9 @@ def extract_features(
     if device is None:
         param = next(module.parameters(), None) if module is not None else None
         device = param.device if param is not None else x.device
-    was_training = module.training if module is not None else False
-    if module is not None:
-        module.eval()
     outs = []
-    try:
-        with torch.no_grad():
-            for start in range(0, x.shape[0], batch_size):
-                out = net(x[start : start + batch_size].to(device))
-                outs.append(out.reshape(out.shape[0], -1).to(x.device))
-    finally:
-        if module is not None:
-            module.train(was_training)
+    with eval_mode(*([module] if module is not None else [])), torch.no_grad():
+        for start in range(0, x.shape[0], batch_size):
+            out = net(x[start : start + batch_size].to(device))
+            outs.append(out.reshape(out.shape[0], -1).to(x.device))
     return torch.cat(outs)

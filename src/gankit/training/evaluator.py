@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from gankit.training.eval_mode import eval_mode
 from gankit.training.extension import PRIORITY_WRITER, Extension
 from gankit.training.reporter import DictSummary, report, report_scope
 from gankit.training.updater import to_device
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 
 class Evaluator(Extension):
-    """Runs ``eval_fn(batch)`` over a validation loader and reports the means.
+    """Runs ``eval_fn(models, batch)`` over a validation loader and reports the means.
 
     Every model is put in eval mode under ``torch.no_grad()`` and given back its previous
     mode afterwards. Whatever ``eval_fn`` reports (``gen/loss``) lands in the observation
@@ -25,10 +26,16 @@ class Evaluator(Extension):
     PrintReport and best-value triggers see it. Subclass and override ``evaluate`` to report
     values that are not per-batch means (FID, say).
 
+    The arguments follow Chainer's ``Evaluator(iterator, target, eval_func)``, so the article's
+    ``Evaluator(val_loader, {"gen": G, "dis": D}, eval_fn)`` ports as it is.
+
     Args:
         loader: the held-out data; iterated once per evaluation.
-        models: the models to switch to eval mode; defaults to the updater's models.
-        eval_fn: called with each batch (moved to the updater's device).
+        models: a module or a dict of named modules, switched to eval mode and given to
+            ``eval_fn``; defaults to the updater's (plain, unwrapped) models.
+        eval_fn: ``eval_fn(models, batch)`` with the dict of models and each batch (moved to
+            the updater's device); it reports what it measures with ``gankit.report``.
+        prefix: prepended to every reported name.
     """
 
     trigger = (1, "epoch")
@@ -38,15 +45,26 @@ class Evaluator(Extension):
     def __init__(
         self,
         loader: Iterable[Any] | None,
-        eval_fn: Callable[[Any], None] | None = None,
+        models: nn.Module | Mapping[str, nn.Module] | None = None,
+        eval_fn: Callable[[dict[str, nn.Module], Any], None] | None = None,
         *,
-        models: Mapping[str, nn.Module] | None = None,
         prefix: str = "val",
     ) -> None:
+        if models is not None and not isinstance(models, (nn.Module, Mapping)):
+            raise TypeError(
+                f"Evaluator's second argument is the models (a module or a dict of them), got "
+                f"{type(models).__name__}; pass the function as eval_fn=."
+            )
         self.loader = loader
         self.eval_fn = eval_fn
-        self.models = dict(models) if models is not None else None
+        self.models: dict[str, nn.Module] | None = (
+            {"main": models} if isinstance(models, nn.Module)
+            else dict(models) if models is not None else None)
         self.prefix = prefix
+
+    def target(self, trainer: Trainer) -> dict[str, nn.Module]:
+        """The models this evaluator scores: its own, or the updater's plain modules."""
+        return self.models if self.models is not None else trainer.updater.raw_models
 
     def evaluate(self, trainer: Trainer) -> dict[str, float]:
         """Mean of each reported value over the loader."""
@@ -54,24 +72,18 @@ class Evaluator(Extension):
             raise NotImplementedError("give a loader and eval_fn, or override evaluate().")
         summary = DictSummary()
         device = trainer.updater.device
+        models = self.target(trainer)
         for batch in self.loader:
             observation: dict[str, Any] = {}
-            with report_scope(observation):
-                self.eval_fn(to_device(batch, device))
+            with report_scope(observation, models):
+                self.eval_fn(models, to_device(batch, device))
             summary.add(observation)
         return summary.compute_mean()
 
-    def __call__(self, trainer: Trainer) -> None:
-        models = self.models if self.models is not None else trainer.updater.raw_models
-        # Per submodule, not per model: a frozen BatchNorm inside a training model must stay
-        # in eval mode, and ``model.train(True)`` would flip it.
-        modes = [(sub, sub.training) for m in models.values() for sub in m.modules()]
-        try:
-            for m in models.values():
-                m.eval()
-            with torch.no_grad(), trainer.updater.autocast():
-                result = self.evaluate(trainer)
-        finally:
-            for sub, mode in modes:  # parents first, so each child's own call wins
-                sub.train(mode)
-        report(result, prefix=self.prefix)
+    def __call__(self, trainer: Trainer) -> dict[str, float]:
+        """Evaluate, report the result under the prefix and return it (as Chainer does)."""
+        with eval_mode(*self.target(trainer).values()), torch.no_grad(), \
+                trainer.updater.autocast():
+            result = self.evaluate(trainer)
+        report(result, self.prefix)
+        return {f"{self.prefix}/{k}" if self.prefix else k: v for k, v in result.items()}

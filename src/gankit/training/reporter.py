@@ -8,37 +8,66 @@ only when an extension reads the mean, so a CUDA run does not stall once per ste
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 Value = torch.Tensor | float | int
 
-_observations: list[dict[str, Value]] = []
+# The open scopes, innermost last: (observation, id(module) -> the module's name).
+_scopes: list[tuple[dict[str, Value], dict[int, str]]] = []
 
 
 @contextlib.contextmanager
-def report_scope(observation: dict[str, Value]) -> Iterator[dict[str, Value]]:
-    """Collect every ``report`` made inside the block into ``observation``."""
-    _observations.append(observation)
+def report_scope(
+    observation: dict[str, Value],
+    observers: Mapping[str, nn.Module] | Iterable[tuple[str, nn.Module]] | None = None,
+) -> Iterator[dict[str, Value]]:
+    """Collect every ``report`` made inside the block into ``observation``.
+
+    ``observers`` names the modules that ``report(values, module)`` may name (the Trainer
+    passes the updater's models); an inner scope without them keeps the outer scope's.
+    """
+    if observers is not None:
+        pairs = observers.items() if isinstance(observers, Mapping) else observers
+        names = {id(m): name for name, m in pairs}
+    else:
+        names = _scopes[-1][1] if _scopes else {}
+    _scopes.append((observation, names))
     try:
         yield observation
     finally:
-        _observations.pop()
+        _scopes.pop()
 
 
-def report(values: Mapping[str, Value], prefix: str | None = None) -> None:
+def report(values: Mapping[str, Value], observer: str | nn.Module | None = None) -> None:
     """Record named values for the current iteration.
 
-    Tensors must hold one element; they are detached and kept on their device. ``prefix``
-    names the model the values belong to: ``report({"loss": x}, prefix="gen")`` records
-    ``gen/loss``. Outside a scope (a plain forward in a notebook) this does nothing.
+    Tensors must hold one element; they are detached and kept on their device. ``observer``
+    says whose values they are, as in Chainer's ``report(values, observer)``: a prefix string
+    or a model of the updater, which stands for its name, so ``report({"loss": x}, "gen")``
+    and ``report({"loss": x}, gen)`` both record ``gen/loss``. Outside a scope (a plain
+    forward in a notebook) this does nothing.
     """
-    if not _observations:
+    prefix = observer
+    if observer is not None and not isinstance(observer, str):
+        if not isinstance(observer, nn.Module):
+            raise TypeError(
+                f"report()'s observer must be a name or a model of the updater, got "
+                f"{type(observer).__name__}."
+            )
+        prefix = _scopes[-1][1].get(id(observer)) if _scopes else None
+        if prefix is None and _scopes:
+            raise TypeError(
+                f"report() got a {type(observer).__name__} module that is not a model of the "
+                "updater; pass one of its models or a name string as the observer."
+            )
+    if not _scopes:
         return
-    observation = _observations[-1]
+    observation = _scopes[-1][0]
     for key, value in values.items():
         name = f"{prefix}/{key}" if prefix else key
         if isinstance(value, torch.Tensor):

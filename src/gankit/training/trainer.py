@@ -146,8 +146,11 @@ class Trainer:
         self._running = True
         self.stop_reason = None
         self._start = time.perf_counter()
+        # report(values, model) names a model of the updater; the wrapped (DDP, compiled) and
+        # plain modules both stand for its name. One outer scope, so steps build no mapping.
+        observers = [*self.updater.raw_models.items(), *self.updater.models.items()]
         try:
-            with self._catch_stop_signals():
+            with self._catch_stop_signals(), report_scope({}, observers):
                 for e in entries:
                     e.extension.initialize(self)
                 while not self.stop_trigger(self):

@@ -118,6 +118,20 @@ class Updater:
         """One training step on ``batch`` (already on the device). Override this."""
         raise NotImplementedError("subclass Updater and write update_core(self, batch).")
 
+    def frozen(self, name: str) -> nn.Module:
+        """Model ``name`` as its plain module, for a step that does not train it.
+
+        Under DistributedDataParallel ``self.models[name]`` is the wrapper, whose forward
+        arms a gradient all-reduce that only a backward into its parameters completes; a
+        generator step through the wrapped discriminator leaves the next step waiting
+        forever. Call the discriminator as ``self.frozen("dis")`` there (and anywhere a
+        network only serves another one's loss); call ``self.models[name]`` where it trains.
+        """
+        try:
+            return self.raw_models[name]
+        except KeyError:
+            raise KeyError(f"no model named {name!r}; have {sorted(self.raw_models)}.") from None
+
     def step(self, name: str, loss: torch.Tensor, *, retain_graph: bool = False) -> bool:
         """zero_grad, backward into optimizer ``name``'s parameters, clip, (scale,) step.
 
