@@ -63,7 +63,7 @@ def test_fail_on_non_finite_passes_a_finite_run(make_trainer):
     trainer.extend(ext)
     trainer.run()
     assert trainer.updater.iteration == 12
-    assert ext._first_bad == {}  # finalize drops the device flags
+    assert ext._pending == []  # finalize drops the held values
 
 
 def test_fail_on_non_finite_checks_parameters(make_trainer):

@@ -35,10 +35,11 @@ def check_finite_parameters(trainer: Trainer) -> None:
 class FailOnNonFinite(Extension):
     """Raises NonFiniteError when a reported value or a parameter becomes NaN or Inf.
 
-    Each iteration it folds ``isfinite`` of every reported tensor into a flag on the
-    tensor's device, recording the first bad iteration there too, and reads the flags on the
-    host only every ``check_interval`` iterations, so it adds no per-step sync. Snapshots
-    check parameters themselves, so a late check never lets a bad snapshot through.
+    A step costs no kernel and no sync: the iteration's reported tensors are only held (they
+    are fresh scalars). Every ``check_interval`` iterations, and at the last one, the held
+    values go through one ``isfinite`` per device and one host read, which names the first
+    key that went bad and its iteration. Python floats are checked at once. Snapshots check
+    parameters themselves, so a late check never lets a bad snapshot through.
     """
 
     trigger = (1, "iteration")
@@ -50,30 +51,34 @@ class FailOnNonFinite(Extension):
                 check_interval < 1):
             raise ValueError(f"check_interval must be a positive integer, got {check_interval!r}.")
         self.check_interval = check_interval
-        self._first_bad: dict[str, torch.Tensor] = {}
+        self._pending: list[tuple[int, str, torch.Tensor]] = []
 
     def __call__(self, trainer: Trainer) -> None:
         it = trainer.updater.iteration
+        pending = self._pending
         for key, value in trainer.observation.items():
             if isinstance(value, torch.Tensor):
-                first = self._first_bad.get(key)
-                if first is None:
-                    first = torch.full((), -1, dtype=torch.long, device=value.device)
-                bad = ~torch.isfinite(value) & (first < 0)
-                self._first_bad[key] = torch.where(bad, it, first)
+                pending.append((it, key, value))
             elif isinstance(value, float) and not math.isfinite(value):
+                self.check(trainer)  # a tensor that went bad earlier is named first
                 self._raise(key, it)
         # Also at the last iteration, so a NaN near the end is not missed.
         if it % self.check_interval == 0 or trainer.stop_trigger(trainer):
             self.check(trainer)
 
     def check(self, trainer: Trainer) -> None:
-        keys = sorted(self._first_bad)
-        if keys:
-            firsts = torch.stack([self._first_bad[k].cpu() for k in keys]).tolist()
-            bad = [(f, k) for f, k in zip(firsts, keys, strict=True) if f >= 0]
-            if bad:
-                self._raise(*min(bad)[::-1])
+        """Read the held values (one transfer per device), then the parameters."""
+        pending, self._pending = self._pending, []
+        by_device: dict[torch.device, list[int]] = {}
+        for i, (_, _, value) in enumerate(pending):
+            by_device.setdefault(value.device, []).append(i)
+        bad: list[tuple[int, str]] = []
+        for idx in by_device.values():
+            values = torch.stack([pending[i][2].reshape(()).float() for i in idx])
+            finite = torch.isfinite(values).tolist()
+            bad += [pending[i][:2] for i, ok in zip(idx, finite, strict=True) if not ok]
+        if bad:
+            self._raise(*min(bad)[::-1])
         check_finite_parameters(trainer)
 
     def _raise(self, key: str, iteration: int) -> None:
@@ -83,4 +88,4 @@ class FailOnNonFinite(Extension):
         )
 
     def finalize(self, trainer: Trainer) -> None:
-        self._first_bad.clear()
+        self._pending.clear()

@@ -5,9 +5,6 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-
 from gankit.extensions.log_report import LogReport
 from gankit.training.checkpoint import write_atomic
 from gankit.training.extension import PRIORITY_READER, Extension
@@ -47,6 +44,10 @@ class PlotReport(Extension):
             return
         ext = trainer.get_extension(self.log_report)
         assert isinstance(ext, LogReport)
+        # matplotlib is imported here, not at module level: it costs ~0.5 s to import.
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
         fig = Figure(figsize=(6, 4), dpi=100)
         FigureCanvasAgg(fig)
         ax = fig.add_subplot()

@@ -10,8 +10,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from PIL import Image
 
 from gankit.extensions.ema import sampling_model
@@ -52,6 +50,10 @@ def save_image_grid(images: torch.Tensor, path: str | Path, nrow: int | None = N
 def save_scatter(points: torch.Tensor, path: str | Path, real: torch.Tensor | None = None,
                  title: str = "") -> None:
     """2D samples (orange) over real data (grey)."""
+    # matplotlib is imported here, not at module level: it costs ~0.5 s to import.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     fig = Figure(figsize=(5, 5), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()

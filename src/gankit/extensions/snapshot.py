@@ -45,11 +45,13 @@ class Snapshot(Extension):
         self.last_path: Path | None = None
 
     def __call__(self, trainer: Trainer) -> None:
-        # A diverged run must stop here, naming the loss that went bad first if it can.
-        for ext in trainer.extensions.values():
-            if isinstance(ext, FailOnNonFinite):
-                ext.check(trainer)
-        check_finite_parameters(trainer)
+        # A diverged run must stop here, naming the loss that went bad first if it can
+        # (FailOnNonFinite's check scans the parameters too: once is enough).
+        guards = [e for e in trainer.extensions.values() if isinstance(e, FailOnNonFinite)]
+        for guard in guards:
+            guard.check(trainer)
+        if not guards:
+            check_finite_parameters(trainer)
         state = trainer.state_dict()
         if not trainer.is_main_process:
             return

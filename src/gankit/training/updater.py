@@ -95,6 +95,10 @@ class Updater:
             name: [p for group in opt.param_groups for p in group["params"]]
             for name, opt in self.optimizers.items()
         }
+        # What each backward reaches, listed once: the parameters that require grad now. A
+        # parameter frozen later (requires_grad_(False)) must leave its optimizer too.
+        self._inputs = {name: [p for p in ps if p.requires_grad]
+                        for name, ps in self._params.items()}
         if isinstance(grad_clip, Mapping):
             unknown = set(grad_clip) - set(self.optimizers)
             if unknown:
@@ -185,8 +189,8 @@ class Updater:
             scaler = self.scalers.get(name)
             if scaler is not None:
                 loss = scaler.scale(loss)
-            inputs = [p for p in self._params[name] if p.requires_grad]
-            torch.autograd.backward(loss, inputs=inputs, retain_graph=retain_graph or i < last)
+            torch.autograd.backward(loss, inputs=self._inputs[name],
+                                    retain_graph=retain_graph or i < last)
 
     def _all_finite(self, losses: Mapping[str, torch.Tensor]) -> bool:
         flags = [torch.isfinite(loss).all() for loss in losses.values()]
