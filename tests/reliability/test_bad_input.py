@@ -173,12 +173,12 @@ def _nan_after(n: int) -> GANLoss:
     ns = get_loss("ns")
     calls = {"n": 0}
 
-    def dis(real_out, fake_out):
+    def dis_real(real_out):
         calls["n"] += 1
-        loss = ns.dis(real_out, fake_out)
+        loss = ns.dis_real(real_out)
         return loss * float("nan") if calls["n"] == n + 1 else loss  # one bad step
 
-    return GANLoss("ns", dis, ns.gen)
+    return GANLoss("ns", dis_real, ns.dis_fake, ns.gen)
 
 
 def test_nan_loss_stops_naming_key_and_iteration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

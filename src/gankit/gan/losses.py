@@ -21,25 +21,32 @@ __all__ = ["LOSSES", "GANLoss", "get_loss"]
 
 @dataclass(frozen=True)
 class GANLoss:
-    """A named pair of objectives, both to be minimised.
+    """A named GAN objective, every part to be minimised.
 
-    ``dis(real_out, fake_out)`` is the discriminator's loss, ``gen(fake_out)`` the
-    generator's. Both return a scalar tensor.
+    The discriminator's loss is a sum of a term on real outputs and a term on fake ones
+    (true of every loss here), so a method with more than one kind of fake (VAE-GAN's
+    reconstructions and prior samples) adds ``dis_fake`` terms instead of writing its own
+    loss. ``gen(fake_out)`` is the generator's loss. Each returns a scalar tensor.
     """
 
     name: str
-    dis: Callable[[Tensor, Tensor], Tensor]
+    dis_real: Callable[[Tensor], Tensor]
+    dis_fake: Callable[[Tensor], Tensor]
     gen: Callable[[Tensor], Tensor]
+
+    def dis(self, real_out: Tensor, fake_out: Tensor) -> Tensor:
+        """The discriminator's loss: ``dis_real(real_out) + dis_fake(fake_out)``."""
+        return self.dis_real(real_out) + self.dis_fake(fake_out)
 
 
 # Non-saturating (DCGAN): D minimises -log D(x) - log(1 - D(G(z))), G minimises -log D(G(z)).
 # With D = sigmoid(l): -log sigmoid(l) = softplus(-l) and -log(1 - sigmoid(l)) = softplus(l).
-def _ns_dis(real_out: Tensor, fake_out: Tensor) -> Tensor:
-    return F.softplus(-real_out).mean() + F.softplus(fake_out).mean()
+def _softplus_neg(out: Tensor) -> Tensor:
+    return F.softplus(-out).mean()
 
 
-def _ns_gen(fake_out: Tensor) -> Tensor:
-    return F.softplus(-fake_out).mean()
+def _softplus(out: Tensor) -> Tensor:
+    return F.softplus(out).mean()
 
 
 # The original minimax game: G minimises log(1 - D(G(z))) = -softplus(l). Its gradient
@@ -48,37 +55,41 @@ def _minimax_gen(fake_out: Tensor) -> Tensor:
     return -F.softplus(fake_out).mean()
 
 
-def _hinge_dis(real_out: Tensor, fake_out: Tensor) -> Tensor:
-    return F.relu(1.0 - real_out).mean() + F.relu(1.0 + fake_out).mean()
+def _hinge_real(real_out: Tensor) -> Tensor:
+    return F.relu(1.0 - real_out).mean()
 
 
-def _critic_gen(fake_out: Tensor) -> Tensor:
-    # Shared by hinge and WGAN: G raises the critic's score of its samples.
-    return -fake_out.mean()
+def _hinge_fake(fake_out: Tensor) -> Tensor:
+    return F.relu(1.0 + fake_out).mean()
 
 
-def _wgan_dis(real_out: Tensor, fake_out: Tensor) -> Tensor:
-    # Needs a Lipschitz constraint (gradient penalty or spectral norm) to be meaningful.
-    return fake_out.mean() - real_out.mean()
+# WGAN's critic (and hinge's generator): scores go up for reals, down for fakes. Needs a
+# Lipschitz constraint (gradient penalty or spectral norm) to be meaningful.
+def _neg_mean(out: Tensor) -> Tensor:
+    return -out.mean()
+
+
+def _mean(out: Tensor) -> Tensor:
+    return out.mean()
 
 
 # Least squares (Mao et al. 2017) with targets a=0 (fake), b=1 (real), c=1 (G's aim).
-def _lsgan_dis(real_out: Tensor, fake_out: Tensor) -> Tensor:
-    return 0.5 * ((real_out - 1.0).pow(2).mean() + fake_out.pow(2).mean())
+def _lsgan_to_one(out: Tensor) -> Tensor:
+    return 0.5 * (out - 1.0).pow(2).mean()
 
 
-def _lsgan_gen(fake_out: Tensor) -> Tensor:
-    return 0.5 * (fake_out - 1.0).pow(2).mean()
+def _lsgan_to_zero(out: Tensor) -> Tensor:
+    return 0.5 * out.pow(2).mean()
 
 
 LOSSES: dict[str, GANLoss] = {
     loss.name: loss
     for loss in (
-        GANLoss("ns", _ns_dis, _ns_gen),
-        GANLoss("minimax", _ns_dis, _minimax_gen),
-        GANLoss("hinge", _hinge_dis, _critic_gen),
-        GANLoss("wgan", _wgan_dis, _critic_gen),
-        GANLoss("lsgan", _lsgan_dis, _lsgan_gen),
+        GANLoss("ns", _softplus_neg, _softplus, _softplus_neg),
+        GANLoss("minimax", _softplus_neg, _softplus, _minimax_gen),
+        GANLoss("hinge", _hinge_real, _hinge_fake, _neg_mean),
+        GANLoss("wgan", _neg_mean, _mean, _neg_mean),
+        GANLoss("lsgan", _lsgan_to_one, _lsgan_to_zero, _lsgan_to_one),
     )
 }
 

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gankit.gan.losses import LOSSES
 from gankit.gan.updaters import split_batch
 from gankit.models.dcgan import image_levels
 from gankit.training.eval_mode import eval_mode
@@ -61,6 +62,9 @@ class ConvEncoder(nn.Module):
         return mu, logvar
 
 
+_NS = LOSSES["ns"]
+
+
 def kl_normal(mu: Tensor, logvar: Tensor) -> Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)), summed over dimensions, averaged over the batch."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1).mean()
@@ -86,9 +90,10 @@ def vaegan_losses(enc: nn.Module, dec: nn.Module, dis: nn.Module, x: Tensor, gam
     llike = 0.5 * (f_tilde - f_x.detach()).pow(2).sum(dim=1).mean()
     kl = kl_normal(mu, logvar)
     d_x, d_tilde, d_p = dis(torch.cat([x, x_tilde, x_p])).split(n)
-    # L_GAN = log D(x) + log(1 - D(x̃)) + log(1 - D(x_p)), written with softplus on logits.
-    loss_dis = F.softplus(-d_x).mean() + F.softplus(d_tilde).mean() + F.softplus(d_p).mean()
-    gan_dec = F.softplus(-d_tilde).mean() + F.softplus(-d_p).mean()  # non-saturating
+    # L_GAN = log D(x) + log(1 - D(x̃)) + log(1 - D(x_p)): the non-saturating loss with two
+    # kinds of fakes; the decoder takes its non-saturating generator term on both.
+    loss_dis = _NS.dis_real(d_x) + _NS.dis_fake(d_tilde) + _NS.dis_fake(d_p)
+    gan_dec = _NS.gen(d_tilde) + _NS.gen(d_p)
     return {"enc": kl + llike, "dec": gamma * llike + gan_dec, "dis": loss_dis, "kl": kl,
             "llike": llike, "gan_dec": gan_dec, "x_tilde": x_tilde}
 
