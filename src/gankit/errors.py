@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 
-class GankitError(Exception):
+class GankitError(ValueError):
     """A problem with the user's input, options or files.
 
-    The message is one sentence that names the bad value and says what to do. The CLI
-    prints it without a traceback and exits with status 2.
+    The message is one sentence that names the bad value and says what to do, in words that
+    fit a Python caller as well as the command line (no option names outside ``gankit.cli``).
+    A ValueError, so library callers catch it as the bad value it is; the CLI prints it
+    without a traceback and exits with status 2.
     """

@@ -152,8 +152,8 @@ def test_loader_with_worker_process_matches_in_process():
     ("batch_size", "kwargs", "match"),
     [
         (4096, {}, r"^batch size 4096 is larger than the 1497 training samples of 'digits'; "
-                   r"use --batch-size 1497 or less$"),
-        (1000, {"world_size": 2}, r"748 training samples per rank .*--batch-size 748 or less"),
+                   r"use a batch size of 1497 or less$"),
+        (1000, {"world_size": 2}, r"748 training samples per rank .*a batch size of 748 or less"),
         (0, {}, "batch size 0 must be a positive integer"),
         (2.5, {}, "batch size 2.5"),
     ],

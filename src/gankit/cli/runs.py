@@ -9,27 +9,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from gankit.errors import GankitError
+from gankit.training.updater import resolve_device
 
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _resolve_device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise GankitError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N.") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise GankitError(f"device {name!r} was asked for but CUDA is not available; use cpu.")
-    if device.type not in ("cpu", "cuda"):
-        raise GankitError(f"device {name!r} is not supported; use auto, cpu, cuda or cuda:N.")
-    return str(device)
 
 
 def load_run(run_dir: str, device: str = "auto") -> tuple[Any, Any, Any, Any]:
@@ -41,7 +27,7 @@ def load_run(run_dir: str, device: str = "auto") -> tuple[Any, Any, Any, Any]:
 
     args = argparse.Namespace(resume=run_dir)
     cfg, _ = resolve_config(args)
-    cfg = cfg.merged({"device": _resolve_device(device)})
+    cfg = cfg.merged({"device": str(resolve_device(device))})
     recipe = get_recipe(cfg.recipe)
     train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed)
     val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed)

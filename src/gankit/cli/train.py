@@ -9,9 +9,10 @@ import tempfile
 from pathlib import Path
 
 from gankit.cli.config import TrainConfig, load_toml
-from gankit.cli.runs import _resolve_device, seed_everything
+from gankit.cli.runs import seed_everything
 from gankit.errors import GankitError
 from gankit.training.checkpoint import list_snapshots, write_atomic
+from gankit.training.updater import resolve_device
 
 RESUMABLE_CHANGES = ("epochs", "iterations", "device", "workers")
 
@@ -99,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             defaults.pop("iterations", None)
         cfg = cfg.merged({k: v for k, v in defaults.items() if getattr(cfg, k) is None})
         cfg.validate()
-    cfg = cfg.merged({"device": _resolve_device(cfg.device)})
+    cfg = cfg.merged({"device": str(resolve_device(cfg.device))})
     # Under torchrun: join the process group; each rank trains on its own device.
     device = init_distributed(cfg.device)
     out = Path(cfg.out)

@@ -117,7 +117,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise GankitError(f"batch size {batch_size!r} must be a positive integer; "
-                          f"use e.g. --batch-size 64")
+                          f"use e.g. 64")
     if not isinstance(dataset, Sized):
         raise GankitError(f"dataset {type(dataset).__name__} has no length; make_loader needs "
                           f"a map-style dataset with __len__")
@@ -131,7 +131,7 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed
         per_rank = f" per rank ({len(dataset)} over {world_size} ranks)" if world_size > 1 else ""
         raise GankitError(
             f"batch size {batch_size} is larger than the {len(sampler)} {what}samples"
-            f"{per_rank} of '{name}'; use --batch-size {len(sampler)} or less")
+            f"{per_rank} of '{name}'; use a batch size of {len(sampler)} or less")
     generator = torch.Generator()
     generator.manual_seed(seed % 2**64)
     return EpochLoader(

@@ -63,7 +63,7 @@ class Snapshot(Extension):
             kept = f"{earlier[-1]} is kept" if earlier else "no earlier snapshot exists"
             raise GankitError(
                 f"cannot write snapshot {path} ({exc.strerror or exc}); {kept}: free disk "
-                "space or fix permissions, then continue with gankit train --resume."
+                "space or fix permissions, then resume the run."
             ) from None
         self.last_path = path
         if self.n_retains is not None and SNAPSHOT_RE.match(path.name):

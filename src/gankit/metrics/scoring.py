@@ -121,7 +121,7 @@ def feature_space(
     if train.y is None or val.y is None or train.n_classes < 2:
         raise GankitError(
             f"data {train.name!r} has no class labels to train a feature classifier on; "
-            "pass a feature network file (--feature-net FILE) for its metrics."
+            "pass a feature network file for its metrics."
         )
     model, accuracy = cached_classifier(
         train.x, train.y, val.x, val.y, n_classes=train.n_classes, cache_dir=cache_dir,

@@ -14,16 +14,29 @@ from typing import Any
 import torch
 from torch import nn
 
+from gankit.errors import GankitError
 from gankit.training.reporter import report
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` or ``"auto"`` picks CUDA when present, else the CPU."""
+    """``None`` or ``"auto"`` picks CUDA when present, else the CPU; others are checked.
+
+    Raises GankitError for a name torch does not know, a CUDA device on a machine without
+    CUDA, and device types gankit does not train on.
+    """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise GankitError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N.") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise GankitError(f"device {device!r} was asked for but CUDA is not available; use cpu.")
+    if resolved.type not in ("cpu", "cuda"):
+        raise GankitError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N.")
+    return resolved
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
