@@ -41,7 +41,7 @@ class EMA(Extension):
         t = self.num_updates
         decay = min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
         model = self.model
-        avg_params = list(self.average.parameters())
+        avg_params: list[torch.Tensor] = list(self.average.parameters())
         torch._foreach_lerp_(avg_params, [p.detach() for p in model.parameters()], 1.0 - decay)
         for a, b in zip(self.average.buffers(), model.buffers(), strict=True):
             a.copy_(b)

@@ -25,6 +25,7 @@ from gankit.training.evaluator import Evaluator
 if TYPE_CHECKING:
     from gankit.data import ArrayDataset
     from gankit.training.trainer import Trainer
+    from gankit.training.triggers import TriggerLike
 
 
 class GANEvaluator(Evaluator):
@@ -58,7 +59,7 @@ class GANEvaluator(Evaluator):
         source: the updater's model that generates.
     """
 
-    trigger = (1, "epoch")
+    trigger: TriggerLike = (1, "epoch")
     name = "GANEvaluator"
 
     def __init__(
@@ -76,8 +77,9 @@ class GANEvaluator(Evaluator):
         seed: int = 0,
         source: str = "gen",
         prefix: str = "val",
+        trigger: TriggerLike | None = None,
     ) -> None:
-        super().__init__(None, prefix=prefix)
+        super().__init__(None, prefix=prefix, trigger=trigger)
         if n < 2:
             raise ValueError(f"GANEvaluator needs n >= 2 samples, got {n}.")
         self.val = real_subset(val, n if n_real is None else n_real)
@@ -111,6 +113,7 @@ class GANEvaluator(Evaluator):
                                                device=device)
             names = parse_metrics(names, self.space, self.val)
         if names:
+            assert self.space is not None  # parse_metrics found names in it
             self.space.to(device)
             self._real_features = extract_features(self.space.features, self.val.x,
                                                    device=device)
@@ -149,7 +152,7 @@ class GANEvaluator(Evaluator):
         device = trainer.updater.device
         self._prepare(device)
         result = self._losses(trainer)
-        if self._names:
+        if self._names and self.space is not None and self._real_features is not None:
             # Metrics in fp32 even under mixed precision: FID differences are small numbers.
             with torch.autocast(device.type, enabled=False):
                 gen = sampling_model(trainer, self.source)

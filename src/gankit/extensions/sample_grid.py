@@ -19,6 +19,7 @@ from gankit.training.extension import PRIORITY_READER, Extension
 
 if TYPE_CHECKING:
     from gankit.training.trainer import Trainer
+    from gankit.training.triggers import TriggerLike
 
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1,
@@ -27,8 +28,8 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1,
     n, c, h, w = images.shape
     nrow = nrow or math.ceil(math.sqrt(n))
     ncol = math.ceil(n / nrow)
-    arr = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    arr = arr.permute(0, 2, 3, 1).numpy()
+    pixels = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    arr = pixels.permute(0, 2, 3, 1).numpy()
     grid = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, np.uint8)
     for i in range(n):
         r, q = divmod(i, nrow)
@@ -79,7 +80,7 @@ class SampleGrid(Extension):
     fixed (a seeded noise batch) so the pictures show training progress, not noise.
     """
 
-    trigger = (1, "epoch")
+    trigger: TriggerLike = (1, "epoch")
     priority = PRIORITY_READER
     name = "SampleGrid"
 
@@ -91,7 +92,10 @@ class SampleGrid(Extension):
         nrow: int | None = None,
         scale: int = 4,
         real: torch.Tensor | None = None,
+        trigger: TriggerLike | None = None,
     ) -> None:
+        if trigger is not None:
+            self.trigger = trigger
         self.make_samples = make_samples
         self.filename = filename
         self.nrow = nrow

@@ -24,7 +24,7 @@ class Snapshot(Extension):
     When SIGINT/SIGTERM stops the run, a final snapshot is written on the way out.
     """
 
-    trigger = (1, "epoch")
+    trigger: TriggerLike = (1, "epoch")
     priority = PRIORITY_SNAPSHOT
     name = "Snapshot"
 
@@ -34,6 +34,7 @@ class Snapshot(Extension):
         n_retains: int | None = 3,
         trigger: TriggerLike | None = None,
         on_signal: bool = True,
+        name: str | None = None,
     ) -> None:
         if n_retains is not None and n_retains < 1:
             raise ValueError(f"n_retains must be at least 1 or None, got {n_retains}.")
@@ -42,6 +43,8 @@ class Snapshot(Extension):
         self.on_signal = on_signal
         if trigger is not None:
             self.trigger = trigger
+        if name is not None:
+            self.name = name
         self.last_path: Path | None = None
 
     def __call__(self, trainer: Trainer) -> None:

@@ -19,6 +19,7 @@ from gankit.errors import GankitError
 from gankit.training.eval_mode import eval_mode
 from gankit.training.evaluator import Evaluator
 from gankit.training.reporter import report
+from gankit.training.triggers import TriggerLike
 from gankit.training.updater import Updater
 
 __all__ = ["CycleEvaluator", "CycleGANUpdater", "ResnetTranslator", "cycle_losses",
@@ -196,8 +197,9 @@ class CycleEvaluator(Evaluator):
 
     name = "CycleEvaluator"
 
-    def __init__(self, loader: Iterable[Any], domains: Any, *, prefix: str = "val") -> None:
-        super().__init__(loader, eval_fn=self._eval_batch, prefix=prefix)
+    def __init__(self, loader: Iterable[Any], domains: Any, *, prefix: str = "val",
+                 trigger: TriggerLike | None = None) -> None:
+        super().__init__(loader, eval_fn=self._eval_batch, prefix=prefix, trigger=trigger)
         self.domains = domains
 
     @staticmethod

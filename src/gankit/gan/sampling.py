@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -21,11 +24,12 @@ def generate(gen: nn.Module, n: int, *, seed: int | None = None, batch_size: int
     n_classes = int(getattr(gen, "n_classes", 0))
     if n_classes and labels is None:
         labels = torch.arange(n) % n_classes
+    sample_z = cast(Callable[..., torch.Tensor], gen.sample_z)
     with eval_mode(gen):
         out = []
         for start in range(0, n, batch_size):
             m = min(batch_size, n - start)
-            z = gen.sample_z(m, device="cpu" if rng else device, generator=rng).to(device)
+            z = sample_z(m, device="cpu" if rng else device, generator=rng).to(device)
             y = None if labels is None else labels[start:start + m].to(device)
             out.append(gen(z, y).float())
         return torch.cat(out)

@@ -10,8 +10,8 @@ Correct by construction, unlike the article's updater:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -72,7 +72,8 @@ class GANUpdater(Updater):
         self.n_classes = int(getattr(gen, "n_classes", 0))
 
     def _z(self, n: int) -> torch.Tensor:
-        return self.raw_models["gen"].sample_z(n, device=self.device)
+        sample_z = cast(Callable[..., torch.Tensor], self.raw_models["gen"].sample_z)
+        return sample_z(n, device=self.device)
 
     def _fake_labels(self, n: int) -> torch.Tensor | None:
         if not self.n_classes:

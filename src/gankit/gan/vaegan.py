@@ -12,7 +12,7 @@ The discriminator never sees ``L_llike``: it would learn to shrink its features 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,7 @@ from gankit.models.dcgan import image_levels
 from gankit.training.eval_mode import eval_mode
 from gankit.training.evaluator import Evaluator
 from gankit.training.reporter import report
+from gankit.training.triggers import TriggerLike
 from gankit.training.updater import Updater
 
 __all__ = ["ConvEncoder", "ReconstructionEvaluator", "VAEGANUpdater", "kl_normal",
@@ -78,7 +79,8 @@ def vaegan_losses(enc: nn.Module, dec: nn.Module, dis: nn.Module, x: Tensor, gam
     similarity layer. Returns ``enc``, ``dec``, ``dis`` (the losses), ``kl``, ``llike``,
     ``gan_dec`` and the reconstructions ``x_tilde``.
     """
-    features = features or dis.features
+    if features is None:
+        features = cast(Callable[[Tensor], Tensor], dis.features)
     n = x.shape[0]
     mu, logvar = enc(x)
     z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()  # reparameterisation
@@ -137,7 +139,7 @@ class VAEGANUpdater(Updater):
         # ``features``, and the discriminator never learns from them, so no gradient of its
         # own has to be synchronised for that pass.
         out = vaegan_losses(m["enc"], m["dec"], m["dis"], x, self.gamma,
-                            features=self.frozen("dis").features)
+                            features=cast(Callable[[Tensor], Tensor], self.frozen("dis").features))
         self.step_all({"enc": out["enc"], "dec": out["dec"], "dis": out["dis"]})
         report({"enc/kl": out["kl"], "enc/llike": out["llike"], "dec/loss": out["dec"],
                 "dec/gan": out["gan_dec"], "dis/loss": out["dis"]})
@@ -156,8 +158,9 @@ class ReconstructionEvaluator(Evaluator):
 
     name = "ReconstructionEvaluator"
 
-    def __init__(self, loader: Iterable[Any], *, prefix: str = "val") -> None:
-        super().__init__(loader, eval_fn=self._eval_batch, prefix=prefix)
+    def __init__(self, loader: Iterable[Any], *, prefix: str = "val",
+                 trigger: TriggerLike | None = None) -> None:
+        super().__init__(loader, eval_fn=self._eval_batch, prefix=prefix, trigger=trigger)
 
     @staticmethod
     def _eval_batch(models: dict[str, nn.Module], batch: Any) -> None:

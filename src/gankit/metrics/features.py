@@ -15,7 +15,7 @@ import os
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -140,7 +140,8 @@ class FeatureNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Features (N, D) of a batch."""
-        out = self.net.features(x) if self.use_features else self.net(x)
+        net = cast(Callable[[Tensor], Tensor], self.net.features if self.use_features else self.net)
+        out = net(x)
         return out.reshape(out.shape[0], -1)
 
 

@@ -31,7 +31,7 @@ def _kth_sq_radii(x: Tensor, k: int, batch_size: int) -> Tensor:
     radii = torch.empty(n, dtype=x.dtype, device=x.device)
     for r0 in range(0, n, batch_size):
         rows = x[r0 : r0 + batch_size]
-        best = None
+        best: Tensor | None = None
         for c0 in range(0, n, batch_size):
             d2 = _sq_dists(rows, x[c0 : c0 + batch_size])
             # k+1 smallest: the smallest is the point itself (distance 0).
@@ -39,6 +39,7 @@ def _kth_sq_radii(x: Tensor, k: int, batch_size: int) -> Tensor:
             if best is not None:
                 small = torch.cat([best, small], dim=1).topk(k + 1, dim=1, largest=False).values
             best = small
+        assert best is not None  # n >= 1: the loop ran
         radii[r0 : r0 + batch_size] = best[:, k]
     return radii
 

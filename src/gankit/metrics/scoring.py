@@ -212,13 +212,14 @@ def compute_metrics(
     result: dict[str, float] = {}
     needs_features = any(n in names for n in ("fid", "kid", "pr", "classes"))
     fake = extract_features(space.features, samples, device=device) if needs_features else None
-    if "fid" in names:
-        result["fid"] = frechet_distance(real_features, fake)
-    if "kid" in names:
-        result["kid"] = kernel_inception_distance(real_features, fake, subsets=kid_subsets,
-                                                  seed=seed)[0]
-    if "pr" in names:
-        result["precision"], result["recall"] = precision_recall(real_features, fake)
+    if fake is not None:
+        if "fid" in names:
+            result["fid"] = frechet_distance(real_features, fake)
+        if "kid" in names:
+            result["kid"] = kernel_inception_distance(real_features, fake, subsets=kid_subsets,
+                                                      seed=seed)[0]
+        if "pr" in names:
+            result["precision"], result["recall"] = precision_recall(real_features, fake)
     if "modes" in names:
         if data is None or data.modes is None or not data.sigma:
             raise GankitError("metric 'modes' needs the data's mixture modes and sigma.")
@@ -227,7 +228,7 @@ def compute_metrics(
         result.update(modes=float(scores["modes"]), hq=float(scores["high_quality"]),
                       rkl=float(scores["reverse_kl"]))
     if "classes" in names:
-        if space.classify is None:
+        if space.classify is None or fake is None:
             raise GankitError("metric 'classes' needs classifier features.")
         with torch.no_grad():
             pred = space.classify(fake.to(_module_device(space))).argmax(1)

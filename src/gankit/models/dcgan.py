@@ -9,6 +9,7 @@ both networks, so they mirror each other, as in Radford et al. 2015.
 from __future__ import annotations
 
 import operator
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -26,16 +27,17 @@ def image_levels(shape: tuple[int, int, int]) -> tuple[int, int]:
     Halves as often as possible while the side stays >= 3, so 12 gives (3, 2) and 64 gives
     (4, 4). Raises GankitError for shapes the DCGAN networks cannot handle.
     """
+    dims: tuple[Any, ...]
     try:  # accept numpy integers and torch.Size too, but not floats
-        shape = tuple(operator.index(d) for d in shape)
+        dims = tuple(operator.index(d) for d in shape)
     except TypeError:
-        shape = tuple(shape)
-    if len(shape) != 3 or any(not isinstance(d, int) or d < 1 for d in shape):
+        dims = tuple(shape)
+    if len(dims) != 3 or any(not isinstance(d, int) or d < 1 for d in dims):
         raise GankitError(
-            f"image shape {shape} is not (channels, height, width) with positive integers; "
+            f"image shape {dims} is not (channels, height, width) with positive integers; "
             "pass e.g. (1, 28, 28)"
         )
-    _, h, w = shape
+    _, h, w = dims
     s0, k = h, 0
     while s0 % 2 == 0 and s0 // 2 >= 3:
         s0, k = s0 // 2, k + 1
@@ -58,8 +60,9 @@ def _dcgan_init(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
+            bias = getattr(m, "bias", None)
+            if isinstance(bias, torch.Tensor):
+                nn.init.zeros_(bias)
         elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm)):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
@@ -99,7 +102,7 @@ class NoiseSampling:
     ) -> Tensor:
         """Draw ``n`` standard-normal noise vectors, on the model's device by default."""
         if device is None:
-            device = next(self.parameters()).device
+            device = next(cast(nn.Module, self).parameters()).device
         return torch.randn(n, self.z_dim, device=device, generator=generator)
 
 
@@ -121,7 +124,8 @@ class DCGANGenerator(NoiseSampling, nn.Module):
         super().__init__()
         _check_positive(n_classes, z_dim=z_dim, base=base)
         s0, k = image_levels(shape)
-        shape = tuple(int(d) for d in shape)
+        c, h, w = (int(d) for d in shape)
+        shape = (c, h, w)
         self.z_dim, self.n_classes, self.shape = z_dim, n_classes, shape
         self.embed = nn.Embedding(n_classes, z_dim) if n_classes > 0 else None
         in_dim = z_dim * (2 if n_classes > 0 else 1)
@@ -175,7 +179,8 @@ class DCGANDiscriminator(nn.Module):
             raise GankitError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
         _check_positive(n_classes, base=base)
         s0, k = image_levels(shape)
-        shape = tuple(int(d) for d in shape)
+        c, h, w = (int(d) for d in shape)
+        shape = (c, h, w)
         self.n_classes, self.shape, self.norm = n_classes, shape, norm
         # k strided 4x4 convs down to s0, then a 3x3 conv at s0: the mirror image of the
         # generator (Linear, k up-convs, 3x3 conv) and, for 8x8 inputs, a second layer.

@@ -228,7 +228,8 @@ def prepare_updater(updater: Updater, *, compile: bool | Collection[str] = False
     for name, raw in updater.raw_models.items():
         model: nn.Module = raw
         if channels_last:
-            raw.to(memory_format=torch.channels_last)  # only 4-D tensors change layout
+            # Only 4-D tensors change layout. Module.to takes memory_format; its stubs omit it.
+            raw.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if is_distributed() and _trainable(raw):
             ids = [updater.device.index] if updater.device.type == "cuda" else None
             model = nn.parallel.DistributedDataParallel(

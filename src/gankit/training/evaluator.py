@@ -15,6 +15,7 @@ from gankit.training.updater import to_device
 
 if TYPE_CHECKING:
     from gankit.training.trainer import Trainer
+    from gankit.training.triggers import TriggerLike
 
 
 class Evaluator(Extension):
@@ -36,9 +37,10 @@ class Evaluator(Extension):
         eval_fn: ``eval_fn(models, batch)`` with the dict of models and each batch (moved to
             the updater's device); it reports what it measures with ``gankit.report``.
         prefix: prepended to every reported name.
+        trigger: when to evaluate (default: every epoch); ``trainer.extend`` may override it.
     """
 
-    trigger = (1, "epoch")
+    trigger: TriggerLike = (1, "epoch")
     priority = PRIORITY_WRITER
     name = "Evaluator"
 
@@ -49,6 +51,7 @@ class Evaluator(Extension):
         eval_fn: Callable[[dict[str, nn.Module], Any], None] | None = None,
         *,
         prefix: str = "val",
+        trigger: TriggerLike | None = None,
     ) -> None:
         if models is not None and not isinstance(models, (nn.Module, Mapping)):
             raise TypeError(
@@ -61,6 +64,8 @@ class Evaluator(Extension):
             {"main": models} if isinstance(models, nn.Module)
             else dict(models) if models is not None else None)
         self.prefix = prefix
+        if trigger is not None:
+            self.trigger = trigger
 
     def target(self, trainer: Trainer) -> dict[str, nn.Module]:
         """The models this evaluator scores: its own, or the updater's plain modules."""
@@ -80,7 +85,7 @@ class Evaluator(Extension):
             summary.add(observation)
         return summary.compute_mean()
 
-    def __call__(self, trainer: Trainer) -> dict[str, float]:
+    def __call__(self, trainer: Trainer) -> dict[str, float]:  # type: ignore[override]
         """Evaluate, report the result under the prefix and return it (as Chainer does)."""
         with eval_mode(*self.target(trainer).values()), torch.no_grad(), \
                 trainer.updater.autocast():

@@ -259,7 +259,7 @@ class Trainer:
 
 
 def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
+    np_state: tuple[Any, ...] = np.random.get_state()  # type: ignore[assignment]
     state = {
         "python": random.getstate(),
         # numpy's state holds an ndarray; as a tensor it loads with weights_only=True.

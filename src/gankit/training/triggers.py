@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union, cast
 
 from gankit.training.reporter import DictSummary
 
@@ -34,9 +34,10 @@ class Trigger:
         pass
 
 
-def _check_unit(unit: str) -> None:
+def _check_unit(unit: str) -> Unit:
     if unit not in UNITS:
         raise ValueError(f"trigger unit must be 'iteration' or 'epoch', got {unit!r}.")
+    return cast(Unit, unit)
 
 
 class IntervalTrigger(Trigger):
@@ -158,7 +159,7 @@ def get_trigger(trigger: TriggerLike) -> Trigger:
     if isinstance(trigger, tuple):
         if len(trigger) != 2:
             raise ValueError(f"a trigger tuple is (period, unit), got {trigger!r}.")
-        return IntervalTrigger(*trigger)
+        return IntervalTrigger(trigger[0], _check_unit(trigger[1]))
     if callable(trigger):
         return _CallableTrigger(trigger)
     raise TypeError(
@@ -169,5 +170,5 @@ def get_trigger(trigger: TriggerLike) -> Trigger:
 def get_stop_trigger(trigger: TriggerLike) -> Trigger:
     """Like ``get_trigger``, but ``(N, unit)`` means 'stop once N are done'."""
     if isinstance(trigger, tuple) and len(trigger) == 2:
-        return StopTrigger(*trigger)
+        return StopTrigger(trigger[0], _check_unit(trigger[1]))
     return get_trigger(trigger)

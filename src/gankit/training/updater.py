@@ -276,7 +276,7 @@ class Updater:
             if holder is not None and hasattr(holder, "set_epoch"):
                 holder.set_epoch(self.epoch)
                 break
-        return iter(loader)  # type: ignore[arg-type]
+        return iter(loader)
 
     # -------------------------------------------------------------------- checkpointing
     def state_dict(self) -> dict[str, Any]:

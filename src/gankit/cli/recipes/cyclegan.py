@@ -78,8 +78,7 @@ class CycleGANRecipe(Recipe):
                    val: ArrayDataset) -> list[Extension]:
         held_out = make_domains(val, self.transform)
         loader = make_loader(held_out, min(len(held_out), 500), shuffle=False, drop_last=False)
-        evaluator = CycleEvaluator(loader, held_out)
-        evaluator.trigger = interval_trigger(cfg, cfg.log_every)
+        evaluator = CycleEvaluator(loader, held_out, trigger=interval_trigger(cfg, cfg.log_every))
         a, b = held_out.a[:10], held_out.b[:10]
 
         def make_samples(trainer: Trainer) -> torch.Tensor:
@@ -90,8 +89,7 @@ class CycleGANRecipe(Recipe):
             return torch.cat([a.to(device), fake_b, translate(f, fake_b),
                               b.to(device), fake_a, translate(g, fake_a)])
 
-        grid = SampleGrid(make_samples, nrow=10)
-        grid.trigger = interval_trigger(cfg, cfg.sample_every)
+        grid = SampleGrid(make_samples, nrow=10, trigger=interval_trigger(cfg, cfg.sample_every))
         return [evaluator, grid]
 
     def sample(self, trainer: Trainer, n: int, seed: int) -> torch.Tensor:

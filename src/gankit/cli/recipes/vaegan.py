@@ -72,10 +72,9 @@ class VAEGANRecipe(Recipe):
         exts: list[Extension] = []
         if cfg.ema:
             exts.append(EMA(updater.raw_models["dec"], cfg.ema))
-        evaluator = ReconstructionEvaluator(
-            make_loader(val, min(len(val), 500), shuffle=False, drop_last=False))
-        evaluator.trigger = interval_trigger(cfg, cfg.log_every)
-        exts.append(evaluator)
+        exts.append(ReconstructionEvaluator(
+            make_loader(val, min(len(val), 500), shuffle=False, drop_last=False),
+            trigger=interval_trigger(cfg, cfg.log_every)))
         shown = val.x[:10]
         seed = cfg.seed
 
@@ -87,9 +86,8 @@ class VAEGANRecipe(Recipe):
             prior = generate(sampling_model(trainer, "dec"), 80, seed=seed, device=u.device)
             return torch.cat([x, rec, prior])
 
-        grid = SampleGrid(make_samples, nrow=10)
-        grid.trigger = interval_trigger(cfg, cfg.sample_every)
-        exts.append(grid)
+        exts.append(SampleGrid(make_samples, nrow=10,
+                               trigger=interval_trigger(cfg, cfg.sample_every)))
         return exts
 
     def sample(self, trainer: Trainer, n: int, seed: int) -> torch.Tensor:
