@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from gankit.cli.config import TrainConfig
     from gankit.data import ArrayDataset
+    from gankit.data.domains import UnpairedDomains
     from gankit.training import Extension, Trainer, Updater
 
 
@@ -72,6 +73,12 @@ def check_images(train: ArrayDataset, recipe: str) -> None:
     if train.kind != "image":
         raise GankitError(f"the {recipe} recipe needs image data, but {train.name!r} holds "
                           "2-D points; use --data digits or an image folder.")
+
+
+def image_shape(data: ArrayDataset | UnpairedDomains) -> tuple[int, int, int]:
+    """``(C, H, W)`` of image data (checked by ``check_images`` before)."""
+    c, h, w = data.shape
+    return c, h, w
 
 
 def interval_trigger(cfg: TrainConfig, interval: str | None) -> Trigger:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.cli.recipes import Recipe, check_images, check_options, interval_trigger
+from gankit.cli.recipes import Recipe, check_images, check_options, image_shape, interval_trigger
 from gankit.data import make_loader
 from gankit.data.domains import make_domains
 from gankit.errors import GankitError
@@ -55,7 +55,7 @@ class CycleGANRecipe(Recipe):
         check_options(cfg, self.name, _UNUSED, CYCLEGAN_WEIGHTS)
         weights = {**CYCLEGAN_WEIGHTS, **cfg.weights}
         domains = make_domains(train, self.transform)
-        shape = domains.shape
+        shape = image_shape(domains)
         gen_ab, gen_ba = ResnetTranslator(shape, cfg.width), ResnetTranslator(shape, cfg.width)
         dis_a = DCGANDiscriminator(shape, cfg.width, norm=cfg.norm)
         dis_b = DCGANDiscriminator(shape, cfg.width, norm=cfg.norm)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.cli.recipes import Recipe, check_options, interval_trigger
+from gankit.cli.recipes import Recipe, check_options, image_shape, interval_trigger
 from gankit.data import make_loader
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.gan_evaluator import GANEvaluator
@@ -48,8 +48,8 @@ def build_networks(cfg: TrainConfig, train: ArrayDataset) -> tuple[nn.Module, nn
         dis: nn.Module = MLPDiscriminator(train.shape[0], cfg.width, n_classes=n_classes,
                                           norm=cfg.norm)
     else:
-        gen = DCGANGenerator(cfg.z_dim, train.shape, cfg.width, n_classes=n_classes)
-        dis = DCGANDiscriminator(train.shape, cfg.width, n_classes=n_classes, norm=cfg.norm)
+        gen = DCGANGenerator(cfg.z_dim, image_shape(train), cfg.width, n_classes=n_classes)
+        dis = DCGANDiscriminator(image_shape(train), cfg.width, n_classes=n_classes, norm=cfg.norm)
     return gen, dis
 
 

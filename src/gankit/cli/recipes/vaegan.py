@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.cli.recipes import Recipe, check_images, check_options, interval_trigger
+from gankit.cli.recipes import Recipe, check_images, check_options, image_shape, interval_trigger
 from gankit.data import make_loader
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.sample_grid import SampleGrid
@@ -51,9 +51,9 @@ class VAEGANRecipe(Recipe):
         check_images(train, self.name)
         check_options(cfg, self.name, _GAN_ONLY, VAEGAN_WEIGHTS)
         weights = {**VAEGAN_WEIGHTS, **cfg.weights}
-        enc = ConvEncoder(cfg.z_dim, train.shape, cfg.width)
-        dec = DCGANGenerator(cfg.z_dim, train.shape, cfg.width)
-        dis = DCGANDiscriminator(train.shape, cfg.width, norm=cfg.norm)
+        enc = ConvEncoder(cfg.z_dim, image_shape(train), cfg.width)
+        dec = DCGANGenerator(cfg.z_dim, image_shape(train), cfg.width)
+        dis = DCGANDiscriminator(image_shape(train), cfg.width, norm=cfg.norm)
         betas = (cfg.beta1, cfg.beta2)
         rank, world_size = rank_and_world_size()  # each process reads its share of an epoch
         return VAEGANUpdater(
