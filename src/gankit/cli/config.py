@@ -16,6 +16,11 @@ from gankit.gan.losses import LOSSES
 from gankit.gan.penalties import PENALTIES
 from gankit.models.layers import NORMS
 
+#: Options only some recipes read; a recipe declares those it reads (``Recipe.reads``) and
+#: refuses the others when they differ from their defaults below.
+METHOD_OPTIONS = ("loss", "penalty", "penalty_weight", "penalty_every", "n_dis", "conditional",
+                  "ema", "z_dim")
+
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 
 

@@ -7,35 +7,56 @@ needs a Recipe only to be reachable from the command line: in Python, an Updater
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from gankit.cli.config import parse_interval
+import torch
+
+from gankit.cli.config import METHOD_OPTIONS, TrainConfig, parse_interval
+from gankit.data import make_loader
 from gankit.errors import GankitError
+from gankit.training.distributed import rank_and_world_size
 from gankit.training.triggers import Trigger, get_stop_trigger, get_trigger
 
 if TYPE_CHECKING:
-    import torch
+    from torch.utils.data import Dataset
 
-    from gankit.cli.config import TrainConfig
-    from gankit.data import ArrayDataset
+    from gankit.data import ArrayDataset, EpochLoader
     from gankit.data.domains import UnpairedDomains
     from gankit.training import Extension, Trainer, Updater
 
 
 class Recipe:
-    """Base class of the recipes; subclasses fill in the four methods."""
+    """Base class of the recipes.
+
+    A subclass declares the method options it ``reads`` (of ``METHOD_OPTIONS``; the rest of
+    ``TrainConfig`` every recipe reads through the shared pieces below), the loss ``weights``
+    it knows with their defaults, and the data ``kinds`` it trains on; ``build`` refuses
+    anything else before a network is made. It fills in ``defaults``, ``make_updater``,
+    ``extensions`` and ``sample``.
+    """
 
     name: str = ""
     #: log keys shown by PrintReport and plotted by PlotReport
     print_keys: tuple[str, ...] = ()
     plot_keys: tuple[str, ...] = ()
+    #: the method options (of METHOD_OPTIONS) this recipe reads
+    reads: frozenset[str] = frozenset()
+    #: its loss weights (``--weight NAME=VALUE``) and their defaults
+    weights: Mapping[str, float] = {}
+    #: the data kinds it trains on
+    kinds: tuple[str, ...] = ("image", "points")
 
     def defaults(self, train: ArrayDataset) -> dict[str, Any]:
         """Defaults for this data set, applied where the user gave no value."""
         raise NotImplementedError
 
     def build(self, cfg: TrainConfig, train: ArrayDataset) -> Updater:
+        """Check what the run asks of this recipe, then make its networks and updater."""
+        self.check(cfg, train)
+        return self.make_updater(cfg, train)
+
+    def make_updater(self, cfg: TrainConfig, train: ArrayDataset) -> Updater:
         """Networks, optimizers, loader and updater."""
         raise NotImplementedError
 
@@ -48,31 +69,44 @@ class Recipe:
         """``n`` outputs of the trained model in [-1, 1] (images) or data units (points)."""
         raise NotImplementedError
 
+    # -------------------------------------------------------- checks and the shared pieces
+    def check(self, cfg: TrainConfig, train: ArrayDataset) -> None:
+        """Refuse data of another kind, method options this recipe would ignore (set to
+        anything but their default) and weights it does not know."""
+        if train.kind not in self.kinds:
+            raise GankitError(f"the {self.name} recipe needs image data, but {train.name!r} "
+                              "holds 2-D points; use --data digits or an image folder.")
+        defaults = TrainConfig()
+        for name in METHOD_OPTIONS:
+            if name not in self.reads and getattr(cfg, name) != getattr(defaults, name):
+                raise GankitError(f"--{name.replace('_', '-')} does not apply to the "
+                                  f"{self.name} recipe; leave it out.")
+        unknown = sorted(set(cfg.weights) - set(self.weights))
+        if unknown:
+            known = (f"its weights are {', '.join(f'{k}={v:g}' for k, v in self.weights.items())}"
+                     if self.weights else "it takes no --weight")
+            raise GankitError(f"the {self.name} recipe has no weight {unknown[0]!r}; {known}.")
 
-# Options of ``gankit train`` that only some recipes read, with the values that mean "unset".
-UNSET: dict[str, tuple[Any, ...]] = {
-    "loss": (None,), "penalty": (None, "none"), "penalty_weight": (None,), "n_dis": (1,),
-    "penalty_every": (1,), "conditional": (False,), "ema": (None, 0), "z_dim": (None,),
-}
+    def weight_values(self, cfg: TrainConfig) -> dict[str, float]:
+        """This recipe's weights, the user's ``--weight`` values over the defaults."""
+        return {**self.weights, **cfg.weights}
 
+    @staticmethod
+    def loader(cfg: TrainConfig, dataset: Dataset[Any]) -> EpochLoader:
+        """The training loader: each process reads its share of every epoch."""
+        rank, world_size = rank_and_world_size()
+        return make_loader(dataset, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers,
+                           rank=rank, world_size=world_size)
 
-def check_options(cfg: TrainConfig, recipe: str, unused: Iterable[str],
-                  weights: dict[str, float]) -> None:
-    """Refuse options ``recipe`` would silently ignore, and weights it does not know."""
-    for name in unused:
-        if getattr(cfg, name) not in UNSET[name]:
-            raise GankitError(f"--{name.replace('_', '-')} does not apply to the {recipe} "
-                              "recipe; leave it out.")
-    unknown = sorted(set(cfg.weights) - set(weights))
-    if unknown:
-        raise GankitError(f"the {recipe} recipe has no weight {unknown[0]!r}; its weights are "
-                          f"{', '.join(f'{k}={v:g}' for k, v in weights.items())}.")
+    @staticmethod
+    def adam(cfg: TrainConfig, params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
+        return torch.optim.Adam(params, lr, betas=(cfg.beta1, cfg.beta2))
 
-
-def check_images(train: ArrayDataset, recipe: str) -> None:
-    if train.kind != "image":
-        raise GankitError(f"the {recipe} recipe needs image data, but {train.name!r} holds "
-                          "2-D points; use --data digits or an image folder.")
+    @staticmethod
+    def engine(cfg: TrainConfig) -> dict[str, Any]:
+        """The Updater's engine options: device, precision, non-finite steps."""
+        return {"device": cfg.device, "precision": cfg.precision,
+                "skip_nonfinite": cfg.skip_nonfinite}
 
 
 def image_shape(data: ArrayDataset | UnpairedDomains) -> tuple[int, int, int]:

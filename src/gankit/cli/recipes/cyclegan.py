@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.cli.recipes import Recipe, check_images, check_options, image_shape, interval_trigger
+from gankit.cli.recipes import Recipe, image_shape, interval_trigger
 from gankit.data import make_loader
 from gankit.data.domains import make_domains
 from gankit.errors import GankitError
 from gankit.extensions.sample_grid import SampleGrid
 from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, translate
 from gankit.models import DCGANDiscriminator
-from gankit.training.distributed import rank_and_world_size
 
 if TYPE_CHECKING:
     from gankit.cli.config import TrainConfig
@@ -34,8 +33,6 @@ CYCLEGAN_DEFAULTS: dict[str, Any] = dict(
     epochs=40, batch_size=32, lr_gen=2e-4, lr_dis=2e-4, beta1=0.5, width=32, norm="batch",
     log_every="1e", sample_every="10e", snapshot_every="10e",
 )
-_UNUSED = ("loss", "penalty", "penalty_weight", "n_dis", "penalty_every", "conditional", "ema",
-           "z_dim")
 
 
 class CycleGANRecipe(Recipe):
@@ -43,35 +40,29 @@ class CycleGANRecipe(Recipe):
     print_keys = ("epoch", "iteration", "gen/adv", "gen/cycle", "dis/loss", "val/cycle",
                   "elapsed_time")
     plot_keys = ("gen/adv", "gen/cycle", "gen/identity", "dis/loss")
+    weights = CYCLEGAN_WEIGHTS
+    kinds = ("image",)
     #: how domain B is made from the images at odd positions (see DOMAIN_TRANSFORMS)
     transform = "rot90"
 
     def defaults(self, train: ArrayDataset) -> dict[str, Any]:
-        check_images(train, self.name)
         return dict(CYCLEGAN_DEFAULTS)
 
-    def build(self, cfg: TrainConfig, train: ArrayDataset) -> CycleGANUpdater:
-        check_images(train, self.name)
-        check_options(cfg, self.name, _UNUSED, CYCLEGAN_WEIGHTS)
-        weights = {**CYCLEGAN_WEIGHTS, **cfg.weights}
+    def make_updater(self, cfg: TrainConfig, train: ArrayDataset) -> CycleGANUpdater:
+        weights = self.weight_values(cfg)
         domains = make_domains(train, self.transform)
         shape = image_shape(domains)
         gen_ab, gen_ba = ResnetTranslator(shape, cfg.width), ResnetTranslator(shape, cfg.width)
         dis_a = DCGANDiscriminator(shape, cfg.width, norm=cfg.norm)
         dis_b = DCGANDiscriminator(shape, cfg.width, norm=cfg.norm)
-        betas = (cfg.beta1, cfg.beta2)
-        rank, world_size = rank_and_world_size()  # each process reads its share of an epoch
         gen_params = [*gen_ab.parameters(), *gen_ba.parameters()]
         dis_params = [*dis_a.parameters(), *dis_b.parameters()]
         return CycleGANUpdater(
             gen_ab, gen_ba, dis_a, dis_b,
-            torch.optim.Adam(gen_params, cfg.lr_gen, betas=betas),
-            torch.optim.Adam(dis_params, cfg.lr_dis, betas=betas),
-            make_loader(domains, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers,
-                        rank=rank, world_size=world_size),
-            cycle=weights["cycle"], identity=weights["identity"],
-            device=cfg.device, precision=cfg.precision,
-            skip_nonfinite=cfg.skip_nonfinite,
+            self.adam(cfg, gen_params, cfg.lr_gen),
+            self.adam(cfg, dis_params, cfg.lr_dis),
+            self.loader(cfg, domains), cycle=weights["cycle"], identity=weights["identity"],
+            **self.engine(cfg),
         )
 
     def extensions(self, cfg: TrainConfig, updater: Any, train: ArrayDataset,

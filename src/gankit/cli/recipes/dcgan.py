@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.cli.recipes import Recipe, check_options, image_shape, interval_trigger
-from gankit.data import make_loader
+from gankit.cli.config import METHOD_OPTIONS
+from gankit.cli.recipes import Recipe, image_shape, interval_trigger
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.gan_evaluator import GANEvaluator
 from gankit.extensions.sample_grid import SampleGrid, fixed_noise_samples
@@ -16,7 +16,6 @@ from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater
 from gankit.metrics.scoring import DEFAULT_N
 from gankit.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
-from gankit.training.distributed import rank_and_world_size
 from gankit.training.triggers import MinValueTrigger
 
 if TYPE_CHECKING:
@@ -57,24 +56,20 @@ class DCGANRecipe(Recipe):
     name = "dcgan"
     print_keys = ("epoch", "iteration", "gen/loss", "dis/loss", "val/fid", "elapsed_time")
     plot_keys = ("gen/loss", "dis/loss", "val/gen/loss", "val/dis/loss")
+    reads = frozenset(METHOD_OPTIONS)
 
     def defaults(self, train: ArrayDataset) -> dict[str, Any]:
         return dict(POINT_DEFAULTS if train.kind == "points" else IMAGE_DEFAULTS)
 
-    def build(self, cfg: TrainConfig, train: ArrayDataset) -> GANUpdater:
-        check_options(cfg, self.name, (), {})
+    def make_updater(self, cfg: TrainConfig, train: ArrayDataset) -> GANUpdater:
         gen, dis = build_networks(cfg, train)
-        betas = (cfg.beta1, cfg.beta2)
-        rank, world_size = rank_and_world_size()  # each process reads its share of an epoch
-        loader = make_loader(train, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers,
-                             rank=rank, world_size=world_size)
         return GANUpdater(
             gen, dis,
-            torch.optim.Adam(gen.parameters(), cfg.lr_gen, betas=betas),
-            torch.optim.Adam(dis.parameters(), cfg.lr_dis, betas=betas),
-            loader, loss=cfg.loss, n_dis=cfg.n_dis, penalty=cfg.penalty,
+            self.adam(cfg, gen.parameters(), cfg.lr_gen),
+            self.adam(cfg, dis.parameters(), cfg.lr_dis),
+            self.loader(cfg, train), loss=cfg.loss, n_dis=cfg.n_dis, penalty=cfg.penalty,
             penalty_weight=cfg.penalty_weight, penalty_every=cfg.penalty_every,
-            device=cfg.device, precision=cfg.precision, skip_nonfinite=cfg.skip_nonfinite,
+            **self.engine(cfg),
         )
 
     def extensions(self, cfg: TrainConfig, updater: Updater, train: ArrayDataset,

@@ -6,14 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.cli.recipes import Recipe, check_images, check_options, image_shape, interval_trigger
+from gankit.cli.recipes import Recipe, image_shape, interval_trigger
 from gankit.data import make_loader
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.sample_grid import SampleGrid
 from gankit.gan.sampling import generate
 from gankit.gan.vaegan import ConvEncoder, ReconstructionEvaluator, VAEGANUpdater, reconstruct
 from gankit.models import DCGANDiscriminator, DCGANGenerator
-from gankit.training.distributed import rank_and_world_size
 
 if TYPE_CHECKING:
     from gankit.cli.config import TrainConfig
@@ -34,37 +33,28 @@ VAEGAN_DEFAULTS: dict[str, Any] = dict(
     norm="layer", log_every="1e", sample_every="20e", snapshot_every="20e",
 )
 
-_GAN_ONLY = ("loss", "penalty", "penalty_weight", "n_dis", "penalty_every", "conditional")
-
-
 class VAEGANRecipe(Recipe):
     name = "vaegan"
     print_keys = ("epoch", "iteration", "enc/kl", "enc/llike", "dec/loss", "dis/loss", "val/rec",
                   "elapsed_time")
     plot_keys = ("enc/kl", "dec/gan", "dis/loss")
+    reads = frozenset({"z_dim", "ema"})
+    weights = VAEGAN_WEIGHTS
+    kinds = ("image",)
 
     def defaults(self, train: ArrayDataset) -> dict[str, Any]:
-        check_images(train, self.name)
         return dict(VAEGAN_DEFAULTS)
 
-    def build(self, cfg: TrainConfig, train: ArrayDataset) -> VAEGANUpdater:
-        check_images(train, self.name)
-        check_options(cfg, self.name, _GAN_ONLY, VAEGAN_WEIGHTS)
-        weights = {**VAEGAN_WEIGHTS, **cfg.weights}
+    def make_updater(self, cfg: TrainConfig, train: ArrayDataset) -> VAEGANUpdater:
         enc = ConvEncoder(cfg.z_dim, image_shape(train), cfg.width)
         dec = DCGANGenerator(cfg.z_dim, image_shape(train), cfg.width)
         dis = DCGANDiscriminator(image_shape(train), cfg.width, norm=cfg.norm)
-        betas = (cfg.beta1, cfg.beta2)
-        rank, world_size = rank_and_world_size()  # each process reads its share of an epoch
         return VAEGANUpdater(
             enc, dec, dis,
-            torch.optim.Adam(enc.parameters(), cfg.lr_gen, betas=betas),
-            torch.optim.Adam(dec.parameters(), cfg.lr_gen, betas=betas),
-            torch.optim.Adam(dis.parameters(), cfg.lr_dis, betas=betas),
-            make_loader(train, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers,
-                        rank=rank, world_size=world_size),
-            gamma=weights["gamma"], device=cfg.device, precision=cfg.precision,
-            skip_nonfinite=cfg.skip_nonfinite,
+            self.adam(cfg, enc.parameters(), cfg.lr_gen),
+            self.adam(cfg, dec.parameters(), cfg.lr_gen),
+            self.adam(cfg, dis.parameters(), cfg.lr_dis),
+            self.loader(cfg, train), gamma=self.weight_values(cfg)["gamma"], **self.engine(cfg),
         )
 
     def extensions(self, cfg: TrainConfig, updater: Any, train: ArrayDataset,
