@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -192,8 +193,14 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
-    # As gankit's __main__ does: no interpreter teardown under torchrun (see there).
+    # As gankit's __main__ does: no interpreter teardown under torchrun (see there), after
+    # a failure too, which could otherwise hang in the process group's destructors.
+    try:
+        main()
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+        code = 1
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
