@@ -10,6 +10,7 @@ from torch import nn
 
 from gankit.training.extension import PRIORITY_WRITER, Extension
 from gankit.training.reporter import DictSummary, report, report_scope
+from gankit.training.stop import StopRequested, check_stop
 from gankit.training.updater import to_device
 
 if TYPE_CHECKING:
@@ -24,6 +25,10 @@ class Evaluator(Extension):
     under the prefix (``val/gen/loss``), averaged over the whole loader, so LogReport,
     PrintReport and best-value triggers see it. Subclass and override ``evaluate`` to report
     values that are not per-batch means (FID, say).
+
+    A stop signal abandons the evaluation at the next batch (long ``evaluate`` overrides
+    should call :func:`gankit.training.stop.check_stop` in their loops): nothing is reported
+    and the global RNG streams are put back, so the resumed run redoes it identically.
 
     Args:
         loader: the held-out data; iterated once per evaluation.
@@ -55,6 +60,7 @@ class Evaluator(Extension):
         summary = DictSummary()
         device = trainer.updater.device
         for batch in self.loader:
+            check_stop()  # a pending SIGTERM abandons the evaluation within a batch
             observation: dict[str, Any] = {}
             with report_scope(observation):
                 self.eval_fn(to_device(batch, device))
@@ -66,11 +72,17 @@ class Evaluator(Extension):
         # Per submodule, not per model: a frozen BatchNorm inside a training model must stay
         # in eval mode, and ``model.train(True)`` would flip it.
         modes = [(sub, sub.training) for m in models.values() for sub in m.modules()]
+        from gankit.training.trainer import _rng_state, _set_rng_state
+
+        rng = _rng_state()
         try:
             for m in models.values():
                 m.eval()
             with torch.no_grad(), trainer.updater.autocast():
                 result = self.evaluate(trainer)
+        except StopRequested:
+            _set_rng_state(rng)  # as if this evaluation never started
+            raise
         finally:
             for sub, mode in modes:  # parents first, so each child's own call wins
                 sub.train(mode)
