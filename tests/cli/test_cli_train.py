@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from gankit.cli import main
+from gankit.extensions.log_report import read_log
 from gankit.training.checkpoint import list_snapshots, load_state
 
 FAST = ["--quiet", "--width", "8", "--z-dim", "8"]
@@ -27,7 +28,7 @@ def test_train_resume_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(argv) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["iterations"] == 30 and config["loss"] == "ns" and config["recipe"] == "dcgan"
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert [e["iteration"] for e in log] == [10, 20, 30]
     assert all(np.isfinite(e["gen/loss"]) and np.isfinite(e["dis/loss"]) for e in log)
     assert (out / "loss.png").stat().st_size > 0
@@ -37,7 +38,7 @@ def test_train_resume_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
     # Continue the same run for 15 more iterations.
     assert main(["train", "--resume", str(out), "--iterations", "45", "--quiet"]) == 0
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert [e["iteration"] for e in log] == [10, 20, 30, 40, 45]
     assert load_state(list_snapshots(out)[-1])["updater"]["iteration"] == 45
 

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from gankit import cli
+from gankit.extensions.log_report import read_log
 from gankit.gan.losses import GANLoss
 from gankit.training import checkpoint
 from gankit.training.checkpoint import list_snapshots, load_state
@@ -205,7 +206,7 @@ def test_skip_nonfinite_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     code, err = run(["train", "--iterations", "10", "--log-every", "10", "--out", str(out),
                      "--skip-nonfinite", *TINY], capsys)
     assert code == 0, err
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert log[-1]["skipped"] == 1.0
     state = load_state(list_snapshots(out)[-1])
     for t in state["updater"]["models"]["dis"].values():
