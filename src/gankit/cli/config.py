@@ -12,6 +12,7 @@ from typing import Any
 import tomllib
 
 from gankit.errors import GankitError
+from gankit.extensions.snapshot import parse_duration
 from gankit.gan.losses import LOSSES
 from gankit.gan.penalties import PENALTIES
 from gankit.models.layers import NORMS
@@ -53,6 +54,7 @@ class TrainConfig:
     sample_every: str | None = None
     snapshot_every: str | None = None
     keep_snapshots: int = 3
+    keep_samples: int | None = None  # newest sample grids kept in samples/; None keeps all
     skip_nonfinite: bool = False
     # recipe-specific weights (VAE-GAN, CycleGAN)
     weights: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -79,7 +81,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         positive_ints = ("epochs", "iterations", "batch_size", "penalty_every", "n_dis", "z_dim",
-                         "width", "image_size", "keep_snapshots")
+                         "width", "image_size", "keep_snapshots", "keep_samples")
         for name in positive_ints:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -113,6 +115,8 @@ class TrainConfig:
             raise GankitError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}.")
         for name in ("log_every", "sample_every", "snapshot_every"):
             value = getattr(self, name)
+            if name == "snapshot_every" and value is not None and parse_duration(value):
+                continue  # wall-clock: 30m, 90s, 2h
             if value is not None:
                 parse_interval(value, f"--{_flag(name)}")
         for key, value in self.weights.items():
