@@ -97,20 +97,22 @@ def per_call(fn: Any, repeats: int = REPEATS) -> float:
     return sorted(times)[len(times) // 2] * 1000
 
 
+def measure(n: int, folder: Path) -> tuple[int, float, float, float, float]:
+    """(n, old entry ms, new entry ms, old plot ms, new plot ms) with ``n`` entries logged."""
+    folder.mkdir()
+    old_log = [entry(i) for i in range(n)]
+    old_entry_ms = per_call(lambda: old_write(old_log, folder / "old_log.json"))
+    old_plot_ms = per_call(lambda: old_plot(old_log, folder / "old_loss.png"))
+    trainer, log, plot = new_setup(folder, n)
+    counter = iter(range(n, n + 200))
+    new_entry_ms = per_call(lambda: append_new(trainer, log, next(counter)), 200)
+    new_plot_ms = per_call(lambda: plot(trainer))
+    return n, old_entry_ms, new_entry_ms, old_plot_ms, new_plot_ms
+
+
 def main() -> None:
-    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for n in SIZES:
-            folder = Path(tmp) / str(n)
-            folder.mkdir()
-            old_log = [entry(i) for i in range(n)]
-            old_entry_ms = per_call(lambda: old_write(old_log, folder / "old_log.json"))
-            old_plot_ms = per_call(lambda: old_plot(old_log, folder / "old_loss.png"))
-            trainer, log, plot = new_setup(folder, n)
-            counter = iter(range(n, n + 200))
-            new_entry_ms = per_call(lambda: append_new(trainer, log, next(counter)), 200)
-            new_plot_ms = per_call(lambda: plot(trainer))
-            rows.append((n, old_entry_ms, new_entry_ms, old_plot_ms, new_plot_ms))
+        rows = [measure(n, Path(tmp) / str(n)) for n in SIZES]
         # Bytes over a whole 10,000-entry run: the old rewrite writes the log once per entry.
         n = SIZES[-1]
         sizes = [len(json.dumps(entry(i))) + 2 for i in range(n)]
