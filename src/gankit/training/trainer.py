@@ -159,14 +159,14 @@ class Trainer:
                     e.extension.initialize(self)
                 while True:
                     if self._pending is not None:  # finish the iteration a stop abandoned
-                        first, name = self._pending
-                        if first >= len(entries) or entries[first].extension is not \
-                                self._entries.get(name, _MISSING).extension:
+                        name = self._pending[1]
+                        target = self._entries.get(name)
+                        if target is None:
                             raise GankitError(
                                 f"the snapshot stopped inside extension {name!r}, which this "
-                                "run does not have at the same place; resume with the same "
-                                "extensions."
+                                "run does not have; resume with the same extensions."
                             )
+                        first = next(i for i, e in enumerate(entries) if e is target)
                         self._pending = None
                     else:
                         if self.stop_trigger(self):
@@ -299,11 +299,6 @@ class Trainer:
         return path
 
 
-class _Missing:
-    extension = None
-
-
-_MISSING: Any = _Missing()
 
 
 def _portable(value: Value) -> Value:
