@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from gankit.cli import main
+from gankit.extensions.log_report import read_log
 from gankit.training.checkpoint import load_state
 
 FAST = ["--quiet", "--width", "8", "--iterations", "20"]
@@ -48,7 +49,7 @@ def _finite(values: dict[str, float | None]) -> bool:
 
 
 def test_training_logs_the_evaluator_and_keeps_the_best_fid(digits_run: Path) -> None:
-    log = json.loads((digits_run / "log.json").read_text())
+    log = read_log(digits_run / "log.json")
     evaluated = [e for e in log if "val/fid" in e]
     assert [e["iteration"] for e in evaluated] == [10, 20]  # with each sample grid
     keys = {"val/gen/loss", "val/dis/loss", "val/fid", "val/kid", "val/precision",
@@ -108,7 +109,7 @@ def test_eval_points_mode_metrics(ring_run: Path) -> None:
     assert floor["modes"] == 8 and floor["hq"] > 0.95 and floor["rkl"] < 0.05
     assert floor["fid"] < 0.05
     assert 0 <= report["metrics"]["modes"] <= 8
-    log = json.loads((ring_run / "log.json").read_text())
+    log = read_log(ring_run / "log.json")
     assert {"val/modes", "val/hq", "val/fid", "val/gen/loss"} <= set(log[-1])
 
 
@@ -119,7 +120,7 @@ def test_unlabelled_images_get_losses_and_need_a_feature_net(
     np.savez(data, x=rng.integers(0, 256, (120, 8, 8), dtype=np.uint8))
     out = tmp_path / "run"
     assert main(["train", "--data", f"npz:{data}", "--out", str(out), *FAST]) == 0
-    entry = json.loads((out / "log.json").read_text())[-1]
+    entry = read_log(out / "log.json")[-1]
     assert {"val/gen/loss", "val/dis/loss"} <= set(entry) and "val/fid" not in entry
     assert not (out / "best_fid.pt").exists()
     assert main(["eval", str(out)]) == 2

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from gankit.cli import main
+from gankit.extensions.log_report import read_log
 from gankit.training.checkpoint import list_snapshots, load_state
 
 FAST = ["--quiet", "--width", "8", "--z-dim", "8"]
@@ -27,7 +28,7 @@ def test_train_resume_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(argv) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["iterations"] == 30 and config["loss"] == "ns" and config["recipe"] == "dcgan"
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert [e["iteration"] for e in log] == [10, 20, 30]
     assert all(np.isfinite(e["gen/loss"]) and np.isfinite(e["dis/loss"]) for e in log)
     assert (out / "loss.png").stat().st_size > 0
@@ -37,7 +38,7 @@ def test_train_resume_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
     # Continue the same run for 15 more iterations.
     assert main(["train", "--resume", str(out), "--iterations", "45", "--quiet"]) == 0
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert [e["iteration"] for e in log] == [10, 20, 30, 40, 45]
     assert load_state(list_snapshots(out)[-1])["updater"]["iteration"] == 45
 
@@ -128,11 +129,14 @@ def test_resume_without_snapshot_and_existing_run(tmp_path: Path,
     assert main(["train", "--iterations", "2", "--out", str(out), *FAST]) == 0
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     capsys.readouterr()
-    assert main(["train", "--iterations", "2", "--out", str(out), *FAST]) == 2
-    assert "already holds a run" in capsys.readouterr().err
+    # The same command again continues the run; it is finished, so nothing changes.
+    assert main(["train", "--iterations", "2", "--out", str(out), *FAST]) == 0
+    assert "resuming from" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing touched
-    assert main(["train", "--resume", str(out), "--loss", "hinge"]) == 2
-    assert "differs from the run being resumed" in capsys.readouterr().err
+    for argv in (["--resume", str(out)], ["--out", str(out), "--iterations", "2"]):
+        assert main(["train", *argv, "--loss", "hinge"]) == 2
+        assert "--loss is 'hinge' but the run in" in capsys.readouterr().err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")

@@ -16,6 +16,7 @@ from PIL import Image
 
 import gankit
 from gankit.extensions import LogReport, PlotReport, PrintReport, ProgressBar
+from gankit.extensions.log_report import read_log
 from gankit.training import PRIORITY_READER, PRIORITY_WRITER
 
 
@@ -51,34 +52,65 @@ def test_log_report_keys_filter(make_trainer):
     assert not (trainer.out / "log.json").exists()
 
 
-def test_log_json_is_written_atomically_and_valid_after_each_trigger(make_trainer, monkeypatch):
+def test_log_json_is_appended_one_line_per_entry(make_trainer, monkeypatch):
     trainer = make_trainer(stop=(9, "iteration"))
     trainer.extend(report_iteration, name="rep", priority=PRIORITY_WRITER)
     trainer.extend(LogReport(trigger=(2, "iteration")))
     path = trainer.out / "log.json"
     lengths = []
 
-    def read_log(t: gankit.Trainer) -> None:
-        lengths.append(len(json.loads(path.read_text())) if path.exists() else 0)
+    def read(t: gankit.Trainer) -> None:
+        lengths.append(len(read_log(path)) if path.exists() else 0)
 
-    trainer.extend(read_log, priority=PRIORITY_READER)
-    opened_for_write: list[str] = []
+    trainer.extend(read, priority=PRIORITY_READER)
+    modes: list[str] = []
     real_open = builtins.open
 
     def spy_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        if any(c in mode for c in "wax+"):
-            opened_for_write.append(Path(file).name)
+        if Path(str(file)).name == "log.json" and any(c in mode for c in "wax+"):
+            modes.append(mode)
         return real_open(file, mode, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", spy_open)
     trainer.run()
     monkeypatch.undo()
     assert lengths == [0, 1, 1, 2, 2, 3, 3, 4, 4]
-    assert json.loads(path.read_text()) == trainer.get_extension("LogReport").log
-    # The final name is only ever produced by a rename, never written in place.
-    assert "log.json" not in opened_for_write
-    assert any(name.startswith(".log.json.tmp") for name in opened_for_write)
+    assert read_log(path) == trainer.get_extension("LogReport").log
+    assert modes == ["a"] * 4  # appended, never rewritten
+    lines = path.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == trainer.get_extension("LogReport").log
     assert [p.name for p in trainer.out.iterdir()] == ["log.json"]
+
+
+def test_a_resume_trims_entries_written_after_the_snapshot_and_a_torn_line(make_trainer):
+    trainer = make_trainer(stop=(4, "iteration"))
+    trainer.extend(report_iteration, name="rep", priority=PRIORITY_WRITER)
+    trainer.extend(LogReport(trigger=(2, "iteration")))
+    trainer.run()
+    state = trainer.state_dict()
+    assert state["extensions"]["LogReport"]["extension"]["entries"] == 2
+    assert "log" not in state["extensions"]["LogReport"]["extension"]  # bounded
+    path = trainer.out / "log.json"
+    with open(path, "a") as f:  # what a killed run appended after its snapshot
+        f.write(json.dumps({"iteration": 6, "epoch": 1}) + "\n" + '{"iteration": 8, "ep')
+    resumed = make_trainer(stop=(6, "iteration"))
+    resumed.out = trainer.out
+    resumed.extend(report_iteration, name="rep", priority=PRIORITY_WRITER)
+    resumed.extend(LogReport(trigger=(2, "iteration")))
+    resumed.load_state_dict(state)
+    resumed.run()
+    assert [e["iteration"] for e in read_log(path)] == [2, 4, 6]
+    assert read_log(path) == resumed.get_extension("LogReport").log
+    assert path.read_text().endswith("}\n")
+
+
+def test_a_fresh_run_empties_an_old_log(make_trainer):
+    trainer = make_trainer(stop=(2, "iteration"))
+    trainer.out.mkdir(parents=True, exist_ok=True)
+    (trainer.out / "log.json").write_text('{"iteration": 99}\n')
+    trainer.extend(LogReport(trigger=(2, "iteration")))
+    trainer.run()
+    assert [e["iteration"] for e in read_log(trainer.out / "log.json")] == [2]
 
 
 def test_log_report_state_round_trip(make_trainer):
@@ -214,6 +246,6 @@ def test_plot_report_leaves_no_figure_and_writes_a_png(make_trainer):
     with Image.open(io.BytesIO(data)) as image:
         image.verify()
     with Image.open(io.BytesIO(data)) as image:
-        assert image.size == (600, 400)
+        assert image.size == (700, 400)
     assert [p.name for p in trainer.out.iterdir()] == ["loss.png"]
     assert matplotlib.get_backend()  # pyplot was imported here only to count figures

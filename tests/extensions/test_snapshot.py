@@ -27,9 +27,8 @@ def test_n_retains_keeps_the_last_k(make_trainer, n_retains, kept):
     trainer.extend(Snapshot(n_retains=n_retains, trigger=(2, "iteration")))
     trainer.run()
     assert [int(p.stem.split("_")[-1]) for p in list_snapshots(trainer.out)] == kept
-    # Sidecars go with their snapshots.
-    assert names(trainer.out) == sorted(
-        [f"snapshot_iter_{i}.pt" for i in kept] + [f"snapshot_iter_{i}.pt.sha256" for i in kept])
+    # One file per snapshot (its digest is inside it).
+    assert names(trainer.out) == sorted(f"snapshot_iter_{i}.pt" for i in kept)
     assert load_state(trainer.out / f"snapshot_iter_{kept[-1]}.pt")["updater"]["iteration"] == 8
 
 

@@ -47,9 +47,8 @@ def test_save_load_round_trip(tmp_path):
     path = tmp_path / "snapshot_iter_5.pt"
     save_state(state(5), path)
     assert_same(load_state(path), state(5))
-    assert (tmp_path / "snapshot_iter_5.pt.sha256").read_text() != ""
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot_iter_5.pt",
-                                                          "snapshot_iter_5.pt.sha256"]
+    # One file: its digest travels inside it, so it is replaced as one unit.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot_iter_5.pt"]
 
 
 def test_write_atomic_replaces_whole_files(tmp_path):
@@ -60,32 +59,33 @@ def test_write_atomic_replaces_whole_files(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["log.json"]
 
 
-def test_a_damaged_file_is_caught_by_its_checksum(tmp_path):
+def test_a_legacy_sidecar_is_still_checked(tmp_path):
     path = tmp_path / "snapshot_iter_5.pt"
-    save_state(state(5), path)
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
-    with pytest.raises(GankitError, match=r"snapshot_iter_5\.pt is damaged \(its checksum does "
-                                          r"not match\); resume from an earlier snapshot"):
+    torch.save(state(5), path)  # an old-format file: no digest inside
+    path.with_name(path.name + ".sha256").write_text("0" * 64)
+    with pytest.raises(GankitError, match=r"snapshot_iter_5\.pt is corrupt \(its checksum file "
+                                          r"does not match it\); resume from an earlier snapshot"):
         load_state(path)
+    path.with_name(path.name + ".sha256").write_text("0" * 64)
+    save_state(state(6), path)  # the next write removes the stale sidecar
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot_iter_5.pt"]
+    assert load_state(path)["updater"]["iteration"] == 6
 
 
 @pytest.mark.parametrize(
     ("content", "match"),
     [
         (None, r"does not exist; give the path of a snapshot_iter_N\.pt"),
-        (b"not a zip file", r"cannot be read \(\w+\); resume from an earlier snapshot"),
-        ("truncated", r"cannot be read"),
+        (b"not a zip file", r"is corrupt \(it cannot be read: \w+\); resume from an earlier"),
+        ("truncated", r"is corrupt \(it cannot be read"),
         ("not_gankit", r"is not a gankit snapshot"),
     ],
 )
 def test_load_state_errors_name_the_file(tmp_path, content, match):
     path = tmp_path / "snapshot_iter_1.pt"
-    if content == "truncated":  # no sidecar: only torch.load can tell
+    if content == "truncated":
         save_state(state(1), path)
         path.write_bytes(path.read_bytes()[:200])
-        path.with_name(path.name + ".sha256").unlink()
     elif content == "not_gankit":
         save_state({"weights": torch.ones(1)}, path)
     elif content is not None:
@@ -110,13 +110,13 @@ def test_latest_snapshot_falls_back_over_a_truncated_newest_file(tmp_path):
     newest = tmp_path / "snapshot_iter_30.pt"
     save_state(state(30), newest)
     newest.write_bytes(newest.read_bytes()[:-100])  # a crash that the rename did not guard
-    with pytest.warns(UserWarning, match=r"skipping .*snapshot_iter_30\.pt: .*damaged"):
+    with pytest.warns(UserWarning, match=r"skipping .*snapshot_iter_30\.pt: .*corrupt"):
         path, loaded = latest_snapshot(tmp_path)
     assert path.name == "snapshot_iter_20.pt"
     assert_same(loaded, state(20))
 
 
-@pytest.mark.parametrize("fail_at", ["fsync", "replace_data", "replace_sidecar", "write"])
+@pytest.mark.parametrize("fail_at", ["fsync", "replace_data", "write"])
 def test_a_crash_while_writing_leaves_the_previous_snapshot_loadable(tmp_path, monkeypatch,
                                                                      fail_at):
     save_state(state(10), tmp_path / "snapshot_iter_10.pt")
@@ -125,8 +125,7 @@ def test_a_crash_while_writing_leaves_the_previous_snapshot_loadable(tmp_path, m
 
     def replace(src: Any, dst: Any) -> None:
         calls["replace"] += 1
-        # The sidecar is renamed first, the data second.
-        if (fail_at, calls["replace"]) in (("replace_sidecar", 1), ("replace_data", 2)):
+        if (fail_at, calls["replace"]) == ("replace_data", 1):
             raise OSError("power cut")
         real_replace(src, dst)
 
@@ -174,7 +173,7 @@ def test_a_crash_while_writing_leaves_the_previous_snapshot_loadable(tmp_path, m
     [
         ([], r"holds no snapshot_iter_N\.pt to resume from"),
         (["snapshot_iter_1.pt", "snapshot_iter_2.pt"], r"no snapshot in .* can be loaded "
-                                                       r"\(2 damaged\); start a new run"),
+                                                       r"\(2 corrupt\); start a new run"),
     ],
 )
 def test_latest_snapshot_when_nothing_loads(tmp_path, names, match):
@@ -197,7 +196,7 @@ def test_save_state_makes_no_partial_file_visible(tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoint.os, "fsync", fsync)
     save_state(state(3), final)
-    # fsync of the sidecar, of the folder, of the data: all before the data's rename.
-    assert seen[:3] == [False, False, False]
+    # The data's fsync comes before its rename; the folder's fsync after it.
+    assert seen == [False, True]
     assert final.exists()
     assert isinstance(load_state(Path(final)), dict)

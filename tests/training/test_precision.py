@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from gankit.cli import main
+from gankit.extensions.log_report import read_log
 from gankit.gan.updaters import GANUpdater
 from gankit.models import DCGANDiscriminator, DCGANGenerator
 from gankit.training import Trainer, load_state
@@ -122,7 +123,7 @@ def _train(images: str, out: Path, *extra: str) -> int:
 
 
 def _finite_log(out: Path) -> list[dict[str, float]]:
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert [e["iteration"] for e in log] == [2, 4]
     assert all(math.isfinite(e[k]) for e in log for k in ("gen/loss", "dis/loss")), log
     return log

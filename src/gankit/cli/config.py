@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import types
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import tomllib
 
 from gankit.errors import GankitError
+from gankit.extensions.snapshot import parse_duration
 from gankit.gan.losses import LOSSES
 from gankit.gan.penalties import PENALTIES
 from gankit.models.layers import NORMS
@@ -58,6 +61,7 @@ class TrainConfig:
     sample_every: str | None = None
     snapshot_every: str | None = None
     keep_snapshots: int = 3
+    keep_samples: int | None = None  # newest sample grids kept in samples/; None keeps all
     skip_nonfinite: bool = False
     # recipe-specific weights (VAE-GAN, CycleGAN)
     weights: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -84,7 +88,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         positive_ints = ("epochs", "iterations", "batch_size", "penalty_every", "n_dis", "z_dim",
-                         "width", "image_size", "keep_snapshots")
+                         "width", "image_size", "keep_snapshots", "keep_samples")
         for name in positive_ints:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
@@ -118,6 +122,8 @@ class TrainConfig:
             raise GankitError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}.")
         for name in ("log_every", "sample_every", "snapshot_every"):
             value = getattr(self, name)
+            if name == "snapshot_every" and value is not None and parse_duration(value):
+                continue  # wall-clock: 30m, 90s, 2h
             if value is not None:
                 parse_interval(value, f"--{_flag(name)}")
         for key, value in self.weights.items():
@@ -150,16 +156,98 @@ def parse_interval(text: str | int, what: str = "interval") -> tuple[int, str]:
     return int(m.group(1)), unit
 
 
+def _type_error(hint: Any, value: Any) -> str | None:
+    """What ``value`` should have been for a field annotated ``hint``; None when it fits.
+
+    TOML has no null, so ``X | None`` means X; a bool is never taken for a number.
+    """
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = typing.get_origin(hint)
+    if base in (typing.Union, types.UnionType):
+        return _type_error(args[0], value) if len(args) == 1 else None
+    if base is dict:
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and _is_number(v) for k, v in value.items())
+        return None if ok else "a table of numbers (NAME = VALUE)"
+    if hint is bool:
+        return None if isinstance(value, bool) else "true or false (not a string)"
+    if hint is int:
+        return None if isinstance(value, int) and not isinstance(value, bool) else \
+            "a whole number (not a string)"
+    if hint is float:
+        return None if _is_number(value) else "a number (not a string)"
+    if hint is str:
+        return None if isinstance(value, str) else 'a string in quotes (e.g. "500" or "5e")'
+    return None
+
+
+def _option_types() -> dict[str, Any]:
+    """The TOML type table: each option's type, read from TrainConfig's annotations."""
+    return typing.get_type_hints(TrainConfig)
+
+
+def _line_of(lines: list[str], key: str, table: str | None = None) -> int:
+    """1-based line where ``key = ...`` (or the table ``[key]``) is written; 0 if not found."""
+    start = 0
+    if table is not None:
+        header = re.compile(rf"^\s*\[\s*{re.escape(table)}\s*\]")
+        start = next((i for i, line in enumerate(lines) if header.match(line)), 0)
+    pattern = re.compile(rf"""^\s*(["']?){re.escape(key)}\1\s*=""")
+    table_header = re.compile(rf"^\s*\[\s*(\w+\.)?{re.escape(key)}\s*\]")
+    for i in range(start, len(lines)):
+        if pattern.match(lines[i]) or table_header.match(lines[i]):
+            return i + 1
+    return 0
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
+    """The options of a TOML file (a ``[train]`` table or top-level keys), checked strictly.
+
+    Every value must have its option's type (``conditional = "no"`` is an error, not true),
+    an unknown key or table and one option written twice (``batch-size`` and ``batch_size``)
+    are errors; each error names the file, the line and the key.
+    """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
-            values = tomllib.load(f)
+        text = path.read_bytes().decode("utf-8")
+        values = tomllib.loads(text)
     except FileNotFoundError:
         raise GankitError(f"config file {path} does not exist; check the --config path.") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise GankitError(f"config file {path} is not valid TOML ({exc}); fix it.") from None
     except OSError as exc:
         raise GankitError(f"config file {path} cannot be read ({exc.strerror}).") from None
-    values = {k.replace("-", "_"): v for k, v in values.get("train", values).items()}
-    return values
+    lines = text.splitlines()
+    table_name: str | None = None
+    table = values
+    if isinstance(values.get("train"), dict):
+        table_name, table = "train", values["train"]
+        for key, value in values.items():
+            if key != "train":
+                what = f"table [{key}]" if isinstance(value, dict) else f"key {key!r}"
+                raise GankitError(
+                    f"config file {path} line {_line_of(lines, key)}: unknown {what} beside "
+                    "[train]; put every option in the [train] table."
+                )
+    types_ = _option_types()
+    seen: dict[str, str] = {}
+    options: dict[str, Any] = {}
+    for raw, value in table.items():
+        name = raw.replace("-", "_")
+        line = _line_of(lines, raw, table_name)
+        where = f"config file {path} line {line}"
+        if name in seen:
+            first = _line_of(lines, seen[name], table_name)
+            raise GankitError(
+                f"{where}: {raw!r} and {seen[name]!r} (line {first}) are the same option; "
+                "keep one."
+            )
+        seen[name] = raw
+        if name not in types_:
+            what = f"table [{raw}]" if isinstance(value, dict) else f"option {raw!r}"
+            raise GankitError(f"{where}: unknown {what}; see gankit train --help for the names.")
+        wanted = _type_error(types_[name], value)
+        if wanted is not None:
+            raise GankitError(f"{where}: {raw} must be {wanted}, got {value!r}.")
+        options[name] = value
+    return options

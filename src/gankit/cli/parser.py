@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a recipe on a data set",
                        argument_default=argparse.SUPPRESS)
     t.add_argument("--config", help="TOML file of options (a [train] table or top-level keys)")
-    t.add_argument("--resume", metavar="RUN", help="continue the run in directory RUN")
+    t.add_argument("--resume", metavar="RUN",
+                   help="continue the run in directory RUN (the original command with "
+                        "--out RUN does the same)")
     t.add_argument("--data", help="digits|ring8|grid25|folder:PATH|npz:PATH|mnist-idx:DIR")
     t.add_argument("--recipe", help="dcgan | vaegan | cyclegan")
     t.add_argument("--out", help="run directory (default runs/gankit)")
@@ -87,8 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--batch-size is per process)")
     t.add_argument("--log-every", help="N iterations or Ne epochs")
     t.add_argument("--sample-every", help="N iterations or Ne epochs")
-    t.add_argument("--snapshot-every", help="N iterations or Ne epochs")
+    t.add_argument("--snapshot-every",
+                   help="N iterations, Ne epochs, or wall-clock training time: 90s, 30m, 2h")
     t.add_argument("--keep-snapshots", type=_positive_int)
+    t.add_argument("--keep-samples", type=_positive_int, metavar="K",
+                   help="keep the newest K sample grids in samples/ (default: all)")
     t.add_argument("--skip-nonfinite", action="store_true",
                    help="skip steps whose loss is NaN/Inf instead of stopping")
     t.add_argument("--weight", dest="weights", type=_weight, action="append",

@@ -9,12 +9,17 @@ import tempfile
 from pathlib import Path
 
 from gankit.cli.config import TrainConfig, load_toml
-from gankit.cli.runs import seed_everything
+from gankit.cli.runs import configure_threads, seed_everything
 from gankit.errors import GankitError
-from gankit.training.checkpoint import list_snapshots, write_atomic
+from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
 from gankit.training.updater import resolve_device
 
-RESUMABLE_CHANGES = ("epochs", "iterations", "device", "workers")
+# The held-out quality signal, plotted into metrics.png one panel per key (absent keys skipped).
+HELD_OUT_KEYS = ("val/fid", "val/kid", "val/precision", "val/recall", "val/modes")
+
+# Options a continued run may change: they do not change what the networks learn.
+RESUMABLE_CHANGES = ("epochs", "iterations", "device", "workers", "snapshot_every",
+                     "keep_snapshots", "keep_samples")
 
 
 def _check_writable(out: Path) -> None:
@@ -29,42 +34,67 @@ def _check_writable(out: Path) -> None:
         ) from None
 
 
+def _saved_config(run: Path) -> TrainConfig:
+    cfg_file = run / "config.json"
+    try:
+        saved = json.loads(cfg_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GankitError(f"{cfg_file} cannot be read ({exc}); it is damaged.") from None
+    return TrainConfig.from_dict(saved, str(cfg_file))
+
+
 def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
-    """The run's configuration and whether it resumes an existing run."""
+    """The run's configuration and whether it continues a snapshot.
+
+    ``--resume R``, or the original command again (``--out R``, R holding a run), continue
+    R with its saved configuration; an option given again must equal the saved one unless
+    it is in ``RESUMABLE_CHANGES``. R without a snapshot yet (killed early) starts afresh
+    from that configuration.
+    """
     given = {k: v for k, v in vars(args).items() if k in TrainConfig.field_names()}
     if "weights" in given:
         given["weights"] = dict(given["weights"])
+    explicit = {}
+    if getattr(args, "config", None):
+        explicit = dict(vars(TrainConfig.from_dict(load_toml(args.config), args.config)))
+        explicit = {k: v for k, v in explicit.items() if k in _toml_keys(args.config)}
+    explicit.update(given)
     resume = getattr(args, "resume", None)
     if resume is not None:
         run = Path(resume)
-        cfg_file = run / "config.json"
-        if not cfg_file.is_file():
+        if not (run / "config.json").is_file():
             raise GankitError(
                 f"{run} is not a gankit run directory (no config.json); "
                 "give the --out directory of an earlier gankit train."
             )
-        try:
-            saved = json.loads(cfg_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise GankitError(f"{cfg_file} cannot be read ({exc}); it is damaged.") from None
-        cfg = TrainConfig.from_dict(saved, str(cfg_file))
-        changed = sorted(k for k, v in given.items()
-                         if k not in RESUMABLE_CHANGES and k != "out" and v != getattr(cfg, k))
-        if changed:
-            raise GankitError(
-                f"--{changed[0].replace('_', '-')} differs from the run being resumed; a resumed "
-                "run keeps its options (only --epochs, --iterations, --device and --workers "
-                "may change)."
-            )
-        if "epochs" in given or "iterations" in given:
-            cfg = cfg.merged({"epochs": None, "iterations": None})
-        cfg = cfg.merged({k: v for k, v in given.items() if k in RESUMABLE_CHANGES})
-        cfg = cfg.merged({"out": str(run)})
-        return cfg, True
-    cfg = TrainConfig()
-    if getattr(args, "config", None):
-        cfg = cfg.merged(vars(TrainConfig.from_dict(load_toml(args.config), args.config)))
-    return cfg.merged(given), False
+    else:
+        run = Path(explicit.get("out", TrainConfig().out))
+        if not (run / "config.json").is_file():
+            if list_snapshots(run):
+                raise GankitError(
+                    f"{run} holds snapshots but no config.json; choose another --out."
+                )
+            return TrainConfig().merged(explicit), False
+    cfg = _saved_config(run)
+    changed = sorted(k for k, v in explicit.items()
+                     if k not in RESUMABLE_CHANGES and k != "out" and v != getattr(cfg, k))
+    if changed:
+        flag = changed[0].replace("_", "-")
+        raise GankitError(
+            f"--{flag} is {explicit[changed[0]]!r} but the run in {run} was started with "
+            f"{getattr(cfg, changed[0])!r}; a continued run keeps its options (only "
+            f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_CHANGES)} may change): "
+            "choose another --out for a new run."
+        )
+    if "epochs" in explicit or "iterations" in explicit:
+        cfg = cfg.merged({"epochs": None, "iterations": None})
+    cfg = cfg.merged({k: v for k, v in explicit.items() if k in RESUMABLE_CHANGES})
+    cfg = cfg.merged({"out": str(run)})
+    return cfg, bool(list_snapshots(run))
+
+
+def _toml_keys(path: str) -> set[str]:
+    return set(load_toml(path))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -76,9 +106,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         PlotReport,
         PrintReport,
         ProgressBar,
+        SampleGrid,
         Snapshot,
     )
     from gankit.extensions.fail_on_non_finite import NonFiniteError
+    from gankit.extensions.snapshot import WallClockTrigger, parse_duration
     from gankit.training import Trainer
     from gankit.training.distributed import (
         barrier,
@@ -87,12 +119,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         prepare_updater,
         seed_rank,
     )
+    from gankit.training.triggers import get_stop_trigger
 
     cfg, resuming = resolve_config(args)
     cfg.validate()
     recipe = get_recipe(cfg.recipe)
     train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed)
     val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed)
+    if cfg.conditional and (train.y is None or train.n_classes < 2):
+        raise GankitError(
+            f"--conditional needs labelled data with at least 2 classes, but {cfg.data} has "
+            f"{'no labels' if train.y is None else f'{train.n_classes} class'}; drop "
+            "--conditional or give labelled data (folder:DIR with one subfolder per class)."
+        )
     if not resuming:
         defaults = recipe.defaults(train)
         if cfg.epochs is not None or cfg.iterations is not None:
@@ -104,12 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Under torchrun: join the process group; each rank trains on its own device.
     device = init_distributed(cfg.device)
     out = Path(cfg.out)
-    if not resuming and (list_snapshots(out) or (out / "config.json").exists()):
-        raise GankitError(
-            f"{out} already holds a run; continue it with --resume {out} or choose another --out."
-        )
-    _check_writable(out)
-    barrier()  # every rank has checked --out before rank 0 writes into it
+    threads = configure_threads()
 
     seed_everything(cfg.seed)
     updater = recipe.build(cfg.merged({"device": str(device)}), train)
@@ -124,22 +158,39 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer.extend(FailOnNonFinite())
     for ext in recipe.extensions(cfg, updater, train, val):
         trainer.extend(ext)
+        if isinstance(ext, SampleGrid):
+            ext.keep = cfg.keep_samples
     trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.log_every)))
-    trainer.extend(PlotReport(list(recipe.plot_keys), trigger=interval_trigger(cfg, cfg.log_every)))
+    # Plots on the sample grid's slower interval (and at the end): drawing costs ~0.1 s.
+    plot_every = interval_trigger(cfg, cfg.sample_every or cfg.log_every)
+    trainer.extend(PlotReport(list(recipe.plot_keys), trigger=plot_every))
+    trainer.extend(PlotReport(list(HELD_OUT_KEYS), filename="metrics.png", trigger=plot_every,
+                              subplots=True), name="MetricsPlot")
     if not quiet:
         keys = list(recipe.print_keys)
         trainer.extend(PrintReport(keys))
         trainer.extend(ProgressBar())
-    trainer.extend(Snapshot(n_retains=cfg.keep_snapshots),
-                   trigger=interval_trigger(cfg, cfg.snapshot_every))
+    seconds = parse_duration(cfg.snapshot_every) if cfg.snapshot_every else None
+    when = (WallClockTrigger(seconds, also=get_stop_trigger(cfg.stop_trigger()))
+            if seconds is not None else interval_trigger(cfg, cfg.snapshot_every))
+    trainer.extend(Snapshot(n_retains=cfg.keep_snapshots), trigger=when)
 
+    # Only now, every option checked, is anything created under --out.
+    _check_writable(out)
+    barrier()  # every rank has checked --out before rank 0 writes into it
     main_process = trainer.is_main_process
+    if main_process:
+        for stale in remove_stale_files(out):
+            print(f"removed {stale.name}, left by a killed run", file=sys.stderr)
     if resuming:
         path = trainer.resume(out)  # every rank reads the snapshot
         if main_process:
-            print(f"resuming from {path} (iteration {updater.iteration})", file=sys.stderr)
-    if main_process:
-        write_atomic(out / "config.json", json.dumps(cfg.to_dict(), indent=1).encode())
+            print(f"resuming from {path} (iteration {updater.iteration}, "
+                  f"{threads} CPU thread{'s' if threads > 1 else ''})", file=sys.stderr)
+    config = json.dumps(cfg.to_dict(), indent=1).encode()
+    cfg_file = out / "config.json"
+    if main_process and not (cfg_file.is_file() and cfg_file.read_bytes() == config):
+        write_atomic(cfg_file, config)
     try:
         trainer.run()
     except NonFiniteError as exc:
@@ -149,7 +200,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 128 + (trainer.stop_signal or 0) if trainer.stop_reason == "signal" else 0
     if trainer.stop_reason == "signal":
         print(f"stopped at iteration {updater.iteration}; a snapshot is in {out}; "
-              f"continue with: gankit train --resume {out}", file=sys.stderr)
+              f"continue with: gankit train --resume {out} (or the same command again)",
+              file=sys.stderr)
         return 128 + (trainer.stop_signal or 0)
     snaps = list_snapshots(out)
     print(f"done: {updater.iteration} iterations in {trainer.elapsed_time:.1f} s; "

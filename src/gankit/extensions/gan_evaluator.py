@@ -21,6 +21,7 @@ from gankit.metrics.scoring import (
     real_subset,
 )
 from gankit.training.evaluator import Evaluator
+from gankit.training.stop import check_stop
 
 if TYPE_CHECKING:
     from gankit.data import ArrayDataset
@@ -135,6 +136,7 @@ class GANEvaluator(Evaluator):
                          device=u.device)
         total_gen = total_dis = 0.0
         for start in range(0, len(x_all), self.batch_size):
+            check_stop()
             x = x_all[start:start + self.batch_size].to(u.device)
             m = x.shape[0]
             y = y_all[start:start + m].to(u.device) if n_classes and y_all is not None else None

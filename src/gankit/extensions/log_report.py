@@ -1,8 +1,10 @@
-"""LogReport: means of the observations over each interval, kept and written to JSON."""
+"""LogReport: means of the observations over each interval, appended to a JSON-lines log."""
 
 from __future__ import annotations
 
 import json
+import warnings
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gankit.training.checkpoint import write_atomic
@@ -14,13 +16,37 @@ if TYPE_CHECKING:
     from gankit.training.trainer import Trainer
 
 
+def read_log(path: str | Path) -> list[dict[str, float]]:
+    """The entries of a LogReport file, oldest first; a torn last line (a kill) is skipped.
+
+    The file holds one JSON object per line, so pandas reads it directly:
+    ``pandas.read_json("log.json", lines=True)``. A file in the older format (one JSON array)
+    is read too.
+    """
+    text = Path(path).read_text()
+    if text.lstrip().startswith("["):
+        return list(json.loads(text))
+    entries = []
+    for line in text.splitlines():
+        if line.strip():
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError:  # only the last line can be torn
+                break
+    return entries
+
+
 class LogReport(Extension):
     """Averages every reported value over ``trigger`` intervals into ``self.log``.
 
     It runs every iteration to add the observation to a device-side summary (no host sync)
     and turns the sums into floats only when its own trigger fires. Each entry also holds
-    ``epoch``, ``iteration`` and ``elapsed_time``. The log is rewritten atomically to
-    ``out/filename`` (``None``: keep it in memory only).
+    ``epoch``, ``iteration`` and ``elapsed_time``. Each entry is appended as one JSON line to
+    ``out/filename`` (``None``: keep the log in memory only), so writing one costs the same at
+    the 10th entry as at the 100,000th. A snapshot holds the number of entries, not the
+    entries: on resume the log is read back from the file and trimmed to the snapshot (a
+    kill after the snapshot may have appended entries that the resumed run writes again).
+    With ``filename=None`` the entries themselves are in the snapshot.
     """
 
     trigger = (1, "iteration")
@@ -38,6 +64,25 @@ class LogReport(Extension):
         self.filename = filename
         self.log: list[dict[str, float]] = []
         self._summary = DictSummary()
+        self._restored: int | None = None  # entries a loaded snapshot had written
+
+    def initialize(self, trainer: Trainer) -> None:
+        restored, self._restored = self._restored, None
+        if not self.filename or not trainer.is_main_process:
+            return
+        # The file must hold exactly this log: trim what a kill after the snapshot appended,
+        # and empty a fresh run's file (a run killed before its first snapshot).
+        keep = restored if restored is not None else len(self.log)
+        path = trainer.out / self.filename
+        on_disk = read_log(path) if path.is_file() else []
+        if restored is not None:
+            if len(on_disk) < keep:
+                warnings.warn(f"{path} holds {len(on_disk)} entries, the snapshot had written "
+                              f"{keep}; the log continues from what is there.", stacklevel=2)
+            self.log = on_disk[:keep]
+        if path.is_file() and (len(on_disk) > keep or not _ends_cleanly(path)):
+            write_atomic(path, "".join(json.dumps(e) + "\n" for e in on_disk[:keep]).encode(),
+                         durable=False)
 
     def __call__(self, trainer: Trainer) -> None:
         obs = trainer.observation
@@ -52,15 +97,28 @@ class LogReport(Extension):
         self.log.append(entry)
         self._summary = DictSummary()
         if self.filename and trainer.is_main_process:
-            # One entry per line: readable, and json's C encoder (indent= forces the slow
-            # pure-Python one, which made each rewrite of a long log cost milliseconds).
-            text = "[\n" + ",\n".join(json.dumps(e) for e in self.log) + "\n]\n"
-            # Not fsynced: it is rewritten every interval and snapshots hold the log too.
-            write_atomic(trainer.out / self.filename, text.encode(), durable=False)
+            # Appended, not rewritten: O(1) per entry. A kill mid-line leaves a torn last
+            # line, which read_log skips and a resume trims.
+            with open(trainer.out / self.filename, "a") as f:
+                f.write(json.dumps(entry) + "\n")
 
     def state_dict(self) -> dict[str, Any]:
-        return {"log": list(self.log), "summary": self._summary.state_dict()}
+        state: dict[str, Any] = {"entries": len(self.log), "summary": self._summary.state_dict()}
+        if not self.filename:
+            state["log"] = list(self.log)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.log = list(state["log"])
+        if "log" in state:
+            self.log = list(state["log"])
+        self._restored = int(state.get("entries", len(state.get("log", []))))
         self._summary.load_state_dict(state["summary"])
+
+
+def _ends_cleanly(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"

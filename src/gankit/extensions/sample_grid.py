@@ -78,6 +78,8 @@ class SampleGrid(Extension):
     ``make_samples`` returns images (N, C, H, W) in [-1, 1], tiled into a grid, or points
     (N, 2), drawn as a scatter over ``real``. It runs under ``no_grad``; keep its inputs
     fixed (a seeded noise batch) so the pictures show training progress, not noise.
+    ``keep`` bounds the folder: after each write only the newest ``keep`` files that this
+    extension's ``filename`` pattern names are kept (``None``, the default, keeps all).
     """
 
     trigger: TriggerLike = (1, "epoch")
@@ -93,9 +95,13 @@ class SampleGrid(Extension):
         scale: int = 4,
         real: torch.Tensor | None = None,
         trigger: TriggerLike | None = None,
+        keep: int | None = None,
     ) -> None:
         if trigger is not None:
             self.trigger = trigger
+        if keep is not None and keep < 1:
+            raise ValueError(f"keep must be at least 1 or None, got {keep}.")
+        self.keep = keep
         self.make_samples = make_samples
         self.filename = filename
         self.nrow = nrow
@@ -113,6 +119,22 @@ class SampleGrid(Extension):
             save_scatter(samples, path, self.real, f"iteration {trainer.updater.iteration}")
         else:
             save_image_grid(samples, path, self.nrow, self.scale)
+        if self.keep is not None:
+            self._prune(trainer.out, self.keep)
+
+    def _prune(self, out: Path, keep: int) -> None:
+        # The files this pattern names, by iteration: "samples/iter_{iteration:07d}.png".
+        head, _, tail = self.filename.partition("{iteration")
+        tail = tail.partition("}")[2]
+        rel = Path(head + "0" + tail)
+        prefix, suffix = Path(head).name if not head.endswith("/") else "", tail
+        found = []
+        for p in (out / rel.parent).glob(f"{prefix}*{suffix}"):
+            middle = p.name[len(prefix):len(p.name) - len(suffix)]
+            if middle.isdigit():
+                found.append((int(middle), p))
+        for _, p in sorted(found)[:-keep]:
+            p.unlink(missing_ok=True)
 
 
 def fixed_noise_samples(n: int = 64, seed: int = 0,

@@ -2,14 +2,61 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from gankit.errors import GankitError
 from gankit.extensions.fail_on_non_finite import FailOnNonFinite, check_finite_parameters
 from gankit.training.checkpoint import SNAPSHOT_RE, list_snapshots, save_state
+from gankit.training.distributed import any_rank, is_distributed
 from gankit.training.extension import PRIORITY_SNAPSHOT, Extension
-from gankit.training.triggers import TriggerLike
+from gankit.training.triggers import Trigger, TriggerLike, get_trigger
+
+DURATION_RE = re.compile(r"^([1-9][0-9]*)\s*(s|m|h)$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float | None:
+    """``"30m"`` -> 1800.0, ``"90s"``, ``"2h"``; None when ``text`` is not a duration."""
+    m = DURATION_RE.match(str(text).strip())
+    return float(int(m.group(1)) * _SECONDS[m.group(2)]) if m else None
+
+
+class WallClockTrigger(Trigger):
+    """Fires once ``seconds`` of training time have passed since it last fired.
+
+    Training time is ``trainer.elapsed_time``, which a resumed run continues, so a run
+    restarted every few hours still snapshots every ``seconds``. Under torch.distributed the
+    ranks' clocks differ, so every ``sync_every`` iterations they agree (one small
+    all-reduce) and fire together: the snapshot is a collective. ``also`` (a trigger) fires
+    it too, e.g. at the run's last iteration.
+    """
+
+    def __init__(self, seconds: float, also: TriggerLike | None = None,
+                 sync_every: int = 16) -> None:
+        if seconds <= 0:
+            raise ValueError(f"seconds must be positive, got {seconds!r}.")
+        self.seconds = float(seconds)
+        self.also = get_trigger(also) if also is not None else None
+        self.sync_every = sync_every
+        self._last = 0.0
+
+    def __call__(self, trainer: Trainer) -> bool:
+        now = trainer.elapsed_time
+        due = now - self._last >= self.seconds
+        if is_distributed():
+            due = trainer.updater.iteration % self.sync_every == 0 and any_rank(due)
+        fired = due or bool(self.also is not None and self.also(trainer))
+        if fired:
+            self._last = now
+        return fired
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"last": self._last}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._last = float(state["last"])
 
 if TYPE_CHECKING:
     from gankit.training.trainer import Trainer

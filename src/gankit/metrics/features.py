@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from gankit.errors import GankitError
 from gankit.training.checkpoint import write_atomic
 from gankit.training.eval_mode import eval_mode
+from gankit.training.stop import check_stop
 
 __all__ = [
     "DigitClassifier",
@@ -202,6 +203,8 @@ def train_classifier(
     pixels (default ``max(1, S // 8)``) so features do not hinge on exact pixel positions.
     Initialisation, shuffling and augmentation draw from ``seed`` only, without touching the
     global RNG. On sklearn's digits (1497 train / 300 val) the defaults reach about 98%.
+    A pending stop signal (:func:`gankit.training.stop.check_stop`, polled every batch)
+    abandons the training by raising ``StopRequested``.
     """
     train_x, val_x = torch.as_tensor(train_x), torch.as_tensor(val_x)
     train_y, val_y = torch.as_tensor(train_y), torch.as_tensor(val_y)
@@ -231,6 +234,7 @@ def train_classifier(
     for _ in range(epochs):
         order = torch.randperm(n, generator=gen).to(device)
         for start in range(0, n, batch_size):
+            check_stop()  # a pending SIGTERM abandons the training (nothing is cached)
             idx = order[start : start + batch_size]
             if idx.numel() < 2:
                 continue  # BatchNorm cannot normalise a batch of one
@@ -306,7 +310,10 @@ def cached_classifier(
             entry = torch.load(path, map_location="cpu", weights_only=True)
             if entry["key"] != key:
                 raise ValueError("cache key mismatch")
-            model = SmallCNN(**entry["config"])
+            # Built under a forked RNG: a cache hit must draw from the global streams no more
+            # than a miss does (training forks too), or a run would depend on the cache.
+            with torch.random.fork_rng(devices=[]):
+                model = SmallCNN(**entry["config"])
             model.load_state_dict(entry["state_dict"])
             return model.to(device).eval(), float(entry["accuracy"])
         except Exception as exc:  # any damage to the file means: train again
@@ -399,6 +406,7 @@ def extract_features(
     outs = []
     with eval_mode(*([module] if module is not None else [])), torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
+            check_stop()
             out = net(x[start : start + batch_size].to(device))
             outs.append(out.reshape(out.shape[0], -1).to(x.device))
     return torch.cat(outs)

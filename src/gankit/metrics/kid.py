@@ -7,6 +7,7 @@ from torch import Tensor
 
 from gankit.errors import GankitError
 from gankit.metrics.fid import _check_features
+from gankit.training.stop import check_stop
 
 __all__ = ["kernel_inception_distance", "polynomial_mmd2"]
 
@@ -62,6 +63,7 @@ def kernel_inception_distance(
     gen = torch.Generator().manual_seed(seed)
     scores = []
     for _ in range(subsets):
+        check_stop()
         idx_a = torch.randperm(feat_a.shape[0], generator=gen)[:m].to(feat_a.device)
         idx_b = torch.randperm(feat_b.shape[0], generator=gen)[:m].to(feat_a.device)
         x = feat_a[idx_a].to(torch.float64)

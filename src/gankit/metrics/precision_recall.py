@@ -13,6 +13,7 @@ from torch import Tensor
 
 from gankit.errors import GankitError
 from gankit.metrics.fid import _check_features
+from gankit.training.stop import check_stop
 
 __all__ = ["precision_recall"]
 
@@ -33,6 +34,7 @@ def _kth_sq_radii(x: Tensor, k: int, batch_size: int) -> Tensor:
         rows = x[r0 : r0 + batch_size]
         best: Tensor | None = None
         for c0 in range(0, n, batch_size):
+            check_stop()  # quadratic in n: a pending SIGTERM abandons it within a block
             d2 = _sq_dists(rows, x[c0 : c0 + batch_size])
             # k+1 smallest: the smallest is the point itself (distance 0).
             small = d2.topk(min(k + 1, d2.shape[1]), dim=1, largest=False).values
@@ -86,6 +88,7 @@ def precision_recall(
         f_rows = fake[f0 : f0 + batch_size]
         f_rad = r_fake[f0 : f0 + batch_size]
         for r0 in range(0, real.shape[0], batch_size):
+            check_stop()
             d2 = _sq_dists(f_rows, real[r0 : r0 + batch_size])
             fake_inside[f0 : f0 + batch_size] |= (d2 <= r_real[r0 : r0 + batch_size]).any(1)
             real_inside[r0 : r0 + batch_size] |= (d2 <= f_rad[:, None]).any(0)

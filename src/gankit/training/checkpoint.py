@@ -2,8 +2,11 @@
 
 A snapshot is written to a temporary file in the same folder, flushed to disk, then renamed
 over its final name, so a crash leaves either the old file or the new one, never half of one.
-A sidecar ``NAME.sha256`` holds the checksum; loading checks it, so a truncated or damaged
-file is detected and ``latest_snapshot`` falls back to the previous good one.
+Its checksum travels inside it (``state["digest"]``, a sha256 of every tensor and value), so
+a file is replaced as one unit: a kill at any instant leaves the old file or the new one, each
+valid on its own. Loading recomputes the digest, so a truncated or damaged file is named as
+corrupt and ``latest_snapshot`` falls back to the previous good one. A ``NAME.sha256`` sidecar
+(written by gankit before 0.2) is still checked when present, and removed on the next write.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import torch
 from gankit.errors import GankitError
 
 SNAPSHOT_RE = re.compile(r"^snapshot_iter_(\d+)\.pt$")
+# What a killed writer leaves behind: write_atomic's temp files and _check_writable's probe.
+TEMP_RE = re.compile(r"^(\..+\.tmp\d+|\.write-test-.*)$")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -57,40 +62,88 @@ def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None
         _fsync_dir(path.parent)
 
 
+def state_digest(state: Any) -> str:
+    """sha256 of a state tree: its structure, every plain value and every tensor's bytes."""
+    h = hashlib.sha256()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, torch.Tensor):
+            t = node.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(node, dict):
+            h.update(f"D{len(node)}".encode())
+            for k, v in node.items():
+                h.update(repr(k).encode())
+                walk(v)
+        elif isinstance(node, (list, tuple)):
+            h.update(f"{type(node).__name__[0]}{len(node)}".encode())
+            for v in node:
+                walk(v)
+        else:
+            h.update(f"{type(node).__name__}:{node!r};".encode())
+
+    walk(state)
+    return h.hexdigest()
+
+
 def save_state(state: dict[str, Any], path: str | Path) -> None:
-    """Save a state tree atomically, checksum sidecar first, then the data."""
+    """Save a state tree atomically, as one file that carries its own digest."""
     path = Path(path)
+    state = {k: v for k, v in state.items() if k != "digest"}
+    state["digest"] = state_digest(state)
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    data = buffer.getvalue()
-    write_atomic(path.with_name(path.name + ".sha256"), hashlib.sha256(data).hexdigest().encode())
-    write_atomic(path, data)
+    # An old sidecar would contradict the new data; once it is gone, the digest inside
+    # checks whichever file (old or new) a kill leaves at ``path``.
+    path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+    write_atomic(path, buffer.getvalue())
+
+
+def _corrupt(path: Path, why: str) -> GankitError:
+    return GankitError(f"snapshot {path} is corrupt ({why}); resume from an earlier snapshot.")
 
 
 def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a snapshot, checking its checksum when the sidecar is there."""
+    """Load a snapshot, checking the digest stored in it (and a legacy sidecar if present)."""
     path = Path(path)
     if not path.is_file():
         raise GankitError(f"snapshot {path} does not exist; give the path of a snapshot_iter_N.pt.")
     data = path.read_bytes()
-    sidecar = path.with_name(path.name + ".sha256")
-    if sidecar.is_file():
-        expected = sidecar.read_text().strip()
-        if hashlib.sha256(data).hexdigest() != expected:
-            raise GankitError(
-                f"snapshot {path} is damaged (its checksum does not match); "
-                "resume from an earlier snapshot."
-            )
     try:
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:
-        raise GankitError(
-            f"snapshot {path} cannot be read ({type(exc).__name__}); "
-            "resume from an earlier snapshot."
-        ) from None
+        raise _corrupt(path, f"it cannot be read: {type(exc).__name__}") from None
     if not isinstance(state, dict) or "updater" not in state:
         raise GankitError(f"{path} is not a gankit snapshot; give a snapshot_iter_N.pt file.")
+    digest = state.pop("digest", None)
+    if digest is not None:
+        # The digest inside decides; a sidecar left beside it may be stale, never authoritative.
+        if digest != state_digest(state):
+            raise _corrupt(path, "its content does not match the digest stored in it")
+        return state
+    sidecar = path.with_name(path.name + ".sha256")
+    if sidecar.is_file() and hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
+        raise _corrupt(path, "its checksum file does not match it")
     return state
+
+
+def remove_stale_files(folder: str | Path) -> list[Path]:
+    """Delete what killed writers left in a run folder: temp files and orphan checksums.
+
+    Call it only while no other process writes into ``folder`` (a resuming run, before it
+    trains). Returns the removed paths.
+    """
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        orphan = p.name.endswith(".sha256") and not p.with_name(p.name[: -len(".sha256")]).exists()
+        if p.is_file() and (TEMP_RE.match(p.name) or orphan):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def list_snapshots(folder: str | Path) -> list[Path]:
@@ -118,5 +171,5 @@ def latest_snapshot(folder: str | Path) -> tuple[Path, dict[str, Any]]:
             problems.append(str(exc))
             warnings.warn(f"skipping {path}: {exc}", stacklevel=2)
     raise GankitError(
-        f"no snapshot in {folder} can be loaded ({len(problems)} damaged); start a new run."
+        f"no snapshot in {folder} can be loaded ({len(problems)} corrupt); start a new run."
     )

@@ -11,6 +11,7 @@ from torch import nn
 from gankit.training.eval_mode import eval_mode
 from gankit.training.extension import PRIORITY_WRITER, Extension
 from gankit.training.reporter import DictSummary, report, report_scope
+from gankit.training.stop import StopRequested, check_stop
 from gankit.training.updater import to_device
 
 if TYPE_CHECKING:
@@ -29,6 +30,10 @@ class Evaluator(Extension):
 
     The arguments follow Chainer's ``Evaluator(iterator, target, eval_func)``, so the article's
     ``Evaluator(val_loader, {"gen": G, "dis": D}, eval_fn)`` ports as it is.
+
+    A stop signal abandons the evaluation at the next batch (long ``evaluate`` overrides
+    should call :func:`gankit.training.stop.check_stop` in their loops): nothing is reported
+    and the global RNG streams are put back, so the resumed run redoes it identically.
 
     Args:
         loader: the held-out data; iterated once per evaluation.
@@ -79,6 +84,7 @@ class Evaluator(Extension):
         device = trainer.updater.device
         models = self.target(trainer)
         for batch in self.loader:
+            check_stop()  # a pending SIGTERM abandons the evaluation within a batch
             observation: dict[str, Any] = {}
             with report_scope(observation, models):
                 self.eval_fn(models, to_device(batch, device))
@@ -87,8 +93,15 @@ class Evaluator(Extension):
 
     def __call__(self, trainer: Trainer) -> dict[str, float]:  # type: ignore[override]
         """Evaluate, report the result under the prefix and return it (as Chainer does)."""
-        with eval_mode(*self.target(trainer).values()), torch.no_grad(), \
-                trainer.updater.autocast():
-            result = self.evaluate(trainer)
+        from gankit.training.trainer import _rng_state, _set_rng_state
+
+        rng = _rng_state()
+        try:
+            with eval_mode(*self.target(trainer).values()), torch.no_grad(), \
+                    trainer.updater.autocast():
+                result = self.evaluate(trainer)
+        except StopRequested:
+            _set_rng_state(rng)  # as if this evaluation never started
+            raise
         report(result, self.prefix)
         return {f"{self.prefix}/{k}" if self.prefix else k: v for k, v in result.items()}

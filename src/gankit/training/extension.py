@@ -65,10 +65,15 @@ class _FunctionExtension(Extension):
 
 def make_extension(
     trigger: TriggerLike = (1, "iteration"),
-    priority: int = PRIORITY_READER,
+    priority: int = PRIORITY_WRITER,
     name: str | None = None,
 ) -> Callable[[Callable[[Trainer], None]], Extension]:
-    """Decorator that turns ``def f(trainer)`` into an extension."""
+    """Decorator that turns ``def f(trainer)`` into an extension.
+
+    The default priority is ``PRIORITY_WRITER``: what the function reports is in the
+    iteration's observation before LogReport, PrintReport and the plots read it. A function
+    that reads the log (not one that reports) should pass ``priority=PRIORITY_READER``.
+    """
 
     def wrap(fn: Callable[[Trainer], None]) -> Extension:
         return _FunctionExtension(fn, trigger, priority, name)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import random
-import signal
-import threading
 import time
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from gankit.errors import GankitError
+from gankit.training import stop
 from gankit.training.checkpoint import latest_snapshot, load_state
 from gankit.training.distributed import all_gather_object, any_rank, is_distributed, own_rng_state
 from gankit.training.extension import Extension, _FunctionExtension
@@ -69,6 +66,10 @@ class Trainer:
         self._start: float | None = None
         self._running = False
         self.stop_signal: int | None = None  # the signal number that stopped the run
+        # Set when a stop abandoned an extension: (its index in run order, its name). The
+        # snapshot keeps it with the iteration's observation; a resumed run redoes that
+        # extension and those after it before its next update, as if never interrupted.
+        self._pending: tuple[int, str] | None = None
 
     @property
     def is_main_process(self) -> bool:
@@ -137,7 +138,12 @@ class Trainer:
         return sorted(self._entries.values(), key=lambda e: (-e.priority, e.order))
 
     def run(self) -> None:
-        """Train until the stop trigger fires, SIGINT/SIGTERM arrives or an error is raised."""
+        """Train until the stop trigger fires, a stop signal arrives or an error is raised.
+
+        SIGINT, SIGTERM and SIGUSR1 stop the run after the update in flight; an extension
+        that polls :func:`gankit.training.stop.check_stop` (evaluators do) is abandoned
+        within about a second, and the abandoned work is redone on resume.
+        """
         if self._running:
             raise RuntimeError("this trainer is already running.")
         if self.is_main_process:
@@ -150,19 +156,33 @@ class Trainer:
         # plain modules both stand for its name. One outer scope, so steps build no mapping.
         observers = [*self.updater.raw_models.items(), *self.updater.models.items()]
         try:
-            with self._catch_stop_signals(), report_scope({}, observers):
+            with stop.handle_signals(), report_scope({}, observers):
+                self.stop_signal = None
                 for e in entries:
                     e.extension.initialize(self)
-                while not self.stop_trigger(self):
-                    self.observation = {}
-                    with report_scope(self.observation):
-                        self.updater.update()
-                        for e in entries:
-                            if e.trigger(self):
-                                e.extension(self)
+                while True:
+                    if self._pending is not None:  # finish the iteration a stop abandoned
+                        name = self._pending[1]
+                        target = self._entries.get(name)
+                        if target is None:
+                            raise GankitError(
+                                f"the snapshot stopped inside extension {name!r}, which this "
+                                "run does not have; resume with the same extensions."
+                            )
+                        first = next(i for i, e in enumerate(entries) if e is target)
+                        self._pending = None
+                    else:
+                        if self.stop_trigger(self):
+                            break
+                        self.observation = {}
+                        with report_scope(self.observation):
+                            self.updater.update()
+                        first = -1
+                    if not self._run_extensions(entries, first):
+                        break
                     # Ranks must stop after the same iteration, or their collectives mismatch.
-                    if any_rank(self.stop_signal is not None):
-                        self.stop_reason = "signal"
+                    if any_rank(stop.stop_requested()):
+                        self._stopped(stop.pending_signal())
                         break
         except BaseException as exc:
             for e in entries:
@@ -175,25 +195,31 @@ class Trainer:
             self._start = None
             self._running = False
 
-    @contextlib.contextmanager
-    def _catch_stop_signals(self) -> Iterator[None]:
-        """Turn SIGINT/SIGTERM into a clean stop after the current iteration."""
-        self.stop_signal = None
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
+    def _run_extensions(self, entries: list[_Entry], first: int) -> bool:
+        """Call the extensions whose trigger fires; False when a stop abandoned one.
 
-        def handler(signum: int, frame: Any) -> None:
-            if self.stop_signal is not None:  # a second signal: stop now
-                raise KeyboardInterrupt
-            self.stop_signal = signum
+        ``first >= 0`` resumes an abandoned iteration: that extension's trigger has fired
+        already (and is not asked again), the ones before it have run.
+        """
+        start = max(first, 0)
+        with report_scope(self.observation):
+            for i in range(start, len(entries)):
+                e = entries[i]
+                if i == first or e.trigger(self):
+                    try:
+                        e.extension(self)
+                    except stop.StopRequested as req:
+                        self._pending = (i, self._name_of(e))
+                        self._stopped(req.signum)
+                        return False
+        return True
 
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for s, h in previous.items():
-                signal.signal(s, h)
+    def _stopped(self, signum: int | None) -> None:
+        self.stop_reason = "signal"
+        self.stop_signal = signum if signum is not None else stop.pending_signal()
+
+    def _name_of(self, entry: _Entry) -> str:
+        return next(n for n, e in self._entries.items() if e is entry)
 
     # ----------------------------------------------------------------------- state tree
     def state_dict(self) -> dict[str, Any]:
@@ -213,6 +239,14 @@ class Trainer:
             "extensions": extensions,
             "rng": rng,
         }
+        if self._pending is not None:
+            # Stopped inside an extension: keep the iteration's observation, so the resumed
+            # run finishes that iteration with the values its update reported.
+            state["pending"] = {
+                "index": self._pending[0],
+                "name": self._pending[1],
+                "observation": {k: _portable(v) for k, v in self.observation.items()},
+            }
         if is_distributed():
             # Collective: every rank calls state_dict (Snapshot does), each resumes its own noise.
             state["rng_per_rank"] = all_gather_object(rng)
@@ -235,6 +269,16 @@ class Trainer:
                 self._entries[name].extension.load_state_dict(saved["extension"])
                 self._entries[name].trigger.load_state_dict(saved["trigger"])
         self._elapsed_before = state["elapsed_time"]
+        pending = state.get("pending")
+        if pending is not None:
+            device = self.updater.device
+            self._pending = (int(pending["index"]), str(pending["name"]))
+            self.observation = {
+                k: v.to(device) if isinstance(v, torch.Tensor) else v
+                for k, v in pending["observation"].items()
+            }
+        else:
+            self._pending = None
         # Last, so nothing above (the replayed batches, say) consumes the restored streams.
         rng = own_rng_state(state)
         if rng is not None:
@@ -256,6 +300,12 @@ class Trainer:
                 "resume with the same recipe and network options it was trained with."
             ) from None
         return path
+
+
+
+
+def _portable(value: Value) -> Value:
+    return value.detach().cpu() if isinstance(value, torch.Tensor) else value
 
 
 def _rng_state() -> dict[str, Any]:

@@ -3,7 +3,6 @@ sample, the weights reaching the updater, and options that do not apply exiting 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ from gankit.cli.recipes import get_recipe
 from gankit.cli.recipes.cyclegan import CycleGANRecipe
 from gankit.cli.recipes.vaegan import VAEGANRecipe
 from gankit.cli.runs import load_run
+from gankit.extensions.log_report import read_log
 from gankit.training.checkpoint import list_snapshots, load_state
 
 TINY = ["--data", "digits", "--batch-size", "16", "--width", "8", "--quiet",
@@ -39,14 +39,14 @@ def test_train_resume_sample(tmp_path: Path, recipe: str, own: list[str],
     out = tmp_path / "run"
     argv = ["train", "--recipe", recipe, *TINY, *own]
     assert main([*argv, "--iterations", "4", "--out", str(out)]) == 0
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert [e["iteration"] for e in log] == [2, 4]
     assert keys <= set(log[-1]) and all(np.isfinite(log[-1][k]) for k in keys)
     assert Image.open(out / "samples" / "iter_0000004.png").size == grid
 
     # Resume to 6 iterations; it must end where an uninterrupted 6-iteration run ends.
     assert main(["train", "--resume", str(out), "--iterations", "6", "--quiet"]) == 0
-    assert [e["iteration"] for e in json.loads((out / "log.json").read_text())] == [2, 4, 6]
+    assert [e["iteration"] for e in read_log(out / "log.json")] == [2, 4, 6]
     straight = tmp_path / "straight"
     assert main([*argv, "--iterations", "6", "--out", str(straight)]) == 0
     resumed = load_state(list_snapshots(out)[-1])["updater"]["models"]
