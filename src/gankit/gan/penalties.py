@@ -131,7 +131,9 @@ def path_length_penalty(images: Tensor, ws: Tensor, pl_mean: Tensor,
     h, w = images.shape[2], images.shape[3]
     noise = torch.randn_like(images) / math.sqrt(h * w)
     (grad,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
-    lengths = grad.float().square().sum(dim=2).mean(dim=1).sqrt()
+    if grad.dtype in (torch.float16, torch.bfloat16):  # lengths and their mean in fp32
+        grad = grad.float()
+    lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
     with torch.no_grad():
-        pl_mean.lerp_(lengths.mean().nan_to_num(), decay)
+        pl_mean.lerp_(lengths.mean().nan_to_num().to(pl_mean.dtype), decay)
     return (lengths - pl_mean).square().mean()
