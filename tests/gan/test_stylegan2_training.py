@@ -67,7 +67,8 @@ def test_path_length_penalty_of_a_linear_synthesis_is_exact():
     lengths = grad.square().sum(2).mean(1).sqrt()
     want_mean = 0.5 + 0.1 * (lengths.mean() - 0.5)
     assert float(pl_mean) == pytest.approx(float(want_mean), rel=1e-12)
-    assert float(value.detach()) == pytest.approx(float((lengths - want_mean).square().mean()), rel=1e-9)
+    want = (lengths - want_mean).square().mean()
+    assert float(value.detach()) == pytest.approx(float(want), rel=1e-9)
     value.backward()  # it differentiates back to the weights (here: A)
     assert a.grad is not None and a.grad.abs().sum() > 0
 
@@ -175,3 +176,20 @@ def test_generator_step_reports_the_path_length_terms():
     assert "gen/pl" not in seen[1] and "gen/loss" in seen[1]
     assert "gen/pl" in seen[2]
     assert math.isfinite(float(updater.path_length_mean))
+
+
+def test_bf16_training_steps_with_both_regularisers():
+    torch.manual_seed(0)
+    gen = StyleGAN2Generator(8, (3, 16, 16), n_classes=2, mapping_layers=1, **TINY)
+    dis = StyleGAN2Discriminator((3, 16, 16), n_classes=2, **TINY)
+    updater = GANUpdater(gen, dis, torch.optim.Adam(gen.parameters()),
+                         torch.optim.Adam(dis.parameters()), _images(2), penalty="r1",
+                         penalty_weight=1.0, path_length_weight=2.0, path_length_every=1,
+                         precision="bf16")
+    before = [p.detach().clone() for p in gen.parameters()]
+    obs: dict[str, Any] = {}
+    with report_scope(obs):
+        updater.update()
+    assert all(math.isfinite(float(obs[k])) for k in ("dis/loss", "dis/r1", "gen/loss", "gen/pl"))
+    assert any(not torch.equal(a, b) for a, b in zip(before, gen.parameters(), strict=True))
+    assert all(p.dtype == torch.float32 for p in gen.parameters())

@@ -75,7 +75,7 @@ def test_labels_are_checked_and_options_validated():
         gen(gen.sample_z(2))
     with pytest.raises(GankitError, match="unconditional"):
         StyleGAN2Discriminator((3, 16, 16), **TINY)(torch.zeros(2, 3, 16, 16), torch.zeros(2))
-    with pytest.raises(GankitError, match="mixing_prob=1.5"):
+    with pytest.raises(GankitError, match=r"mixing_prob=1\.5"):
         tiny_gen(mixing_prob=1.5)
     with pytest.raises(GankitError, match="noise_mode='off'"):
         tiny_gen(noise_mode="off")
@@ -275,10 +275,25 @@ def test_torch_compile_forward_matches_eager():
     torch.testing.assert_close(compiled(z), gen(z))
 
 
-def test_parameter_counts_of_documented_configs():
-    def count(m):
-        return sum(p.numel() for p in m.parameters())
+def count(m: torch.nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
 
+
+def test_layer_parameter_counts_match_stylegan2_ada():
+    """The per-layer counts StyleGAN2-ADA's summary prints for 512-channel layers."""
+    from gankit.models.stylegan2 import _DBlock, _StyleLayer, _ToRGB
+
+    assert count(_StyleLayer(512, 512, 512, 8)) == 2_622_465  # synthesis.bN.conv0/conv1
+    assert count(_ToRGB(512, 3, 512)) == 264_195  # synthesis.bN.torgb
+    assert count(EqualLinear(512, 512)) == 262_656  # mapping.fcN
+    gen = StyleGAN2Generator(512, (3, 32, 32), mapping_layers=2, channel_base=16384,
+                             channel_max=512)
+    assert gen.synthesis.const.numel() == 8192  # synthesis.b4 const
+    # D block: two 3x3 convs with bias and a bias-free 1x1 skip
+    assert count(_DBlock(512, 512)) == 2 * (512 * 512 * 9 + 512) + 512 * 512
+
+
+def test_parameter_counts_of_documented_configs():
     # the CPU defaults at 32x32 (README), and the paper's CIFAR-10 widths
     assert count(StyleGAN2Generator(128, (3, 32, 32))) == 1_149_267
     assert count(StyleGAN2Discriminator((3, 32, 32))) == 1_153_473
