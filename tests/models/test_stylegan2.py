@@ -85,7 +85,7 @@ def test_channel_widths_follow_base_and_cap():
     gen = StyleGAN2Generator(16, (3, 64, 64), channel_base=1024, channel_max=32)
     # 4, 8: capped at 32; 16: 1024 // 16 = 64 -> 32; 32: 32; 64: 16.
     assert gen.synthesis.const.shape == (32, 4, 4)
-    assert [rgb.conv.weight.shape[1] for rgb in gen.synthesis.rgbs] == [32, 32, 32, 16]
+    assert [b.torgb.conv.weight.shape[1] for b in gen.synthesis.blocks] == [32, 32, 32, 16]
 
 
 def _reference_modulated_conv(x, weight, styles, demodulate):

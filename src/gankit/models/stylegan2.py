@@ -53,22 +53,23 @@ def stylegan2_levels(shape: tuple[int, int, int]) -> int:
 
     Square, power-of-two sides from 16 to 256. Raises GankitError otherwise.
     """
-    try:
-        shape = tuple(operator.index(d) for d in shape)
+    dims: tuple[object, ...]
+    try:  # accept numpy integers and torch.Size too, but not floats
+        dims = tuple(operator.index(d) for d in shape)
     except TypeError:
-        shape = tuple(shape)
-    if len(shape) != 3 or any(not isinstance(d, int) or d < 1 for d in shape):
+        dims = tuple(shape)
+    if len(dims) != 3 or any(not isinstance(d, int) or d < 1 for d in dims):
         raise GankitError(
-            f"image shape {shape} is not (channels, height, width) with positive integers; "
+            f"image shape {dims} is not (channels, height, width) with positive integers; "
             "pass e.g. (3, 32, 32)"
         )
-    _, h, w = shape
+    _, h, w = dims
     if h != w or h not in (16, 32, 64, 128, 256):
         raise GankitError(
-            f"image shape {shape} is not supported; StyleGAN2 needs square images with side "
+            f"image shape {dims} is not supported; StyleGAN2 needs square images with side "
             "16, 32, 64, 128 or 256, so resize or crop the data"
         )
-    return int(math.log2(h))
+    return int(math.log2(int(h)))  # type: ignore[call-overload]
 
 
 def _channels(res: int, channel_base: int, channel_max: int) -> int:
@@ -108,6 +109,8 @@ class MappingNetwork(nn.Module):
 
 class _Noise(nn.Module):
     """Adds per-pixel Gaussian noise scaled by a learned strength (zero at the start)."""
+
+    const: Tensor
 
     def __init__(self, res: int) -> None:
         super().__init__()
@@ -152,6 +155,21 @@ class _ToRGB(nn.Module):
         return self.conv(x, w) + self.bias.view(1, -1, 1, 1).to(x.dtype)
 
 
+class _SynthesisBlock(nn.Module):
+    """One resolution of the skip generator: upsampling conv, conv, toRGB."""
+
+    def __init__(self, cin: int, cout: int, channels: int, w_dim: int, res: int) -> None:
+        super().__init__()
+        self.conv0 = _StyleLayer(cin, cout, w_dim, res, up=True)
+        self.conv1 = _StyleLayer(cout, cout, w_dim, res)
+        self.torgb = _ToRGB(cout, channels, w_dim)
+
+    def forward(self, x: Tensor, img: Tensor, ws: Tensor,
+                noise_mode: str) -> tuple[Tensor, Tensor]:
+        x = self.conv1(self.conv0(x, ws[:, 0], noise_mode), ws[:, 1], noise_mode)
+        return x, upsample_2x(img) + self.torgb(x, ws[:, 2])
+
+
 class SynthesisNetwork(nn.Module):
     """ws (B, num_ws, w_dim) -> images: a skip generator from a learned 4x4 constant.
 
@@ -165,21 +183,16 @@ class SynthesisNetwork(nn.Module):
                  channel_max: int) -> None:
         super().__init__()
         levels = stylegan2_levels(shape)
-        channels = shape[0]
-        self.w_dim, self.shape = w_dim, shape
+        channels = int(shape[0])
+        self.w_dim = w_dim
         ch = {2**k: _channels(2**k, channel_base, channel_max) for k in range(2, levels + 1)}
         self.const = nn.Parameter(torch.randn(ch[4], 4, 4))
         self.conv4 = _StyleLayer(ch[4], ch[4], w_dim, 4)
         self.rgb4 = _ToRGB(ch[4], channels, w_dim)
-        self.convs = nn.ModuleList()
-        self.rgbs = nn.ModuleList()
-        for k in range(3, levels + 1):
-            res = 2**k
-            self.convs.append(nn.ModuleList([
-                _StyleLayer(ch[res // 2], ch[res], w_dim, res, up=True),
-                _StyleLayer(ch[res], ch[res], w_dim, res),
-            ]))
-            self.rgbs.append(_ToRGB(ch[res], channels, w_dim))
+        self.blocks = nn.ModuleList(
+            _SynthesisBlock(ch[2 ** (k - 1)], ch[2**k], channels, w_dim, 2**k)
+            for k in range(3, levels + 1)
+        )
         self.num_ws = 2 * levels - 2
 
     def forward(self, ws: Tensor, noise_mode: str = "random") -> Tensor:
@@ -191,10 +204,8 @@ class SynthesisNetwork(nn.Module):
         x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1).to(ws.dtype)
         x = self.conv4(x, ws[:, 0], noise_mode)
         img = self.rgb4(x, ws[:, 1])
-        for i, ((conv0, conv1), rgb) in enumerate(zip(self.convs, self.rgbs, strict=True)):
-            x = conv0(x, ws[:, 2 * i + 1], noise_mode)
-            x = conv1(x, ws[:, 2 * i + 2], noise_mode)
-            img = upsample_2x(img) + rgb(x, ws[:, 2 * i + 3])
+        for i, block in enumerate(self.blocks):
+            x, img = block(x, img, ws[:, 2 * i + 1:2 * i + 4], noise_mode)
         return img
 
 
@@ -221,6 +232,8 @@ class StyleGAN2Generator(NoiseSampling, nn.Module):
             network. channel_base, channel_max: ``min(channel_base // res, channel_max)``
             channels at resolution ``res``.
     """
+
+    w_avg: Tensor
 
     def __init__(
         self,
@@ -250,7 +263,7 @@ class StyleGAN2Generator(NoiseSampling, nn.Module):
                 f"noise_mode={noise_mode!r} is unknown; choose one of {', '.join(NOISE_MODES)}"
             )
         stylegan2_levels(shape)
-        shape = tuple(int(d) for d in shape)
+        shape = (int(shape[0]), int(shape[1]), int(shape[2]))
         self.z_dim, self.w_dim, self.n_classes, self.shape = z_dim, w_dim, n_classes, shape
         self.mapping = MappingNetwork(z_dim, w_dim, n_classes=n_classes,
                                       layers=mapping_layers, lr_mul=mapping_lr_mul)
@@ -360,7 +373,7 @@ class StyleGAN2Discriminator(nn.Module):
         _check_positive(n_classes, channel_base=channel_base, channel_max=channel_max,
                         mbstd_group=mbstd_group, mbstd_channels=mbstd_channels)
         levels = stylegan2_levels(shape)
-        shape = tuple(int(d) for d in shape)
+        shape = (int(shape[0]), int(shape[1]), int(shape[2]))
         self.n_classes, self.shape = n_classes, shape
         ch = {2**k: _channels(2**k, channel_base, channel_max) for k in range(2, levels + 1)}
         top = 2**levels
