@@ -153,9 +153,13 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
     """
     b, cin, h, wd = x.shape
     cout, _, k, _ = weight.shape
-    w = weight.unsqueeze(0) * styles.reshape(b, 1, cin, 1, 1)  # (B, Cout, Cin, k, k)
+    scale = styles.reshape(b, 1, cin, 1, 1)
     if demodulate:
-        w = w * torch.rsqrt(w.square().sum(dim=(2, 3, 4), keepdim=True) + eps)
+        # sum over (Cin, k, k) of (weight * s)^2 = s^2 @ (sum over k, k of weight^2): a small
+        # matmul instead of squaring and summing the (B, Cout, Cin, k, k) kernels.
+        d = torch.rsqrt(styles.square() @ weight.square().sum(dim=(2, 3)).T + eps)  # (B, Cout)
+        scale = scale * d.reshape(b, cout, 1, 1, 1)
+    w = weight.unsqueeze(0) * scale  # (B, Cout, Cin, k, k)
     out = F.conv2d(x.reshape(1, b * cin, h, wd), w.reshape(b * cout, cin, k, k).to(x.dtype),
                    padding=k // 2, groups=b)
     return out.reshape(b, cout, h, wd)
