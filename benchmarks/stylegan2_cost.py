@@ -48,6 +48,8 @@ def measure(variant: str, steps: int, repeats: int) -> dict[str, float]:
     torch.set_num_threads(1)
     loader = [torch.rand(BATCH, *SHAPE) * 2 - 1 for _ in range(4)]
     kw: dict[str, object] = {}
+    gen: torch.nn.Module
+    dis: torch.nn.Module
     if variant == "dcgan":
         gen, dis = DCGANGenerator(128, SHAPE), DCGANDiscriminator(SHAPE)
         opt_g = torch.optim.Adam(gen.parameters(), 2e-4, betas=(0.5, 0.999))

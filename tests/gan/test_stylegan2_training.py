@@ -16,7 +16,7 @@ from gankit.models import DCGANGenerator
 from gankit.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from gankit.training.reporter import report_scope
 
-TINY = {"channel_base": 128, "channel_max": 8}
+TINY: dict[str, Any] = {"channel_base": 128, "channel_max": 8}
 
 
 @pytest.mark.parametrize(
