@@ -268,11 +268,21 @@ def test_bf16_forward_backward():
 
 
 def test_torch_compile_forward_matches_eager():
+    """One graph (no breaks), in eval and in training (mixing, noise, return_ws)."""
     torch.manual_seed(0)
-    gen = tiny_gen().eval()
-    z = gen.sample_z(2)
+    gen = tiny_gen(n_classes=2).eval()
+    z, y = gen.sample_z(2), labels(2, 2)
     compiled = torch.compile(copy.deepcopy(gen), backend="eager", fullgraph=True)
-    torch.testing.assert_close(compiled(z), gen(z))
+    torch.testing.assert_close(compiled(z, y), gen(z, y))
+    gen.train()
+    compiled = torch.compile(gen, backend="eager", fullgraph=True)
+    torch.manual_seed(1)
+    img, ws = compiled(z, y, return_ws=True)
+    torch.manual_seed(1)
+    want_img, want_ws = gen(z, y, return_ws=True)
+    assert ws.shape == (2, gen.num_ws, gen.w_dim)
+    torch.testing.assert_close(img, want_img)
+    torch.testing.assert_close(ws, want_ws)
 
 
 def count(m: torch.nn.Module) -> int:
