@@ -2,7 +2,15 @@
 
 from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, translate
 from gankit.gan.losses import LOSSES, GANLoss, get_loss
-from gankit.gan.penalties import PENALTIES, gradient_penalty, r1_penalty, r2_penalty
+from gankit.gan.penalties import (
+    PENALTIES,
+    gradient_penalty,
+    lazy_adam_hparams,
+    lazy_regularization,
+    path_length_penalty,
+    r1_penalty,
+    r2_penalty,
+)
 from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater, split_batch
 from gankit.gan.vaegan import (
@@ -16,6 +24,7 @@ from gankit.gan.vaegan import (
 __all__ = [
     "LOSSES", "PENALTIES", "ConvEncoder", "CycleEvaluator", "CycleGANUpdater", "GANLoss",
     "GANUpdater", "ReconstructionEvaluator", "ResnetTranslator", "VAEGANUpdater", "generate",
-    "get_loss", "gradient_penalty", "kl_normal", "r1_penalty", "r2_penalty", "reconstruct",
+    "get_loss", "gradient_penalty", "kl_normal", "lazy_adam_hparams", "lazy_regularization",
+    "path_length_penalty", "r1_penalty", "r2_penalty", "reconstruct",
     "split_batch", "translate",
 ]

@@ -8,12 +8,21 @@ Callers choose the weight: WGAN-GP uses ``10 * gradient_penalty(...)``, R1 is us
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-__all__ = ["PENALTIES", "gradient_penalty", "r1_penalty", "r2_penalty"]
+__all__ = [
+    "PENALTIES",
+    "gradient_penalty",
+    "lazy_adam_hparams",
+    "lazy_regularization",
+    "path_length_penalty",
+    "r1_penalty",
+    "r2_penalty",
+]
 
 #: the penalties GANUpdater and ``--penalty`` know
 PENALTIES = ("none", "r1", "r2", "gp")
@@ -68,3 +77,63 @@ def r1_penalty(real_out: Tensor, real_x: Tensor) -> Tensor:
 def r2_penalty(fake_out: Tensor, fake_x: Tensor) -> Tensor:
     """R2: the same as :func:`r1_penalty`, on fake samples (``fake_x`` must require grad)."""
     return _squared_grad_penalty(fake_out, fake_x, "r2")
+
+
+def lazy_adam_hparams(lr: float, betas: Sequence[float],
+                      every: int) -> tuple[float, tuple[float, float]]:
+    """Adam's ``(lr, betas)`` rescaled for a regulariser applied every ``every`` steps.
+
+    Karras et al. 2020, appendix B: a lazily regularised network takes ``k + 1`` optimizer
+    steps' worth of updates in ``k`` minibatches' time, so with ``c = k / (k + 1)`` the
+    learning rate becomes ``lr * c`` and each beta ``beta ** c``, which keeps the momentum's
+    time constants in minibatches the same. ``every=1`` is not lazy and leaves them as they
+    are. (GANUpdater adds the lazy term to the k-th minibatch's loss rather than taking a
+    separate step, so there the rescaling follows the paper's recipe, not its step count.)
+    """
+    if every < 1:
+        raise ValueError(f"every={every} must be a positive interval in minibatches.")
+    b1, b2 = betas
+    if every == 1:
+        return lr, (b1, b2)
+    c = every / (every + 1)
+    return lr * c, (b1**c, b2**c)
+
+
+def lazy_regularization(optimizer: torch.optim.Optimizer, every: int) -> torch.optim.Optimizer:
+    """Rescale, in place, every param group's ``lr`` and ``betas`` with :func:`lazy_adam_hparams`.
+
+    Call it once, right after building the optimizer (not after a resume: the snapshot's
+    optimizer state already holds the rescaled values). Returns ``optimizer``.
+    """
+    for group in optimizer.param_groups:
+        if "betas" not in group:
+            raise ValueError(
+                f"{type(optimizer).__name__} has no betas; lazy regularisation rescales an "
+                "Adam-style optimizer (Adam, AdamW)"
+            )
+        group["lr"], group["betas"] = lazy_adam_hparams(group["lr"], group["betas"], every)
+        if "initial_lr" in group:  # an LR scheduler built before this call
+            group["initial_lr"] = group["lr"]
+    return optimizer
+
+
+def path_length_penalty(images: Tensor, ws: Tensor, pl_mean: Tensor,
+                        decay: float = 0.01) -> Tensor:
+    """StyleGAN2's path-length penalty (Karras et al. 2020, section 3.2).
+
+    ``images`` (B, C, H, W) must have been computed from the styles ``ws`` (B, L, w_dim)
+    with a graph. For a random image-space direction ``u`` (normal, scaled by
+    1/sqrt(H*W)) the length ``a = ||J_w^T u||`` (the squared Jacobian-vector product summed
+    over w_dim, averaged over the L styles, square-rooted) should stay near its running
+    mean; the penalty is ``mean((a - pl_mean)^2)``. ``pl_mean`` (a 0-dim float tensor) is
+    updated in place, ``pl_mean += decay * (mean(a) - pl_mean)``, without a host sync.
+    """
+    h, w = images.shape[2], images.shape[3]
+    noise = torch.randn_like(images) / math.sqrt(h * w)
+    (grad,) = torch.autograd.grad((images * noise).sum(), ws, create_graph=True)
+    if grad.dtype in (torch.float16, torch.bfloat16):  # lengths and their mean in fp32
+        grad = grad.float()
+    lengths = grad.square().sum(dim=2).mean(dim=1).sqrt()
+    with torch.no_grad():
+        pl_mean.lerp_(lengths.mean().nan_to_num().to(pl_mean.dtype), decay)
+    return (lengths - pl_mean).square().mean()

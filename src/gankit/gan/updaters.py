@@ -17,7 +17,13 @@ import torch
 from torch import nn
 
 from gankit.gan.losses import get_loss
-from gankit.gan.penalties import PENALTIES, gradient_penalty, r1_penalty, r2_penalty
+from gankit.gan.penalties import (
+    PENALTIES,
+    gradient_penalty,
+    path_length_penalty,
+    r1_penalty,
+    r2_penalty,
+)
 from gankit.training.reporter import report
 from gankit.training.updater import Updater
 
@@ -41,6 +47,14 @@ class GANUpdater(Updater):
         penalty_weight: γ for R1/R2 (the penalty added is γ/2·R), λ for GP.
         penalty_every: apply the penalty every k discriminator steps, scaled by k (lazy
             regularisation), which saves the double backward on the other steps.
+        path_length_weight: StyleGAN2's path-length regulariser on the generator (0: off;
+            the paper uses 2). It needs a generator whose forward takes ``return_ws=True``
+            (``StyleGAN2Generator``). Its running mean is updater state, saved in snapshots.
+        path_length_every, path_length_decay: applied every k generator steps (scaled by
+            k, 4 in the paper), and the running mean's decay (0.01).
+
+    For lazy regularisation rescale the optimizers' lr and betas once when building them:
+    ``gankit.gan.lazy_regularization(opt, every)`` (Karras et al. 2020, appendix B).
     """
 
     def __init__(
@@ -56,6 +70,9 @@ class GANUpdater(Updater):
         penalty: str = "none",
         penalty_weight: float = 10.0,
         penalty_every: int = 1,
+        path_length_weight: float = 0.0,
+        path_length_every: int = 4,
+        path_length_decay: float = 0.01,
         **kwargs: Any,
     ) -> None:
         super().__init__({"gen": gen, "dis": dis}, {"gen": opt_gen, "dis": opt_dis}, loaders,
@@ -70,6 +87,23 @@ class GANUpdater(Updater):
         self.penalty_weight = penalty_weight
         self.penalty_every = penalty_every
         self.n_classes = int(getattr(gen, "n_classes", 0))
+        if path_length_weight < 0 or path_length_every < 1 or not 0 < path_length_decay <= 1:
+            raise ValueError(
+                "path_length_weight must be >= 0, path_length_every >= 1 and "
+                f"path_length_decay in (0, 1]; got {path_length_weight}, "
+                f"{path_length_every}, {path_length_decay}."
+            )
+        if path_length_weight > 0 and not hasattr(gen, "synthesis"):
+            raise ValueError(
+                f"path_length_weight={path_length_weight} needs a style-based generator "
+                "whose forward takes return_ws=True (StyleGAN2Generator); "
+                f"{type(gen).__name__} is not one, so set path_length_weight=0."
+            )
+        self.path_length_weight = path_length_weight
+        self.path_length_every = path_length_every
+        self.path_length_decay = path_length_decay
+        # The running mean of path lengths: state of the regulariser, saved in snapshots.
+        self.path_length_mean = torch.zeros((), device=self.device)
 
     def _z(self, n: int) -> torch.Tensor:
         sample_z = cast(Callable[..., torch.Tensor], self.raw_models["gen"].sample_z)
@@ -121,9 +155,40 @@ class GANUpdater(Updater):
         # Generator step, every n_dis discriminator steps.
         if (d_step + 1) % self.n_dis == 0:
             y_fake = self._fake_labels(n)
-            fake = gen(self._z(n), y_fake)
+            g_step = d_step // self.n_dis
+            apply_pl = self.path_length_weight > 0 and g_step % self.path_length_every == 0
+            if apply_pl:
+                # One forward serves both terms (a DDP generator allows one per backward).
+                fake, ws = gen(self._z(n), y_fake, return_ws=True)
+            else:
+                fake = gen(self._z(n), y_fake)
             loss_gen = self.loss.gen(self.frozen("dis")(fake, y_fake))
-            if self.step("gen", loss_gen):
+            total = loss_gen
+            if apply_pl:
+                with torch.autocast(self.device.type, enabled=False):
+                    value = path_length_penalty(fake, ws, self.path_length_mean,
+                                                self.path_length_decay)
+                total = loss_gen + self.path_length_every * self.path_length_weight * value
+            if self.step("gen", total):
                 observed["gen/loss"] = loss_gen
+                if apply_pl:
+                    observed["gen/pl"] = value
+                    observed["gen/pl_mean"] = self.path_length_mean.clone()
         report(observed)
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.path_length_weight > 0:
+            state["path_length_mean"] = self.path_length_mean.clone()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if self.path_length_weight > 0:
+            if "path_length_mean" not in state:
+                raise ValueError(
+                    "the snapshot has no path-length mean but this run uses "
+                    "path_length_weight > 0; resume it with path_length_weight=0."
+                )
+            self.path_length_mean.copy_(state["path_length_mean"])
+        super().load_state_dict(state)
 

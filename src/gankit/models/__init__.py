@@ -1,8 +1,9 @@
-"""Reference networks: DCGAN-style convnets for images, MLPs for point data, shared layers."""
+"""Reference networks: DCGAN-style convnets and StyleGAN2 for images, MLPs for points, layers."""
 
 from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator, image_levels
 from gankit.models.layers import NORMS, apply_spectral_norm
 from gankit.models.mlp import MLPDiscriminator, MLPGenerator
+from gankit.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 __all__ = [
     "NORMS",
@@ -10,6 +11,8 @@ __all__ = [
     "DCGANGenerator",
     "MLPDiscriminator",
     "MLPGenerator",
+    "StyleGAN2Discriminator",
+    "StyleGAN2Generator",
     "apply_spectral_norm",
     "image_levels",
 ]
