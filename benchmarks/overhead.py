@@ -432,6 +432,78 @@ def profile(iterations: int, log_every: int, top: int) -> None:
                       f"{ncalls / iterations:9.2f}  {where}")
 
 
+def bare_cost(iterations: int, rounds: int) -> None:
+    """CPU per iteration of the loop around a step that only reports four fresh scalars: the
+    Trainer with the CLI's extensions against the raw loop's own bookkeeping. No step, no
+    loader and no log line (the log trigger never fires), so what is left is framework."""
+    import torch
+    from tqdm import tqdm
+
+    from gankit.cli.config import TrainConfig
+    from gankit.cli.recipes import interval_trigger
+    from gankit.extensions import (
+        FailOnNonFinite,
+        LogReport,
+        PlotReport,
+        PrintReport,
+        ProgressBar,
+        Snapshot,
+    )
+    from gankit.training import Trainer, Updater
+    from gankit.training.reporter import report
+
+    one = [torch.tensor(1.0) for _ in KEYS]
+    never = str(10**9)
+
+    class Bare(Updater):
+        def update_core(self, batch: Any) -> None:
+            report(dict(zip(KEYS, (v * 1 for v in one), strict=True)))
+
+    def gankit_run(out: TextIO, folder: Path) -> Callable[[], None]:
+        gen, dis, opt_g, opt_d, _ = build()
+        cfg = TrainConfig(data="ring8", iterations=iterations, log_every=never,
+                          snapshot_every=never)
+        updater = Bare({"gen": gen, "dis": dis}, {"gen": opt_g, "dis": opt_d}, list(range(64)))
+        trainer = Trainer(updater, cfg.stop_trigger(), folder)
+        every = cfg.merged({"iterations": 10**9})  # so the end-of-run trigger cannot fire
+        trainer.extend(FailOnNonFinite())
+        trainer.extend(LogReport(trigger=interval_trigger(every, never)))
+        trainer.extend(PlotReport(list(PLOT_KEYS), trigger=interval_trigger(every, never)))
+        trainer.extend(PrintReport(["epoch", "iteration", *KEYS], out=out))
+        trainer.extend(ProgressBar(update_interval=BAR_EVERY, out=out, force=True))
+        trainer.extend(Snapshot(), trigger=interval_trigger(every, never))
+        return trainer.run
+
+    def raw_run(out: TextIO, folder: Path) -> Callable[[], None]:
+        def run() -> None:
+            sums, count, it = torch.zeros(len(KEYS)), 0, 0
+            bar = tqdm(total=iterations, file=out)
+            while it < iterations:
+                for _ in range(64):
+                    sums += torch.stack([v * 1 for v in one])
+                    count += 1
+                    it += 1
+                    if it % BAR_EVERY == 0:
+                        bar.update(BAR_EVERY)
+                    if it >= iterations:
+                        break
+            bar.close()
+        return run
+
+    cost: dict[str, list[float]] = {"raw": [], "gankit": []}
+    with open(os.devnull, "w") as null, tempfile.TemporaryDirectory() as tmp:
+        for r in range(rounds):
+            for name, make in (("raw", raw_run), ("gankit", gankit_run)):
+                run = make(null, Path(tmp, f"bare-{name}-{r}"))
+                cpu = time.process_time()
+                run()
+                cost[name].append(1e6 * (time.process_time() - cpu) / iterations)
+    raw, gk = statistics.median(cost["raw"]), statistics.median(cost["gankit"])
+    print(f"\nbare loop (no step), CPU us per iteration, median of {rounds} x {iterations}: "
+          f"raw bookkeeping {raw:.1f}, gankit Trainer + CLI extensions {gk:.1f}: "
+          f"gankit adds {gk - raw:.1f} us per iteration")
+
+
 def _short(path: str) -> str:
     marker = os.sep + "gankit" + os.sep
     return "gankit/" + path.split(marker, 1)[1] if marker in path else path
@@ -456,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("the raw loop is the baseline; keep it in --variants.")
     warnings.filterwarnings("ignore")
     if args.profile:
+        bare_cost(5000, 5)
         profile(args.iterations, args.log_every, top=25)
         return 0
     names = available(args.variants)
@@ -486,18 +559,22 @@ def main(argv: list[str] | None = None) -> int:
                 f"{n} {proc[n, 'wall'][-1]:.2f}/{proc[n, 'cpu'][-1]:.2f}" for n in names),
                 file=sys.stderr, flush=True)
     lm = {k: statistics.median(v) for k, v in loop.items()}
+    # Each round ran the variants back to back under nearly the same load: the median of the
+    # per-round ratios is the steadier figure on a shared machine.
+    paired = {n: statistics.median(a / b for a, b in zip(loop[n, "cpu"], loop["raw", "cpu"],
+                                                         strict=True)) for n in names}
     pm = {k: statistics.median(v) for k, v in proc.items() if v}
     print(f"\n2-D GAN step (MLPs width {HIDDEN}, batch {BATCH}, Adam, ns loss), CPU, 1 thread; "
           f"loop only: medians of {args.rounds} rounds x {args.iterations} steps; whole process: "
           f"medians of {args.process_rounds} fresh processes x {args.process_steps} steps; "
           f"log every {args.log_every}; {time.perf_counter() - start:.0f} s in all")
     print("| variant | loop steps/s wall | ratio | loop steps/s CPU | ratio | us/step over raw "
-          "(CPU) | process s wall | ratio | process s CPU | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "(CPU) | per-round CPU ratio | process s wall | ratio | process s CPU | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n in names:
         cells = [f"{lm[n, 'wall']:.1f}", f"{lm[n, 'wall'] / lm['raw', 'wall']:.3f}",
                  f"{lm[n, 'cpu']:.1f}", f"{lm[n, 'cpu'] / lm['raw', 'cpu']:.3f}",
-                 f"{1e6 / lm[n, 'cpu'] - 1e6 / lm['raw', 'cpu']:+.0f}"]
+                 f"{1e6 / lm[n, 'cpu'] - 1e6 / lm['raw', 'cpu']:+.0f}", f"{paired[n]:.3f}"]
         if pm:
             # The ratio is of speeds (raw time / variant time), like the loop ratio.
             cells += [f"{pm[n, 'wall']:.2f}", f"{pm['raw', 'wall'] / pm[n, 'wall']:.3f}",
