@@ -30,8 +30,10 @@ optimizers) is written at the end:
           print/JSON/plot every ``--log-every`` iterations, Ignite's ``ProgressBar`` every 10
           iterations, ``Checkpoint`` + ``DiskSaver`` on COMPLETED.
 
-Printing and bars go to a null stream (ProgressBar with ``force=True``), so they do their work
-without a terminal. Two measurements, both against the raw loop of the same run:
+The first round checks that the four logs hold the same losses (same seed, data order and
+step), so a ratio never compares different work. Printing and bars go to a null stream
+(ProgressBar with ``force=True``), so they do their work without a terminal. Two
+measurements, both against the raw loop of the same run:
 
 - loop only: ``--rounds`` rounds in one process, each running the four variants for
   ``--iterations`` steps in an order rotated every round; the clock holds the training loop
@@ -390,6 +392,17 @@ def process_run(variant: str, steps: int, log_every: int, folder: Path) -> tuple
     return result["end"] - start, result["cpu"]
 
 
+def same_work(names: list[str], folders: list[Path]) -> None:
+    """Refuse to compare variants that did not train the same way: same seed, same data order
+    and the same step give the same logged losses, to float rounding."""
+    logs = [json.loads((f / "log.json").read_text()) for f in folders]
+    for name, log in zip(names, logs, strict=True):
+        for mine, raw in zip(log, logs[0], strict=True):
+            if any(abs(mine[k] - raw[k]) > 1e-5 * (1 + abs(raw[k])) for k in PLOT_KEYS):
+                raise RuntimeError(f"{name} logged {mine} where the raw loop logged {raw}; "
+                                   "the variants no longer run the same step.")
+
+
 def available(names: list[str]) -> list[str]:
     """The variants whose library imports here; the others are reported and skipped."""
     keep = []
@@ -545,6 +558,8 @@ def main(argv: list[str] | None = None) -> int:
                                   Path(tmp, f"{name}-{r}"))
                 loop[name, "wall"].append(args.iterations / wall)
                 loop[name, "cpu"].append(args.iterations / cpu)
+            if r == 0:
+                same_work(names, [Path(tmp, f"{n}-0") for n in names])
             print(f"loop round {r + 1}/{args.rounds} steps/s wall/cpu: " + ", ".join(
                 f"{n} {loop[n, 'wall'][-1]:.0f}/{loop[n, 'cpu'][-1]:.0f}" for n in names),
                 file=sys.stderr, flush=True)
