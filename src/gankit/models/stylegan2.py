@@ -69,7 +69,7 @@ def stylegan2_levels(shape: tuple[int, int, int]) -> int:
             f"image shape {dims} is not supported; StyleGAN2 needs square images with side "
             "16, 32, 64, 128 or 256, so resize or crop the data"
         )
-    return int(math.log2(int(h)))  # type: ignore[call-overload]
+    return int(math.log2(int(h)))
 
 
 def _channels(res: int, channel_base: int, channel_max: int) -> int:
