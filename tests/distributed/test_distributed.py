@@ -208,10 +208,12 @@ def test_a_resumed_two_rank_run_continues_exactly(two_ranks):
 @MULTIPROCESS
 def test_a_signal_to_one_rank_stops_every_rank_after_the_same_iteration(two_ranks):
     out, result = two_ranks
-    # The ranks agree on stopping once per iteration; the final snapshot (a collective) then
-    # has both ranks' RNG streams, and no rank runs a step the other does not.
-    assert result["stops"] == [("signal", 4), ("signal", 4)]
-    assert len(load_state(out / "signal" / "snapshot_iter_4.pt")["rng_per_rank"]) == 2
+    # The ranks exchange their stop flags about twice a second (not every iteration) and stop
+    # after the same iteration, at or after the signal's (4); the final snapshot (a
+    # collective) then has both ranks' RNG streams, and no rank runs a step the other does not.
+    (reason0, it0), (reason1, it1) = result["stops"]
+    assert reason0 == reason1 == "signal" and it0 == it1 >= 4
+    assert len(load_state(out / "signal" / f"snapshot_iter_{it0}.pt")["rng_per_rank"]) == 2
 
 
 @MULTIPROCESS
@@ -255,7 +257,7 @@ def test_cli_trains_and_resumes_with_two_processes(tmp_path):
          *common], env=_env(), capture_output=True, text=True, timeout=240)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stderr.count("resuming from") == 1
-    assert f"resuming from {out / 'snapshot_iter_4.pt'} (iteration 4)" in second.stderr
+    assert f"resuming from {out / 'snapshot_iter_4.pt'} (iteration 4," in second.stderr
     log = read_log(out / "log.json")
     assert [e["iteration"] for e in log] == [2, 4, 6]
     assert (out / "snapshot_iter_6.pt").is_file()

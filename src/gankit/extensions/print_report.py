@@ -39,7 +39,7 @@ class PrintReport(Extension):
         tqdm.write(line, file=self.out or sys.stdout)
 
     def initialize(self, trainer: Trainer) -> None:
-        log = self._log(trainer)
+        log = self._log_ext = self._log(trainer)  # looked up once, not every iteration
         self._printed = len(log.log)
         if trainer.is_main_process:
             self._write("  ".join(e.ljust(w) for e, w in zip(self.entries, self._widths,
@@ -52,7 +52,7 @@ class PrintReport(Extension):
         return ext
 
     def __call__(self, trainer: Trainer) -> None:
-        log = self._log(trainer).log
+        log = self._log_ext.log
         if len(log) == self._printed or not trainer.is_main_process:
             self._printed = len(log)
             return

@@ -37,9 +37,19 @@ if TYPE_CHECKING:
     from gankit.training.updater import Updater
 
 __all__ = [
-    "DEFAULT_TIMEOUT_S", "all_gather_object", "any_rank", "barrier", "cleanup", "init_distributed",
-    "is_distributed", "launched_by_torchrun", "own_rng_state", "prepare_updater",
-    "rank_and_world_size", "seed_rank",
+    "DEFAULT_TIMEOUT_S",
+    "agree",
+    "all_gather_object",
+    "any_rank",
+    "barrier",
+    "cleanup",
+    "init_distributed",
+    "is_distributed",
+    "launched_by_torchrun",
+    "own_rng_state",
+    "prepare_updater",
+    "rank_and_world_size",
+    "seed_rank",
 ]
 
 #: Seconds a collective may wait for the other ranks before the run fails. Generous, because
@@ -175,6 +185,17 @@ def any_rank(flag: bool) -> bool:
     value = torch.tensor([int(flag)])
     dist.all_reduce(value, op=dist.ReduceOp.MAX, group=_cpu_group)
     return bool(value.item())
+
+
+def agree(flag: bool, value: float) -> tuple[bool, float]:
+    """``(any rank's flag, the largest value)`` in one CPU collective (the inputs when not
+    distributed). The trainer's stop exchange: every rank gets the same answer, so every rank
+    schedules its next exchange at the same iteration."""
+    if not is_distributed():
+        return flag, value
+    both = torch.tensor([float(flag), value], dtype=torch.float64)
+    dist.all_reduce(both, op=dist.ReduceOp.MAX, group=_cpu_group)
+    return bool(both[0]), float(both[1])
 
 
 def seed_rank(seed: int) -> None:

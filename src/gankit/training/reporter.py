@@ -7,8 +7,7 @@ only when an extension reads the mean, so a CUDA run does not stall once per ste
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -21,25 +20,33 @@ Value = torch.Tensor | float | int
 _scopes: list[tuple[dict[str, Value], dict[int, str]]] = []
 
 
-@contextlib.contextmanager
-def report_scope(
-    observation: dict[str, Value],
-    observers: Mapping[str, nn.Module] | Iterable[tuple[str, nn.Module]] | None = None,
-) -> Iterator[dict[str, Value]]:
-    """Collect every ``report`` made inside the block into ``observation``.
+class report_scope:
+    """Collect every ``report`` made inside the ``with`` block into ``observation``.
 
     ``observers`` names the modules that ``report(values, module)`` may name (the Trainer
-    passes the updater's models); an inner scope without them keeps the outer scope's.
+    passes the updater's models); an inner scope without them keeps the outer scope's. A
+    class, not a generator: the trainer opens one per iteration.
     """
-    if observers is not None:
-        pairs = observers.items() if isinstance(observers, Mapping) else observers
-        names = {id(m): name for name, m in pairs}
-    else:
-        names = _scopes[-1][1] if _scopes else {}
-    _scopes.append((observation, names))
-    try:
-        yield observation
-    finally:
+
+    __slots__ = ("_names", "observation")
+
+    def __init__(
+        self,
+        observation: dict[str, Value],
+        observers: Mapping[str, nn.Module] | Iterable[tuple[str, nn.Module]] | None = None,
+    ) -> None:
+        self.observation = observation
+        self._names: dict[int, str] | None = None
+        if observers is not None:
+            pairs = observers.items() if isinstance(observers, Mapping) else observers
+            self._names = {id(m): name for name, m in pairs}
+
+    def __enter__(self) -> dict[str, Value]:
+        names = self._names if self._names is not None else (_scopes[-1][1] if _scopes else {})
+        _scopes.append((self.observation, names))
+        return self.observation
+
+    def __exit__(self, *exc: object) -> None:
         _scopes.pop()
 
 
@@ -71,14 +78,15 @@ def report(values: Mapping[str, Value], observer: str | nn.Module | None = None)
     for key, value in values.items():
         name = f"{prefix}/{key}" if prefix else key
         if isinstance(value, torch.Tensor):
+            if value.dim() == 0:  # a loss: the common case, checked first
+                observation[name] = value.detach()
+                continue
             if value.numel() != 1:
                 raise ValueError(
                     f"report() got a tensor of shape {tuple(value.shape)} for '{name}'; "
                     "report scalars, e.g. loss.mean()."
                 )
-            value = value.detach()
-            if value.dim():  # a loss is 0-dim already; a reshape per value shows per step
-                value = value.reshape(())
+            value = value.detach().reshape(())
         observation[name] = value
 
 

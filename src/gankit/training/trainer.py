@@ -16,7 +16,7 @@ import torch.distributed as dist
 from gankit.errors import GankitError
 from gankit.training import stop
 from gankit.training.checkpoint import latest_snapshot, load_state
-from gankit.training.distributed import all_gather_object, any_rank, is_distributed, own_rng_state
+from gankit.training.distributed import agree, all_gather_object, is_distributed, own_rng_state
 from gankit.training.extension import Extension, _FunctionExtension
 from gankit.training.reporter import Value, report_scope
 from gankit.training.triggers import Trigger, TriggerLike, get_stop_trigger, get_trigger
@@ -27,6 +27,10 @@ def _version() -> str:
     from gankit import __version__
 
     return __version__
+
+
+#: Seconds between the ranks' exchanges of their stop flags (see Trainer._stop_now).
+STOP_EXCHANGE_S = 0.5
 
 
 @dataclass
@@ -70,6 +74,9 @@ class Trainer:
         # snapshot keeps it with the iteration's observation; a resumed run redoes that
         # extension and those after it before its next update, as if never interrupted.
         self._pending: tuple[int, str] | None = None
+        # The distributed stop exchange's schedule (see _stop_now), set at each run().
+        self._distributed = False
+        self._exchanged_at, self._exchanged_it, self._next_exchange = 0.0, 0, 0
 
     @property
     def is_main_process(self) -> bool:
@@ -155,6 +162,9 @@ class Trainer:
         # report(values, model) names a model of the updater; the wrapped (DDP, compiled) and
         # plain modules both stand for its name. One outer scope, so steps build no mapping.
         observers = [*self.updater.raw_models.items(), *self.updater.models.items()]
+        self._distributed = is_distributed()
+        self._exchanged_at, self._exchanged_it = time.perf_counter(), self.updater.iteration
+        self._next_exchange = self.updater.iteration + 1
         try:
             with stop.handle_signals(), report_scope({}, observers):
                 self.stop_signal = None
@@ -180,8 +190,7 @@ class Trainer:
                         first = -1
                     if not self._run_extensions(entries, first):
                         break
-                    # Ranks must stop after the same iteration, or their collectives mismatch.
-                    if any_rank(stop.stop_requested()):
+                    if self._stop_now():
                         self._stopped(stop.pending_signal())
                         break
         except BaseException as exc:
@@ -213,6 +222,26 @@ class Trainer:
                         self._stopped(req.signum)
                         return False
         return True
+
+    def _stop_now(self) -> bool:
+        """Whether a stop signal ends the run after this iteration.
+
+        Alone, a look at a flag. Distributed, ranks must stop after the same iteration, so
+        they exchange their flags, but not every iteration: at each exchange they also agree
+        on the slowest rank's time per iteration and meet again about STOP_EXCHANGE_S later,
+        so a signal is honoured within about that time and the collective costs nothing.
+        """
+        if not self._distributed:
+            return stop.stop_requested()
+        it = self.updater.iteration
+        if it < self._next_exchange:
+            return False
+        now = time.perf_counter()
+        per_iteration = (now - self._exchanged_at) / max(it - self._exchanged_it, 1)
+        stopping, slowest = agree(stop.stop_requested(), per_iteration)
+        self._exchanged_at, self._exchanged_it = now, it
+        self._next_exchange = it + max(1, int(STOP_EXCHANGE_S / max(slowest, 1e-9)))
+        return stopping
 
     def _stopped(self, signum: int | None) -> None:
         self.stop_reason = "signal"
