@@ -30,8 +30,12 @@ from gankit.data import make_loader
 from gankit.extensions import LogReport, Snapshot
 from gankit.training import Evaluator, Trainer, Updater, report
 from gankit.training.checkpoint import list_snapshots
-from gankit.training.distributed import cleanup, init_distributed, prepare_updater, \
-    rank_and_world_size
+from gankit.training.distributed import (
+    cleanup,
+    init_distributed,
+    prepare_updater,
+    rank_and_world_size,
+)
 
 DIM, STEPS = 4, 9
 
