@@ -117,6 +117,8 @@ class SampleGrid(Extension):
             self._prune(trainer.out)
 
     def _prune(self, out: Path) -> None:
+        if self.keep is None:
+            return
         # The files this pattern names, by iteration: "samples/iter_{iteration:07d}.png".
         head, _, tail = self.filename.partition("{iteration")
         tail = tail.partition("}")[2]

@@ -135,7 +135,7 @@ def remove_stale_files(folder: str | Path) -> list[Path]:
     trains). Returns the removed paths.
     """
     folder = Path(folder)
-    removed = []
+    removed: list[Path] = []
     if not folder.is_dir():
         return removed
     for p in folder.iterdir():
