@@ -46,4 +46,9 @@ elif what == "classifier":
         return real_train(*args, **{**kwargs, "epochs": 10_000})
 
     features.train_classifier = long_train
-sys.exit(cli.main(argv))
+code = cli.main(argv)
+if code >= 128:  # as gankit/__main__.py does after a signal: no interpreter teardown
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+sys.exit(code)

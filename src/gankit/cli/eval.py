@@ -40,7 +40,23 @@ def _json_number(value: float) -> float | None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """``gankit eval RUN``: score the run's latest snapshot, print a table, write metrics.json."""
+    """``gankit eval RUN``: score the run's latest snapshot, print a table, write metrics.json.
+
+    SIGINT/SIGTERM/SIGUSR1 abandon it within about a second (the feature classifier's
+    training and the metric passes poll for them); nothing is written then.
+    """
+    from gankit.training import stop
+
+    with stop.handle_signals():
+        try:
+            return _evaluate(args)
+        except stop.StopRequested as req:
+            print(f"gankit eval: stopped by signal {req.signum}; nothing was written",
+                  file=sys.stderr)
+            return 128 + req.signum
+
+
+def _evaluate(args: argparse.Namespace) -> int:
     from gankit.cli.runs import load_run
     from gankit.data import load_dataset
     from gankit.extensions.ema import EMA
@@ -117,5 +133,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise GankitError(
             f"cannot write {out} ({exc.strerror or exc}); make the run directory writable."
         ) from None
-    print(f"wrote {out} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    # Every evaluation is also appended to a history, one JSON line each: an evaluation with
+    # another protocol (n, seed, feature network) does not erase the earlier ones.
+    with open(run / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(report) + "\n")
+    print(f"wrote {out} (and a line of {run / 'metrics.jsonl'}) in "
+          f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0

@@ -143,7 +143,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # Under torchrun: join the process group; each rank trains on its own device.
     device = init_distributed(cfg.device)
     out = Path(cfg.out)
-    threads = configure_threads()
+    configure_threads()
 
     seed_everything(cfg.seed)
     updater = recipe.build(cfg.merged({"device": str(device)}), train)
@@ -185,8 +185,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if resuming:
         path = trainer.resume(out)  # every rank reads the snapshot
         if main_process:
-            print(f"resuming from {path} (iteration {updater.iteration}, "
-                  f"{threads} CPU thread{'s' if threads > 1 else ''})", file=sys.stderr)
+            print(f"resuming from {path} (iteration {updater.iteration})", file=sys.stderr)
     config = json.dumps(cfg.to_dict(), indent=1).encode()
     cfg_file = out / "config.json"
     if main_process and not (cfg_file.is_file() and cfg_file.read_bytes() == config):
