@@ -48,7 +48,7 @@ class PairUpdater(Updater):
             fake = gen(x)
         loss_dis = F.softplus(-dis(y)).mean() + F.softplus(dis(fake)).mean()
         self.step("dis", loss_dis)
-        loss_gen = F.softplus(-self.raw_models["dis"](gen(x))).mean()
+        loss_gen = F.softplus(-self.frozen("dis")(gen(x))).mean()
         self.step("gen", loss_gen)
         report({"dis/loss": loss_dis, "gen/loss": loss_gen})
 
@@ -76,14 +76,14 @@ def build(out: Path, slow: bool) -> Trainer:
     if slow:
         val = val * 500  # 1,000 batches of ~20 ms: a 20 s evaluation
 
-    def score(batch: Any) -> None:
+    def score(models: dict[str, Any], batch: Any) -> None:
         if slow:
             time.sleep(0.02)
         x, y = batch
-        report({"dis/real": updater.raw_models["dis"](y).mean(),
-                "dis/fake": updater.raw_models["dis"](updater.raw_models["gen"](x)).mean()})
+        report({"dis/real": models["dis"](y).mean(),
+                "dis/fake": models["dis"](models["gen"](x)).mean()})
 
-    trainer.extend(Evaluator(val, score, models=updater.raw_models), trigger=(3, "iteration"))
+    trainer.extend(Evaluator(val, updater.raw_models, score), trigger=(3, "iteration"))
     trainer.extend(LogReport(trigger=(3, "iteration")))
     trainer.extend(Snapshot(), trigger=(3, "iteration"))
     return trainer
