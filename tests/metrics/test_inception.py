@@ -2,16 +2,16 @@
 and the refusal of every weights file that is not the right one.
 
 The reference is torch-fidelity's ``FeatureExtractorInceptionV3`` (a test-only dependency,
-``pip install --no-deps torch-fidelity==0.4.0``). Its package ``__init__`` imports torchvision,
-which does not import beside this torch, so only its module files are loaded, under a stub
-package. The official weights file is not on this machine: both networks load the same
+installed beside the repository, see ``REFERENCE_DIR``). Its package ``__init__`` imports
+torchvision, which does not import beside this torch, so only its module files are loaded,
+under a stub package. The official weights file is not on this machine: both networks load the same
 random weights, saved in the official file's key layout.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
+import os
 import sys
 import types
 from pathlib import Path
@@ -35,17 +35,33 @@ from gankit.metrics.inception import (
     sha256_file,
 )
 
+#: Where the reference is installed: ``pip install --no-deps --target .test-deps
+#: torch-fidelity==0.4.0``. Not into the environment: torchmetrics imports an installed
+#: torch-fidelity, whose package import needs torchvision, and then fails to import itself.
+REFERENCE_DIR = Path(os.environ.get("GANKIT_TEST_DEPS",
+                                    Path(__file__).parents[2] / ".test-deps"))
+_REFERENCE: dict[str, types.ModuleType] = {}
+
 
 def _torch_fidelity(module: str) -> types.ModuleType:
-    if "torch_fidelity" not in sys.modules:
-        spec = importlib.util.find_spec("torch_fidelity")
-        if spec is None or not spec.submodule_search_locations:
-            pytest.skip("the reference torch-fidelity is not installed "
-                        "(pip install --no-deps torch-fidelity==0.4.0)")
-        stub = types.ModuleType("torch_fidelity")  # its __init__ would import torchvision
-        stub.__path__ = list(spec.submodule_search_locations)
-        sys.modules["torch_fidelity"] = stub
-    return importlib.import_module(f"torch_fidelity.{module}")
+    """A module file of torch-fidelity, loaded under a stub package (its ``__init__`` imports
+    torchvision); the stub is removed again so nothing else in this process sees it."""
+    if module in _REFERENCE:
+        return _REFERENCE[module]
+    package = REFERENCE_DIR / "torch_fidelity"
+    if not (package / f"{module}.py").is_file():
+        pytest.skip(f"the reference torch-fidelity is not in {REFERENCE_DIR} (pip install "
+                    f"--no-deps --target {REFERENCE_DIR} torch-fidelity==0.4.0)")
+    assert "torch_fidelity" not in sys.modules, "an installed torch-fidelity would shadow it"
+    stub = types.ModuleType("torch_fidelity")
+    stub.__path__ = [str(package)]
+    sys.modules["torch_fidelity"] = stub
+    try:
+        _REFERENCE[module] = importlib.import_module(f"torch_fidelity.{module}")
+    finally:
+        for name in [n for n in sys.modules if n.split(".")[0] == "torch_fidelity"]:
+            del sys.modules[name]
+    return _REFERENCE[module]
 
 
 def random_inception_state(seed: int = 0) -> dict[str, torch.Tensor]:
