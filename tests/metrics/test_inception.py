@@ -191,6 +191,9 @@ def test_inception_score_matches_the_reference_formula() -> None:
     confident = torch.eye(10).repeat(10, 1) * 50
     assert inception_score(confident, splits=10)[0] == pytest.approx(10, rel=1e-6)
     assert inception_score(torch.zeros(20, 7), splits=2)[0] == pytest.approx(1.0)
+    # logits so far apart that some probabilities underflow to 0 still score (0 log 0 = 0)
+    far = torch.tensor([[0.0, 2000.0, -2000.0], [2000.0, 0.0, -2000.0]])
+    assert inception_score(far, splits=1)[0] == pytest.approx(2.0)
     with pytest.raises(GankitError, match="N >= splits=10"):
         inception_score(torch.zeros(5, 7))
 

@@ -114,6 +114,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     imported: ReferenceStats | None = None
     if args.ref_stats is not None:
         imported, _ = load_stats(args.ref_stats)
+        asked = {m.strip().lower() for m in (args.metrics or "").split(",")}
+        if asked & {"kid", "pr"}:
+            raise GankitError(
+                "kid and pr need the real features, which a statistics file (mu, sigma) does "
+                "not hold; score fid and is against it."
+            )
     cfg, recipe, trainer, train = load_run(str(run), args.device)
     device = trainer.updater.device
     val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed)
@@ -167,7 +173,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     ]
     for key, value in scores.items():
         lines.append(f"{_LABELS[key]:<14}{_fmt(value):>12}{_fmt(floor[key]):>12}")
-    lines.append(f"floor: {len(floor_data)} training samples vs the same real reference "
+    lines.append(f"floor: {len(floor_data)} training samples vs the same "
+                 f"{'statistics' if imported is not None else 'held-out samples'} "
                  "(a perfect generator)")
     print("\n".join(lines))
 
@@ -197,8 +204,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                        seed=0).as_dict()
         save_stats(args.save_stats, own, {**stats_protocol, "data": cfg.data})
         print(f"wrote the held-out statistics to {args.save_stats}", file=sys.stderr)
-    print(f"wrote {out} ({len(records)} record(s)) in {time.perf_counter() - start:.1f} s",
-          file=sys.stderr)
+    print(f"wrote {out} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0
 
 

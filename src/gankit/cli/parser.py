@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight", dest="weights", type=_weight, action="append",
                    metavar="NAME=VALUE", help="a recipe's loss weight (repeatable)")
     t.add_argument("--quiet", action="store_true", help="no table, no progress bar")
+    t.add_argument("--feature-net",
+                   help="the evaluator's features: inception:PATH (FID Inception weights) or a "
+                        "network file")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run", help="the run directory")

@@ -330,8 +330,11 @@ def inception_score(logits: Tensor, splits: int = 10) -> tuple[float, float]:
     scores = []
     for i in range(splits):
         chunk = log_p[i * n // splits:(i + 1) * n // splits]
-        log_marginal = chunk.exp().mean(dim=0).log()
-        kl = (chunk.exp() * (chunk - log_marginal)).sum(dim=1).mean()
+        p = chunk.exp()
+        log_marginal = p.mean(dim=0).log()
+        # 0 log 0 = 0: a class no sample of the chunk can have (p underflows to 0) adds
+        # nothing, where the plain formula gives 0 * inf = NaN.
+        kl = torch.where(p > 0, p * (chunk - log_marginal), 0.0).sum(dim=1).mean()
         scores.append(kl.exp())
     values = torch.stack(scores)
     return float(values.mean()), float(values.std(correction=0))
