@@ -1,7 +1,7 @@
 """gankit's FID Inception against torch-fidelity's, with the same random weights.
 
     pip install --no-deps --target .test-deps torch-fidelity==0.4.0
-    PYTHONPATH=src:tests/metrics python benchmarks/inception_exactness.py
+    PYTHONPATH=src python benchmarks/inception_exactness.py
 
 Prints the largest absolute difference at the resize step, the 2048-d pool features and the
 1008 logits (the tests assert 1e-4), and the seconds per image of each implementation.
@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "metrics"))
-from test_inception import _torch_fidelity, _uint8, random_inception_state  # noqa: E402
+from test_inception import _torch_fidelity, _uint8, random_inception_state
 
-from gankit.metrics.inception import load_inception  # noqa: E402
+from gankit.metrics.inception import load_inception
 
 
 def main() -> None:
