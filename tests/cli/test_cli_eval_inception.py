@@ -142,8 +142,9 @@ def test_statistics_export_and_import(run: Path, weights: Path, scored: Path, tm
                  "--ref-stats", str(bare)]) == 0
     imported = _records(run)[-1]
     assert list(imported["metrics"]) == ["fid", "is", "is_std"]  # no features: no kid, pr
-    assert imported["metrics"]["fid"] == pytest.approx(own["metrics"]["fid"], rel=1e-9)
-    assert imported["floor"]["fid"] == pytest.approx(own["floor"]["fid"], rel=1e-9)
+    # the same statistics; from features FID takes the n x n route, from a file the D x D one
+    assert imported["metrics"]["fid"] == pytest.approx(own["metrics"]["fid"], rel=1e-6)
+    assert imported["floor"]["fid"] == pytest.approx(own["floor"]["fid"], rel=1e-6)
     assert imported["protocol"]["real_split"].startswith("stats:bare.npz@")
     assert imported["protocol"]["n_real"] is None
     capsys.readouterr()

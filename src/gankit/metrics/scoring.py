@@ -298,7 +298,7 @@ def compute_metrics(
         fake = (fake_features if fake_features is not None
                 else extract_features(space.features, samples, space.batch_size, device=device))
     if "fid" in names:
-        if real_stats is not None:
+        if real_stats is not None and real_stats.features is None:
             mu, sigma = feature_statistics(fake)
             result["fid"] = frechet_distance_from_stats(real_stats.mu, real_stats.sigma, mu,
                                                         sigma)
