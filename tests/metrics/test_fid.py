@@ -134,3 +134,24 @@ def test_bad_features_raise(a: torch.Tensor, b: torch.Tensor, match: str) -> Non
 def test_mismatched_statistics_raise() -> None:
     with pytest.raises(GankitError, match="mismatched shapes"):
         frechet_distance_from_stats(torch.zeros(3), torch.eye(3), torch.zeros(2), torch.eye(2))
+
+
+def test_fewer_samples_than_features_take_the_small_problem_with_the_same_value() -> None:
+    """b = c * a has s_b = c^2 s_a, so FID = (1 - c)^2 (|mu_a|^2 + Tr s_a) exactly; the
+    D x D eigen route adds the square roots of rounding-noise eigenvalues of the singular
+    covariances (~1e-8 relative), the n x n route does not."""
+    from gankit.metrics.fid import _frechet_distance_low_rank
+
+    g = torch.Generator().manual_seed(7)
+    a = torch.randn(30, 200, generator=g, dtype=torch.float64) * 1.5 + 0.2
+    c = 1.7
+    mu, sigma = feature_statistics(a)
+    exact = (1 - c) ** 2 * float(mu @ mu + torch.trace(sigma))
+    assert frechet_distance(a, c * a) == pytest.approx(exact, rel=1e-10)  # takes the n x n route
+    assert _frechet_distance_low_rank(a, c * a) == pytest.approx(exact, rel=1e-10)
+    eigen = frechet_distance_from_stats(mu, sigma, *feature_statistics(c * a))
+    assert eigen == pytest.approx(exact, rel=1e-6)
+    # unequal sizes, independent sets: both routes agree to rounding
+    b = torch.randn(12, 200, generator=g, dtype=torch.float64) + 0.3
+    stats = frechet_distance_from_stats(mu, sigma, *feature_statistics(b))
+    assert frechet_distance(a, b) == pytest.approx(stats, rel=1e-6) and stats > 10

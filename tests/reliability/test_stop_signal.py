@@ -118,13 +118,12 @@ def test_sigterm_during_gankit_eval_stops_within_5s_writing_nothing(
     assert stopped.returncode == 143, stopped.stderr
     assert ended - float(times.read_text()) < 5.0
     assert "nothing was written" in stopped.stderr
-    assert not (ref / "metrics.json").exists() and not (ref / "metrics.jsonl").exists()
+    assert not (ref / "metrics.json").exists()
     # Two evaluations with different protocols: both kept in the history.
     for seed in ("0", "1"):
         done = subprocess.run([sys.executable, "-m", "gankit", "eval", str(ref), "-n", "200",
                                "--seed", seed], env=_env(shared_cache), capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, done.stderr
-    history = [json.loads(line) for line in (ref / "metrics.jsonl").read_text().splitlines()]
-    assert [h["seed"] for h in history] == [0, 1]
-    assert json.loads((ref / "metrics.json").read_text())["seed"] == 1
+    history = json.loads((ref / "metrics.json").read_text())["records"]
+    assert [h["protocol"]["seed"] for h in history] == [0, 1]

@@ -22,7 +22,7 @@ from gankit.models.layers import NORMS
 #: Options only some recipes read; a recipe declares those it reads (``Recipe.reads``) and
 #: refuses the others when they differ from their defaults below.
 METHOD_OPTIONS = ("loss", "penalty", "penalty_weight", "penalty_every", "n_dis", "conditional",
-                  "ema", "z_dim")
+                  "ema", "z_dim", "feature_net")
 
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 
@@ -63,6 +63,8 @@ class TrainConfig:
     keep_snapshots: int = 3
     keep_samples: int | None = None  # newest sample grids kept in samples/; None keeps all
     skip_nonfinite: bool = False
+    # the evaluator's feature network: inception:PATH or a network file (None: the default)
+    feature_net: str | None = None
     # recipe-specific weights (VAE-GAN, CycleGAN)
     weights: dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -129,6 +131,8 @@ class TrainConfig:
         for key, value in self.weights.items():
             if not (_is_number(value) and value >= 0):
                 raise GankitError(f"weight {key!r} must be a non-negative number, got {value!r}.")
+        if self.feature_net is not None:
+            _check_feature_net(self.feature_net)
 
     def stop_trigger(self) -> tuple[int, str]:
         if self.iterations is not None:
@@ -138,6 +142,17 @@ class TrainConfig:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_feature_net(spec: str) -> None:
+    """Refuse a wrong --feature-net before the run starts, not at its first evaluation."""
+    from gankit.metrics.inception import is_inception_spec, load_inception
+
+    if is_inception_spec(spec):
+        load_inception(spec)  # the hash and the layout, a second of reading
+    elif not Path(spec).is_file():
+        raise GankitError(f"feature network file {spec} does not exist; pass inception:PATH, a "
+                          "TorchScript file or a module saved with torch.save(model).")
 
 
 def _flag(name: str) -> str:

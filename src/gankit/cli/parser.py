@@ -99,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--weight", dest="weights", type=_weight, action="append",
                    metavar="NAME=VALUE", help="a recipe's loss weight (repeatable)")
     t.add_argument("--quiet", action="store_true", help="no table, no progress bar")
+    t.add_argument("--feature-net",
+                   help="the evaluator's features: inception:PATH (FID Inception weights) or a "
+                        "network file")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run", help="the run directory")
@@ -107,12 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="out.npy (data range) or out.png")
     s.add_argument("--device", default="auto")
 
-    e = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes)")
-    e.add_argument("run", help="the run directory")
-    e.add_argument("--metrics", default=None, help="comma-separated: fid,kid,pr,modes")
+    e = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes, IS)")
+    e.add_argument("run", nargs="?", default=None, help="the run directory")
+    e.add_argument("--metrics", default=None, help="comma-separated: fid,kid,pr,modes,classes,is")
     e.add_argument("-n", type=_positive_int, default=None, help="samples to draw")
     e.add_argument("--seed", type=_non_negative_int, default=0)
     e.add_argument("--device", default="auto")
     e.add_argument("--feature-net", default=None,
-                   help="a TorchScript or torch.save'd module to use as the feature network")
+                   help="inception:PATH (the FID Inception weights file; 'inception' reads "
+                        "GANKIT_INCEPTION_WEIGHTS), or a TorchScript or torch.save'd module")
+    e.add_argument("--resize", default=None, choices=("pytorch-fid", "tf1"),
+                   help="how images reach Inception's 299x299 (default pytorch-fid)")
+    e.add_argument("--ref-stats", default=None, metavar="NPZ",
+                   help="score FID against these statistics (mu, sigma: pytorch-fid's layout)")
+    e.add_argument("--save-stats", default=None, metavar="NPZ",
+                   help="also write the held-out split's statistics (mu, sigma) to NPZ")
+    e.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"),
+                   help="print two runs' scores side by side (only under one protocol)")
     return parser

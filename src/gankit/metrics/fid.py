@@ -97,6 +97,29 @@ def frechet_distance(feat_a: Tensor, feat_b: Tensor) -> float:
             f"feat_a has {feat_a.shape[1]} features per row but feat_b has {feat_b.shape[1]}; "
             "extract both with the same network."
         )
+    feat_b = feat_b.to(feat_a.device)
+    n_min, d = min(feat_a.shape[0], feat_b.shape[0]), feat_a.shape[1]
+    if n_min < d // 2:
+        return _frechet_distance_low_rank(feat_a, feat_b)
     mu_a, s_a = feature_statistics(feat_a)
-    mu_b, s_b = feature_statistics(feat_b.to(feat_a.device))
+    mu_b, s_b = feature_statistics(feat_b)
     return frechet_distance_from_stats(mu_a, s_a, mu_b, s_b)
+
+
+def _frechet_distance_low_rank(feat_a: Tensor, feat_b: Tensor) -> float:
+    """The same distance from the samples, for fewer samples than features (2048-d
+    Inception features of a few hundred images).
+
+    With ``s_a = A^T A`` and ``s_b = B^T B`` (A, B the centred samples over sqrt(n - 1)),
+    the eigenvalues of ``s_a s_b`` are the squared singular values of ``A B^T`` (n_a x n_b),
+    so ``Tr sqrtm(s_a s_b)`` is its nuclear norm: an n x n problem instead of a D x D one.
+    """
+    a = feat_a.to(torch.float64)
+    b = feat_b.to(torch.float64)
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    a = (a - mu_a) / (a.shape[0] - 1) ** 0.5
+    b = (b - mu_b) / (b.shape[0] - 1) ** 0.5
+    trace_sqrt = torch.linalg.svdvals(a @ b.T).sum()
+    diff = mu_a - mu_b
+    value = diff @ diff + (a * a).sum() + (b * b).sum() - 2 * trace_sqrt
+    return max(float(value), 0.0)

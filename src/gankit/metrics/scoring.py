@@ -5,19 +5,24 @@ labelled images (cached by data hash in ``$GANKIT_CACHE`` or ``~/.cache/gankit``
 file the user gives, or the raw coordinates of 2-D points. Generated samples are scored
 against the held-out ("val") split; ``gankit eval`` also scores the training split against it,
 the *floor*: what a perfect generator would get with the same features and sample sizes.
+``--feature-net inception:PATH`` scores in the FID Inception's space instead (see
+:mod:`gankit.metrics.inception`), where numbers compare with published ones under the same
+protocol (:class:`gankit.metrics.protocol.Protocol`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import Tensor, nn
 
+import gankit
 from gankit.errors import GankitError
 from gankit.metrics import (
     RawFeatures,
@@ -30,6 +35,18 @@ from gankit.metrics import (
     mode_coverage,
     precision_recall,
 )
+from gankit.metrics.features import CLASSIFIER_VERSION, _hash_tensor
+from gankit.metrics.fid import feature_statistics, frechet_distance_from_stats
+from gankit.metrics.inception import (
+    INCEPTION_NAME,
+    RESIZE_METHODS,
+    inception_score,
+    is_inception_spec,
+    load_inception,
+    sha256_file,
+)
+from gankit.metrics.protocol import Protocol
+from gankit.metrics.stats import ReferenceStats
 
 if TYPE_CHECKING:
     from gankit.data import ArrayDataset
@@ -41,6 +58,7 @@ __all__ = [
     "compute_metrics",
     "default_metrics",
     "feature_space",
+    "make_protocol",
     "parse_metrics",
     "real_subset",
 ]
@@ -52,7 +70,11 @@ METRICS: dict[str, tuple[str, ...]] = {
     "pr": ("precision", "recall"),
     "modes": ("modes", "hq", "rkl"),
     "classes": ("classes", "class_kl"),
+    "is": ("is", "is_std"),
 }
+
+#: Splits of the Inception Score, as in the papers.
+IS_SPLITS = 10
 
 #: How the feature classifier is trained; part of its cache key, so the training-time
 #: evaluator and ``gankit eval`` share one classifier. 15 epochs reach ~99% on the digits'
@@ -69,6 +91,9 @@ class FeatureSpace:
     ``features(x)`` maps samples to (N, D) features. ``classify`` maps those features to
     class logits when the features come from a classifier (then ``n_classes`` > 0 and
     ``accuracy`` is its held-out accuracy); ``description`` names it for tables and logs.
+    ``name``, ``weights_hash`` and ``resize`` go into every record's protocol; ``logits``
+    maps features to the Inception logits the Inception Score needs (Inception only);
+    ``batch_size`` bounds the memory of feature extraction (299 x 299 inputs are large).
     """
 
     features: Callable[[Tensor], Tensor]
@@ -77,6 +102,11 @@ class FeatureSpace:
     n_classes: int = 0
     accuracy: float | None = None
     module: nn.Module | None = None
+    name: str = "unnamed"
+    weights_hash: str | None = None
+    resize: str | None = None
+    logits: Callable[[Tensor], Tensor] | None = None
+    batch_size: int = 512
 
     def to(self, device: str | torch.device) -> FeatureSpace:
         """Move the network to ``device`` (in place) and return self."""
@@ -92,13 +122,25 @@ def feature_space(
     feature_net: str | Path | None = None,
     device: str | torch.device = "cpu",
     cache_dir: str | Path | None = None,
+    resize: str = "pytorch-fid",
 ) -> FeatureSpace:
     """Pick the feature network for a data set.
 
-    ``feature_net`` (a file) wins; else 2-D points use their coordinates; else labelled images
-    use a SmallCNN trained on ``train`` (accuracy measured on ``val``), trained once per data
-    set and then loaded from the cache. Unlabelled images need a ``feature_net``.
+    ``feature_net`` wins: ``inception:PATH`` (or ``inception`` with
+    ``GANKIT_INCEPTION_WEIGHTS``) is the FID Inception with that weights file, resizing by
+    ``resize``; another value is a network file. Else 2-D points use their coordinates; else
+    labelled images use a SmallCNN trained on ``train`` (accuracy measured on ``val``), trained
+    once per data set and then loaded from the cache. Unlabelled images need a ``feature_net``.
     """
+    if is_inception_spec(feature_net):
+        if val.kind != "image":
+            raise GankitError(f"the Inception network scores images, not {val.kind} of "
+                              f"{val.name!r}; leave --feature-net out for this data.")
+        inception = load_inception(feature_net, resize=resize, device=device)
+        return FeatureSpace(inception, f"{INCEPTION_NAME} pool features (2048), "
+                            f"{RESIZE_METHODS[resize]}", module=inception, name=INCEPTION_NAME,
+                            weights_hash=inception.weights_sha256, resize=resize,
+                            logits=inception.logits_unbiased, batch_size=50)
     if feature_net is not None:
         net = load_feature_net(feature_net, device=device)
         try:
@@ -115,9 +157,11 @@ def feature_space(
                 "batch; it must return float features (N, D)."
             )
         return FeatureSpace(net, f"feature network {feature_net} ({probe.shape[1]} features)",
-                            module=net)
+                            module=net, name=f"file:{Path(feature_net).name}",
+                            weights_hash=sha256_file(feature_net))
     if train.kind == "points":
-        return FeatureSpace(RawFeatures(), "raw coordinates")
+        return FeatureSpace(RawFeatures(), "raw coordinates", name="raw-coordinates",
+                            weights_hash="none")
     if train.y is None or val.y is None or train.n_classes < 2:
         raise GankitError(
             f"data {train.name!r} has no class labels to train a feature classifier on; "
@@ -130,16 +174,37 @@ def feature_space(
     desc = (f"SmallCNN classifier trained on {train.name or 'the data'} "
             f"(held-out accuracy {accuracy:.1%})")
     return FeatureSpace(model.features, desc, classify=model.head, n_classes=train.n_classes,
-                        accuracy=accuracy, module=model)
+                        accuracy=accuracy, module=model, name=CLASSIFIER_VERSION,
+                        weights_hash=_module_hash(model))
+
+
+def _module_hash(module: nn.Module) -> str:
+    """SHA-256 of a module's state (names, dtypes, shapes, bytes)."""
+    h = hashlib.sha256()
+    for key, value in module.state_dict().items():
+        h.update(key.encode())
+        _hash_tensor(h, value)
+    return h.hexdigest()
+
+
+def make_protocol(space: FeatureSpace, *, n_real: int | None, n_generated: int,
+                  real_split: str, seed: int) -> Protocol:
+    """The protocol of metrics computed in ``space`` with these samples."""
+    return Protocol(feature_net=space.name, feature_hash=space.weights_hash, n_real=n_real,
+                    n_generated=n_generated, real_split=real_split, resize=space.resize,
+                    seed=seed, gankit_version=gankit.__version__)
 
 
 def default_metrics(space: FeatureSpace, data: ArrayDataset) -> tuple[str, ...]:
-    """fid, kid, pr, plus modes for 2-D mixtures or classes when the features classify."""
+    """fid, kid, pr, plus modes for 2-D mixtures, classes when the features classify, is for
+    Inception."""
     names = ["fid", "kid", "pr"]
     if data.kind == "points" and data.modes is not None and data.sigma:
         names.append("modes")
     elif space.classify is not None:
         names.append("classes")
+    if space.logits is not None:
+        names.append("is")
     return tuple(names)
 
 
@@ -167,6 +232,11 @@ def parse_metrics(text: str | Sequence[str] | None, space: FeatureSpace,
             f"metric 'classes' needs the classifier features of labelled images, not "
             f"{space.description}; leave it out."
         )
+    if "is" in names and space.logits is None:
+        raise GankitError(
+            f"metric 'is' (Inception Score) needs the Inception network, not "
+            f"{space.description}; pass --feature-net inception:PATH or leave it out."
+        )
     return names
 
 
@@ -190,7 +260,7 @@ def real_subset(data: ArrayDataset, n: int | None, seed: int = 0) -> ArrayDatase
 
 def compute_metrics(
     samples: Tensor,
-    real_features: Tensor,
+    real_features: Tensor | ReferenceStats,
     names: Sequence[str],
     *,
     space: FeatureSpace,
@@ -198,28 +268,53 @@ def compute_metrics(
     kid_subsets: int = 100,
     seed: int = 0,
     device: str | torch.device | None = None,
+    fake_features: Tensor | None = None,
 ) -> dict[str, float]:
     """Score ``samples`` against precomputed real features, one float per reported key.
 
     ``names`` are ``METRICS`` keys; ``data`` gives the mixture modes and sigma for ``modes``
-    (the samples themselves are scored there, not their features). Non-finite samples (a
-    diverged generator) score NaN everywhere rather than raising.
+    (the samples themselves are scored there, not their features). ``real_features`` may be
+    :class:`ReferenceStats` (cached or imported); statistics without features (a file) serve
+    FID only. ``fake_features`` skips the extraction (the caller gathered them across
+    processes). Non-finite samples (a diverged generator) score NaN everywhere rather than
+    raising.
     """
     names = list(names)
     keys = [key for name in names for key in METRICS[name]]
+    real_stats = real_features if isinstance(real_features, ReferenceStats) else None
+    real = real_stats.features if real_stats is not None else cast(Tensor, real_features)
+    if real is None and any(n in names for n in ("kid", "pr")):
+        raise GankitError(
+            "kid and pr need the real features, which a statistics file (mu, sigma) does "
+            "not hold; score fid and is against it."
+        )
     if not bool(torch.isfinite(samples).all()):
         return dict.fromkeys(keys, math.nan)
     result: dict[str, float] = {}
-    needs_features = any(n in names for n in ("fid", "kid", "pr", "classes"))
-    fake = extract_features(space.features, samples, device=device) if needs_features else None
+    needs_features = any(n in names for n in ("fid", "kid", "pr", "classes", "is"))
+    fake: Tensor | None = None
+    if needs_features:
+        fake = (fake_features if fake_features is not None
+                else extract_features(space.features, samples, space.batch_size, device=device))
     if fake is not None:
         if "fid" in names:
-            result["fid"] = frechet_distance(real_features, fake)
-        if "kid" in names:
-            result["kid"] = kernel_inception_distance(real_features, fake, subsets=kid_subsets,
+            if real is None and real_stats is not None:  # a statistics file: mu and sigma
+                mu, sigma = feature_statistics(fake)
+                result["fid"] = frechet_distance_from_stats(real_stats.mu, real_stats.sigma,
+                                                            mu, sigma)
+            elif real is not None:
+                result["fid"] = frechet_distance(real, fake)
+        if "is" in names:
+            if space.logits is None:
+                raise GankitError("metric 'is' needs the Inception network's logits.")
+            with torch.no_grad():
+                logits = space.logits(fake.to(_module_device(space)))
+            result["is"], result["is_std"] = inception_score(logits, splits=IS_SPLITS)
+        if real is not None and "kid" in names:
+            result["kid"] = kernel_inception_distance(real, fake, subsets=kid_subsets,
                                                       seed=seed)[0]
-        if "pr" in names:
-            result["precision"], result["recall"] = precision_recall(real_features, fake)
+        if real is not None and "pr" in names:
+            result["precision"], result["recall"] = precision_recall(real, fake)
     if "modes" in names:
         if data is None or data.modes is None or not data.sigma:
             raise GankitError("metric 'modes' needs the data's mixture modes and sigma.")

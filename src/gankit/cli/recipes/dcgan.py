@@ -88,9 +88,11 @@ class DCGANRecipe(Recipe):
         # (2.5% of its training time), plus ~2 s once to train the feature classifier.
         scored = train.kind == "points" or (train.y is not None and train.n_classes >= 2
                                             and min(train.shape[1:]) >= 8)
+        scored = scored or cfg.feature_net is not None
         when = interval_trigger(cfg, cfg.sample_every)
         exts.append(GANEvaluator(val, train, metrics=None if scored else (),
-                                 n=DEFAULT_N[train.kind], seed=cfg.seed, trigger=when))
+                                 n=DEFAULT_N[train.kind], seed=cfg.seed,
+                                 feature_net=cfg.feature_net, trigger=when))
         if scored:
             exts.append(Snapshot("best_fid.pt", n_retains=None, on_signal=False,
                                  trigger=MinValueTrigger("val/fid", when),
