@@ -11,6 +11,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -c constraints.txt torch
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	# The independent Inception the exactness tests compare with, beside the code (see pyproject).
+	$(BIN)/pip install -q --no-deps --target .test-deps -c constraints.txt torch-fidelity
 	touch $(STAMP)
 
 demo: $(STAMP)
