@@ -65,7 +65,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         )
     cfg, recipe, trainer, train = load_run(str(run), args.device)
     device = trainer.updater.device
-    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed)
+    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed,
+                       mode=cfg.data_mode)
     space = feature_space(train, val, feature_net=args.feature_net, device=device)
     names = parse_metrics(args.metrics, space, val)
     n = args.n if args.n is not None else DEFAULT_N[train.kind]

@@ -90,8 +90,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg, resuming = resolve_config(args)
     cfg.validate()
     recipe = get_recipe(cfg.recipe)
-    train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed)
-    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed)
+    train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed,
+                         mode=cfg.data_mode)
+    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed,
+                       mode=cfg.data_mode)
     if not resuming:
         defaults = recipe.defaults(train)
         if cfg.epochs is not None or cfg.iterations is not None:

@@ -68,6 +68,7 @@ class CycleGANRecipe(Recipe):
             torch.optim.Adam(gen_params, cfg.lr_gen, betas=betas),
             torch.optim.Adam(dis_params, cfg.lr_dis, betas=betas),
             make_loader(domains, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers,
+                        device=cfg.device, skip_corrupt=cfg.skip_corrupt,
                         rank=rank, world_size=world_size),
             cycle=weights["cycle"], identity=weights["identity"],
             device=cfg.device, precision=cfg.precision,

@@ -67,6 +67,7 @@ class DCGANRecipe(Recipe):
         betas = (cfg.beta1, cfg.beta2)
         rank, world_size = rank_and_world_size()  # each process reads its share of an epoch
         loader = make_loader(train, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers,
+                             device=cfg.device, skip_corrupt=cfg.skip_corrupt,
                              rank=rank, world_size=world_size)
         return GANUpdater(
             gen, dis,

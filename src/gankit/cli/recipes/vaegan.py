@@ -62,6 +62,7 @@ class VAEGANRecipe(Recipe):
             torch.optim.Adam(dec.parameters(), cfg.lr_gen, betas=betas),
             torch.optim.Adam(dis.parameters(), cfg.lr_dis, betas=betas),
             make_loader(train, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers,
+                        device=cfg.device, skip_corrupt=cfg.skip_corrupt,
                         rank=rank, world_size=world_size),
             gamma=weights["gamma"], device=cfg.device, precision=cfg.precision,
             skip_nonfinite=cfg.skip_nonfinite,
@@ -76,7 +77,7 @@ class VAEGANRecipe(Recipe):
             make_loader(val, min(len(val), 500), shuffle=False, drop_last=False))
         evaluator.trigger = interval_trigger(cfg, cfg.log_every)
         exts.append(evaluator)
-        shown = val.x[:10]
+        shown = val.unit(slice(0, 10))
         seed = cfg.seed
 
         def make_samples(trainer: Trainer) -> torch.Tensor:
