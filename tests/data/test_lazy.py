@@ -148,3 +148,15 @@ def test_corrupt_file_is_skipped_and_counted_with_skip_corrupt(tmp_path, capsys)
     assert "skipping: cannot read image" in capsys.readouterr().err
     list(loader)  # a second epoch: the same file is not counted twice
     assert loader.skipped == 1
+
+
+def test_loader_converts_on_the_device_it_is_given(tmp_path):
+    write_folder(tmp_path, n=8, classes=())
+    ds = load_dataset(f"folder:{tmp_path}", "all", mode="memory")
+    cpu = make_loader(ds, 4, shuffle=False, device="cpu")
+    assert cpu.device == torch.device("cpu") and not cpu.pin_memory  # pinning is for CUDA
+    assert make_loader(ds, 4, device="cuda").pin_memory  # (building it needs no GPU)
+    first = next(iter(cpu))
+    assert first.dtype == torch.float32 and torch.equal(first, ds.unit(slice(0, 4)))
+    with pytest.raises(GankitError, match="prefetch 0"):
+        make_loader(ds, 4, num_workers=1, prefetch=0)
