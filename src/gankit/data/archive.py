@@ -252,8 +252,11 @@ def _decoded(jobs: list[tuple[str, str, int | None]], workers: int) -> Iterator[
         for job in jobs:
             yield _check(_decode(job))
         return
-    # spawn, not fork: the parent may hold threads (torch's) that fork would copy mid-lock.
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+    # fork where there is one: a spawned worker would spend seconds importing torch again.
+    # The workers only run Pillow, never torch, so torch's (idle) threads do not matter.
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with ctx.Pool(workers) as pool:
         for out in pool.imap(_decode, jobs, chunksize=16):  # imap keeps the file order
             yield _check(out)
 
