@@ -141,7 +141,7 @@ def main() -> None:
             print(f"# generated {n} {suffix} images of {size}x{size} in "
                   f"{time.perf_counter() - t:.0f} s", flush=True)
         rows = []
-        for name, n, size, _ in sets:
+        for name, n, _size, _ in sets:
             folder = tmp / name
             prep: dict[str, float] = {}
             for fmt, out in (("shards", tmp / f"{name}.shards"), ("zip", tmp / f"{name}.zip")):

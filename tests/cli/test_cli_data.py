@@ -96,3 +96,40 @@ def test_bad_data_input_exits_2(tmp_path, capsys, argv, message):
                 [*argv, "--out", str(tmp_path / "r"), "--quiet"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "o").exists() and not (tmp_path / "r" / "config.json").exists()
+
+
+def test_sigterm_stops_prepare_and_removes_its_partial_output(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = folder(tmp_path / "imgs", n=200)
+    out = tmp_path / "arc"
+    code = ("import sys, time; from gankit.data import archive; from gankit.cli import main\n"
+            "orig = archive._write_shards\n"
+            "def slow(tmp, images, *a):\n"
+            "    def gen():\n"
+            "        for x in images:\n"
+            "            time.sleep(0.02); yield x\n"
+            "    return orig(tmp, gen(), *a)\n"
+            "archive._write_shards = slow\n"
+            f"sys.exit(main(['prepare', {str(data)!r}, '-o', {str(out)!r}, '--workers', '2']))")
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.PIPE,
+                            text=True)
+    partial = tmp_path / f".arc.partial-{proc.pid}"
+    deadline = time.monotonic() + 60
+    shard = partial / "shard-00000.npy"
+    # Mid-write: some images are in the shard (16x16x3 = 768 bytes each, after the header).
+    while (not shard.exists() or shard.stat().st_size < 128 + 10 * 768) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert shard.exists(), "prepare never started writing"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted; nothing was written" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]

@@ -24,6 +24,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import sys
 import time
 import zipfile
@@ -256,9 +257,16 @@ def _decoded(jobs: list[tuple[str, str, int | None]], workers: int) -> Iterator[
     # The workers only run Pillow, never torch, so torch's (idle) threads do not matter.
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ctx.Pool(workers) as pool:
+    with ctx.Pool(workers, initializer=_worker_signals) as pool:
         for out in pool.imap(_decode, jobs, chunksize=16):  # imap keeps the file order
             yield _check(out)
+
+
+def _worker_signals() -> None:
+    # Ctrl-C reaches the whole process group: the parent alone handles it (and terminates
+    # the pool with SIGTERM, which must then simply end the worker).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _check(out: np.ndarray | str) -> np.ndarray:
