@@ -13,12 +13,17 @@ photos rather than like pure noise). For each data set and each source
 
 and each number of loader workers (0, 1, 2), one fresh subprocess measures: the time to the
 first batch (loading included), steady images/s over ``--seconds`` after it (batches of 64,
-turned into float in [-1, 1] as training would use them), and the peak RSS of the main process
-and of the largest worker. Lazy and archive sources are also measured on a quarter of each
-data set: their memory should not grow with its size. Run:
+turned into float in [-1, 1] as training would use them), the peak RSS of the main process
+(``VmHWM``, its own address space only) and what the workers add (their summed PSS at the end
+of the window: pages they share with the main process, such as an in-memory data set they
+inherited, count once, split between the sharers). Lazy and archive sources are also measured
+on a quarter of each data set: their memory should not grow with its size. Run:
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/data.py            # the README figures
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/data.py --n-png 2000 --n-jpeg 200 --seconds 2
+
+``--data-dir DIR`` keeps the generated images and archives in DIR (made on the first run,
+reused after) instead of a temporary folder.
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -63,12 +67,19 @@ def subset(src: Path, dst: Path, n: int) -> None:
 # ------------------------------------------------------------------- one measurement (child)
 
 
+def _status_mb(pid: int | str, field: str, name: str = "status") -> float:
+    for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def measure(spec: str, source: str, workers: int, seconds: float) -> dict[str, Any]:
     import torch
 
     from gankit.data import ArrayDataset, load_dataset, make_loader, to_unit
 
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    base_rss = _status_mb("self", "VmHWM")
     t0 = time.perf_counter()
     mode = {"float32": "memory", "uint8": "memory", "lazy": "lazy"}.get(source, "auto")
     ds = load_dataset(spec, "train", mode=mode)
@@ -90,16 +101,14 @@ def measure(spec: str, source: str, workers: int, seconds: float) -> dict[str, A
             loader.set_epoch(epoch)
             it = iter(loader)
     rate = n / (time.perf_counter() - start)
-    del it, loader  # joins the workers, so RUSAGE_CHILDREN sees them
-    import gc
-
-    gc.collect()
+    pids = [w.pid for w in getattr(loader._iterator, "_workers", [])] if workers else []
+    worker_pss = sum(_status_mb(pid, "Pss", "smaps_rollup") for pid in pids)
     return {
         "first_batch_s": first_s,
         "images_per_s": rate,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_mb": _status_mb("self", "VmHWM"),
         "base_rss_mb": base_rss,
-        "worker_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "worker_rss_mb": worker_pss,
         "train_images": len(ds),
     }
 
@@ -122,6 +131,7 @@ def main() -> None:
     ap.add_argument("--n-jpeg", type=int, default=2_000)
     ap.add_argument("--seconds", type=float, default=4.0, help="steady-rate window")
     ap.add_argument("--workers", default="0,1,2")
+    ap.add_argument("--data-dir", help="keep (and reuse) the generated data here")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -131,10 +141,13 @@ def main() -> None:
     from gankit.data import prepare_folder
 
     workers = [int(w) for w in args.workers.split(",")]
-    tmp = Path(tempfile.mkdtemp(prefix="gankit-data-bench-"))
+    tmp = Path(args.data_dir or tempfile.mkdtemp(prefix="gankit-data-bench-"))
     try:
         sets = [("png64", args.n_png, 64, ".png"), ("jpeg256", args.n_jpeg, 256, ".jpg")]
         for name, n, size, suffix in sets:
+            if (tmp / f"{name}-quarter").is_dir():
+                print(f"# reusing {tmp / name}", flush=True)
+                continue
             t = time.perf_counter()
             make_images(tmp / name, n, size, suffix, seed=len(name))
             subset(tmp / name, tmp / f"{name}-quarter", n // 4)
@@ -145,13 +158,16 @@ def main() -> None:
             folder = tmp / name
             prep: dict[str, float] = {}
             for fmt, out in (("shards", tmp / f"{name}.shards"), ("zip", tmp / f"{name}.zip")):
+                if out.exists():
+                    continue
                 t = time.perf_counter()
                 info = prepare_folder(folder, out, workers=2, fmt=fmt, progress=False)
                 prep[fmt] = time.perf_counter() - t
                 print(f"# gankit prepare {name} --format {fmt} --workers 2: "
                       f"{prep[fmt]:.1f} s, {info['bytes'] / 2**20:.0f} MiB", flush=True)
             quarter = tmp / f"{name}-quarter.shards"
-            prepare_folder(tmp / f"{name}-quarter", quarter, workers=2, progress=False)
+            if not quarter.exists():
+                prepare_folder(tmp / f"{name}-quarter", quarter, workers=2, progress=False)
             specs = {"float32": f"folder:{folder}", "uint8": f"folder:{folder}",
                      "lazy": f"folder:{folder}", "shards": f"shards:{tmp / name}.shards",
                      "zip": f"zip:{tmp / name}.zip"}
@@ -167,14 +183,15 @@ def main() -> None:
                 _print_row(rows[-1])
         _summary(rows)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.data_dir:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _print_row(r: dict[str, Any]) -> None:
     print(f"{r['set']:<8} n={r['n']:<6} {r['source']:<8} workers={r['workers']}  first batch "
           f"{r['first_batch_s']:7.2f} s  {r['images_per_s']:8.0f} img/s  peak RSS "
-          f"{r['rss_mb']:6.0f} MB (after imports {r['base_rss_mb']:.0f}; largest worker "
-          f"{r['worker_rss_mb']:.0f})", flush=True)
+          f"{r['rss_mb']:6.0f} MB (after imports {r['base_rss_mb']:.0f}) + workers' PSS "
+          f"{r['worker_rss_mb']:.0f} MB", flush=True)
 
 
 def _summary(rows: list[dict[str, Any]]) -> None:
@@ -197,7 +214,7 @@ def _summary(rows: list[dict[str, Any]]) -> None:
         for src in ("lazy", "shards"):
             big, small = get(s, src, 1, n), get(s, src, 1, n // 4)
             print(f"{s:<8} {src:<7} peak RSS at {n} vs {n // 4} images (1 worker): main "
-                  f"{big['rss_mb']:.0f} vs {small['rss_mb']:.0f} MB, worker "
+                  f"{big['rss_mb']:.0f} vs {small['rss_mb']:.0f} MB, worker PSS "
                   f"{big['worker_rss_mb']:.0f} vs {small['worker_rss_mb']:.0f} MB")
 
 
