@@ -85,7 +85,7 @@ def test_prepare_then_train_on_the_archive(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["prepare", "/no/such/folder", "-o", "OUT"], "does not exist"),
+    (["prepare", "/no/such/folder", "-o", "OUT"], "source '/no/such/folder' does not exist"),
     (["train", "--data", "digits", "--data-mode", "lazy"], "does not apply to the built-in"),
     (["train", "--data", "digits", "--data-mode", "quick"], "--data-mode must be"),
     (["train", "--data", "shards:/no/such", "--iterations", "1"], "does not exist"),

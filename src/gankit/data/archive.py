@@ -317,6 +317,9 @@ def prepare_folder(src: str | Path, out: str | Path, *, image_size: int | None =
         raise GankitError(f"'{out}' already exists; choose another output or delete it first")
     if not out.parent.is_dir():
         raise GankitError(f"the folder of '{out}' does not exist; create it first")
+    if not Path(src).expanduser().is_dir():
+        what = "is not a folder" if Path(src).expanduser().exists() else "does not exist"
+        raise GankitError(f"source '{src}' {what}; gankit prepare SRC needs a folder of images")
     files, labels, classes, _, mode, (h, w) = scan_folder(src, "all", image_size=image_size)
     shape = (1 if mode == "L" else 3, h, w)
     root = Path(src).expanduser()
