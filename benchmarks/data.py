@@ -102,10 +102,23 @@ def measure(spec: str, source: str, workers: int, seconds: float) -> dict[str, A
             it = iter(loader)
     rate = n / (time.perf_counter() - start)
     pids = [w.pid for w in getattr(loader._iterator, "_workers", [])] if workers else []
+    # What one worker can deliver: the source's own batched read (uint8, no loader, no
+    # float conversion, which training does on its device).
+    source_rate = float("nan")
+    if workers == 0:
+        order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(1)).tolist()
+        m, k, t = 0, 0, time.perf_counter()
+        while time.perf_counter() - t < seconds:
+            batch = order[k:k + BATCH] if k + BATCH <= len(order) else order[:BATCH]
+            k = k + BATCH if k + BATCH <= len(order) else 0
+            got = ds.__getitems__(batch)
+            m += len(got[0] if isinstance(got, tuple) else got)
+        source_rate = m / (time.perf_counter() - t)
     worker_pss = sum(_status_mb(pid, "Pss", "smaps_rollup") for pid in pids)
     return {
         "first_batch_s": first_s,
         "images_per_s": rate,
+        "source_images_per_s": source_rate,
         "rss_mb": _status_mb("self", "VmHWM"),
         "base_rss_mb": base_rss,
         "worker_rss_mb": worker_pss,
@@ -188,8 +201,9 @@ def main() -> None:
 
 
 def _print_row(r: dict[str, Any]) -> None:
+    src = "" if r["workers"] else f" (source alone {r['source_images_per_s']:.0f})"
     print(f"{r['set']:<8} n={r['n']:<6} {r['source']:<8} workers={r['workers']}  first batch "
-          f"{r['first_batch_s']:7.2f} s  {r['images_per_s']:8.0f} img/s  peak RSS "
+          f"{r['first_batch_s']:7.2f} s  {r['images_per_s']:6.0f} img/s{src}  peak RSS "
           f"{r['rss_mb']:6.0f} MB (after imports {r['base_rss_mb']:.0f}) + workers' PSS "
           f"{r['worker_rss_mb']:.0f} MB", flush=True)
 
@@ -211,6 +225,9 @@ def _summary(rows: list[dict[str, Any]]) -> None:
             lazy, arc = get(s, "lazy", w, n), get(s, "shards", w, n)
             print(f"{s:<8} shards vs lazy folder, {w} worker(s): "
                   f"{arc['images_per_s'] / lazy['images_per_s']:.1f}x the images/s")
+        lazy, arc = get(s, "lazy", 0, n), get(s, "shards", 0, n)
+        print(f"{s:<8} shards vs lazy folder, one process reading uint8 batches (per worker): "
+              f"{arc['source_images_per_s'] / lazy['source_images_per_s']:.1f}x")
         for src in ("lazy", "shards"):
             big, small = get(s, src, 1, n), get(s, src, 1, n // 4)
             print(f"{s:<8} {src:<7} peak RSS at {n} vs {n // 4} images (1 worker): main "

@@ -72,10 +72,12 @@ def load_folder(path: str | Path, split: str = "train", *,
             FolderReader([files[i] for i in idx], color, image_size), (channels, h, w),
             labels=None if labels is None else labels[idx], name=name,
             n_classes=len(classes), split=split)
-    pixels = np.empty((len(idx), h, w, channels), dtype=np.uint8)
+    # Decoded straight into (N, C, H, W): no second copy of the set for a layout change.
+    pixels = np.empty((len(idx), channels, h, w), dtype=np.uint8)
     for out, i in enumerate(idx):
-        pixels[out] = _read_image(files[i], color, image_size).reshape(h, w, channels)
-    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+        pixels[out] = _read_image(files[i], color, image_size).reshape(h, w, channels).transpose(
+            2, 0, 1)
+    x = torch.from_numpy(pixels)
     return ArrayDataset(
         x=x,
         y=None if labels is None else torch.from_numpy(labels[idx]),
