@@ -31,13 +31,13 @@ def test_folder_grayscale_unlabeled(tmp_path):
     assert full.shape == (1, 6, 6) and len(full) == 10 and full.y is None
     assert full.n_classes == 0 and (full.low, full.high) == (0.0, 255.0)
     # Files in sorted order; pixel v maps to v / 127.5 - 1 and back.
-    torch.testing.assert_close(full.x[:, 0, 0, 0], torch.arange(10) * 20 / 127.5 - 1)
-    np.testing.assert_allclose(full.denormalize(full.x)[:, 0, 0, 0], np.arange(10) * 20,
+    torch.testing.assert_close(full.unit()[:, 0, 0, 0], torch.arange(10) * 20 / 127.5 - 1)
+    np.testing.assert_allclose(full.denormalize(full.unit())[:, 0, 0, 0], np.arange(10) * 20,
                                atol=1e-4)
     train, val = (load_dataset(f"folder:{tmp_path}", s) for s in ("train", "val"))
     assert (len(train), len(val)) == (9, 1)
-    values = sorted(torch.cat([train.x, val.x])[:, 0, 0, 0].tolist())
-    assert values == sorted(full.x[:, 0, 0, 0].tolist())
+    values = sorted(torch.cat([train.unit(), val.unit()])[:, 0, 0, 0].tolist())
+    assert values == sorted(full.unit()[:, 0, 0, 0].tolist())
 
 
 def test_folder_any_color_image_makes_all_rgb(tmp_path):
@@ -48,8 +48,9 @@ def test_folder_any_color_image_makes_all_rgb(tmp_path):
     Image.fromarray(gray(0)).save(tmp_path / "c.jpg")
     ds = load_dataset(f"folder:{tmp_path}", "all")
     assert ds.shape == (3, 6, 6) and len(ds) == 3
-    assert ds.x[0].amax() == ds.x[0].amin() == pytest.approx(200 / 127.5 - 1)  # gray -> equal RGB
-    assert ds.x[1, :, 0, 0].tolist() == [1.0, -1.0, -1.0]
+    gray_as_rgb = ds.unit()[0]  # gray -> equal RGB
+    assert gray_as_rgb.amax() == gray_as_rgb.amin() == pytest.approx(200 / 127.5 - 1)
+    assert ds.unit()[1, :, 0, 0].tolist() == [1.0, -1.0, -1.0]
 
 
 def test_folder_subfolders_become_sorted_classes(tmp_path):
@@ -60,7 +61,7 @@ def test_folder_subfolders_become_sorted_classes(tmp_path):
     assert ds.n_classes == 2
     # "ant" sorts first: class 0 is the bright images, class 1 the dark ones.
     assert ds.y.tolist() == [0, 0, 0, 1, 1, 1]
-    assert (ds.x[ds.y == 0] > 0).all() and (ds.x[ds.y == 1] < 0).all()
+    assert (ds.unit()[ds.y == 0] > 0).all() and (ds.unit()[ds.y == 1] < 0).all()
 
 
 def test_folder_image_size_center_crops_then_resizes(tmp_path):
@@ -70,7 +71,7 @@ def test_folder_image_size_center_crops_then_resizes(tmp_path):
     save_png(tmp_path / "small.png", gray(255, 3, 3))
     ds = load_dataset(f"folder:{tmp_path}", "all", image_size=4)
     assert ds.shape == (1, 4, 4)
-    torch.testing.assert_close(ds.x, torch.ones(2, 1, 4, 4))
+    torch.testing.assert_close(ds.unit(), torch.ones(2, 1, 4, 4))
 
 
 def test_folder_skips_hidden_files_and_non_images(tmp_path):
@@ -134,7 +135,7 @@ def test_npz_image_layouts(tmp_path, shape, to_nchw):
     expect = to_nchw(x)
     assert ds.shape == expect.shape[1:] and len(ds) == 12 and ds.kind == "image"
     assert (ds.low, ds.high) == (0.0, 255.0) and ds.y is None
-    np.testing.assert_allclose(ds.denormalize(ds.x), expect, atol=1e-4)
+    np.testing.assert_allclose(ds.denormalize(ds.unit()), expect, atol=1e-4)
 
 
 def test_npz_float_range_and_labels(tmp_path):
@@ -234,7 +235,7 @@ def test_mnist_idx_splits(tmp_path, gz):
     train = load_dataset(f"mnist-idx:{tmp_path}", "train")
     val = load_dataset(f"mnist-idx:{tmp_path}", "val")
     assert train.shape == (1, 5, 4) and (len(train), len(val)) == (6, 4)
-    np.testing.assert_allclose(train.denormalize(train.x)[:, 0],
+    np.testing.assert_allclose(train.denormalize(train.unit())[:, 0],
                                arrays["train-images-idx3-ubyte"], atol=1e-4)
     assert val.y.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
     full = load_dataset(f"mnist-idx:{tmp_path}", "all")

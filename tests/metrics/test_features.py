@@ -213,3 +213,35 @@ def test_raw_features_and_batched_extraction() -> None:
     assert not batched.requires_grad
     with pytest.raises(GankitError, match="from 0 samples"):
         extract_features(net, x[:0])
+
+
+def test_classifier_step_budget_bounds_training_and_shows_progress(bars, capsys,
+                                                                   monkeypatch) -> None:
+    steps: list[int] = []
+    real_step = torch.optim.Adam.step
+
+    def counting_step(self, *args, **kwargs):
+        steps.append(1)
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counting_step)
+    train_classifier(*bars, n_classes=3, **FAST)  # 25 epochs of 2 batches: 50 steps
+    assert len(steps) == 50
+    steps.clear()
+    train_classifier(*bars, n_classes=3, max_steps=7, progress=True, **FAST)
+    assert len(steps) == 7
+    assert "training the feature classifier: step 7/7" in capsys.readouterr().err
+
+
+def test_classifier_on_uint8_images_matches_float(bars) -> None:
+    x, y, vx, vy = bars
+    x8 = ((x + 1) * 127.5).round().to(torch.uint8)
+    v8 = ((vx + 1) * 127.5).round().to(torch.uint8)
+    a, acc_a = train_classifier(x8, y, v8, vy, n_classes=3, max_steps=10, **FAST)
+    b, acc_b = train_classifier(x8.float() / 127.5 - 1, y, v8.float() / 127.5 - 1, vy,
+                                n_classes=3, max_steps=10, **FAST)
+    assert acc_a == acc_b
+    for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q)
+    torch.testing.assert_close(extract_features(a.features, v8),
+                               extract_features(a.features, v8.float() / 127.5 - 1))

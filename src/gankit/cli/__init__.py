@@ -1,4 +1,4 @@
-"""``gankit train | sample | eval``: the command line.
+"""``gankit train | sample | eval | prepare``: the command line.
 
 Every mistake a user can make ends in one line on stderr and exit status 2; nothing that
 exists in a run directory is overwritten or removed by a failed command. Nothing outside this
@@ -27,6 +27,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gankit.cli.train import cmd_train
 
             return cmd_train(args)
+        if args.command == "prepare":
+            from gankit.cli.prepare import cmd_prepare
+
+            return cmd_prepare(args)
         if args.command == "sample":
             from gankit.cli.sample import cmd_sample
 

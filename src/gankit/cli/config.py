@@ -32,6 +32,8 @@ class TrainConfig:
     """Every option of ``gankit train``; ``None`` means 'the data set's default'."""
 
     data: str = "digits"
+    data_mode: str = "auto"
+    skip_corrupt: bool = False
     recipe: str = "dcgan"
     out: str = "runs/gankit"
     epochs: int | None = None
@@ -120,6 +122,8 @@ class TrainConfig:
                 raise GankitError(
                     f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}."
                 )
+        if self.data_mode not in ("auto", "memory", "lazy"):
+            raise GankitError(f"--data-mode must be auto, memory or lazy, got {self.data_mode!r}.")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise GankitError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}.")
         for name in ("log_every", "sample_every", "snapshot_every"):

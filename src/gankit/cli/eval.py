@@ -137,7 +137,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             )
     cfg, recipe, trainer, train = load_run(str(run), args.device)
     device = trainer.updater.device
-    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed)
+    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed,
+                       mode=cfg.data_mode)
     space = feature_space(train, val, feature_net=args.feature_net, device=device,
                           resize=args.resize or "pytorch-fid")
     names = parse_metrics(args.metrics, space, val)

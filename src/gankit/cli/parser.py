@@ -58,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN",
                    help="continue the run in directory RUN (the original command with "
                         "--out RUN does the same)")
-    t.add_argument("--data", help="digits|ring8|grid25|folder:PATH|npz:PATH|mnist-idx:DIR")
+    t.add_argument("--data", help="digits|ring8|grid25|folder:PATH|npz:PATH|mnist-idx:DIR|"
+                                  "shards:PATH|zip:PATH")
+    t.add_argument("--data-mode", help="auto | memory | lazy: decode a folder up front or per "
+                                       "batch in the workers (auto: lazy above 1 GiB)")
+    t.add_argument("--skip-corrupt", action="store_true",
+                   help="skip (and count) corrupt files of a lazy source instead of stopping")
     t.add_argument("--recipe", help="dcgan | vaegan | cyclegan")
     t.add_argument("--out", help="run directory (default runs/gankit)")
     t.add_argument("--epochs", type=_positive_int)
@@ -127,4 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the held-out split's statistics (mu, sigma) to NPZ")
     e.add_argument("--compare", nargs=2, default=None, metavar=("A", "B"),
                    help="print two runs' scores side by side (only under one protocol)")
+
+    p = sub.add_parser("prepare", help="decode an image folder once into an archive to train on")
+    p.add_argument("src", help="the image folder")
+    p.add_argument("-o", "--out", required=True, help="the archive to write (must not exist)")
+    p.add_argument("--image-size", type=_positive_int, default=None,
+                   help="center-crop and resize to SIZE x SIZE")
+    p.add_argument("--workers", type=_positive_int, default=1, help="decoding processes")
+    p.add_argument("--format", dest="fmt", default="shards", choices=("shards", "zip"),
+                   help="shards (uint8 .npy + index.json, fastest to read) or zip (PNGs)")
+    p.add_argument("--quiet", action="store_true", help="no progress line")
     return parser

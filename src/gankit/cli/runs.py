@@ -50,8 +50,10 @@ def load_run(run_dir: str, device: str = "auto") -> tuple[Any, Any, Any, Any]:
     cfg, _ = resolve_config(args)
     cfg = cfg.merged({"device": str(resolve_device(device))})
     recipe = get_recipe(cfg.recipe)
-    train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed)
-    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed)
+    train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed,
+                         mode=cfg.data_mode)
+    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed,
+                       mode=cfg.data_mode)
     updater = recipe.build(cfg, train)
     metadata = {"recipe": cfg.recipe, "data": cfg.data, "shape": list(train.shape)}
     trainer = Trainer(updater, cfg.stop_trigger(), cfg.out, metadata=metadata)

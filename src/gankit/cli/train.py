@@ -124,8 +124,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg, resuming = resolve_config(args)
     cfg.validate()
     recipe = get_recipe(cfg.recipe)
-    train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed)
-    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed)
+    train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed,
+                         mode=cfg.data_mode)
+    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed,
+                       mode=cfg.data_mode)
     if cfg.conditional and (train.y is None or train.n_classes < 2):
         raise GankitError(
             f"--conditional needs labelled data with at least 2 classes, but {cfg.data} has "

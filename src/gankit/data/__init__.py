@@ -1,22 +1,41 @@
-"""Data sources (embedded digits, 2-D mixtures, image folders, npz, MNIST idx) and loaders."""
+"""Data sources (embedded digits, 2-D mixtures, image folders, archives, npz, MNIST idx),
+uint8 storage, lazy decoding and the epoch-seeded loaders."""
 
-from gankit.data.datasets import SPLITS, ArrayDataset, load_dataset
+from gankit.data.archive import load_shards, load_zip, prepare_folder
+from gankit.data.datasets import (
+    DATA_MODES,
+    LAZY_THRESHOLD_BYTES,
+    SPLITS,
+    ArrayDataset,
+    load_dataset,
+    to_unit,
+)
 from gankit.data.digits import load_digits
 from gankit.data.files import load_folder, load_mnist_idx, load_npz
+from gankit.data.lazy import CorruptBatch, FolderReader, LazyImages
 from gankit.data.loader import EpochLoader, EpochSampler, collate_batched, make_loader
 from gankit.data.toy2d import make_toy2d
 
 __all__ = [
+    "DATA_MODES",
+    "LAZY_THRESHOLD_BYTES",
     "SPLITS",
     "ArrayDataset",
+    "CorruptBatch",
     "EpochLoader",
     "EpochSampler",
+    "FolderReader",
+    "LazyImages",
     "collate_batched",
     "load_dataset",
     "load_digits",
     "load_folder",
     "load_mnist_idx",
     "load_npz",
+    "load_shards",
+    "load_zip",
     "make_loader",
     "make_toy2d",
+    "prepare_folder",
+    "to_unit",
 ]

@@ -1,15 +1,17 @@
 """The in-memory dataset every gankit data source returns, and ``load_dataset`` to pick one.
 
-Everything gankit trains on fits in memory (digits, 2-D mixtures, image folders of a few
-thousand files, MNIST), so a dataset is two tensors. Holding them whole lets a loader fetch a
-batch with one indexing op instead of one Python call per sample.
+Small data (digits, 2-D mixtures, MNIST, image folders up to ``LAZY_THRESHOLD_BYTES``) is two
+tensors in memory: a loader fetches a batch with one indexing op instead of one Python call per
+sample. 8-bit images stay uint8 there (a quarter of float32) and become float in [-1, 1] per
+batch, on the training device (``to_unit``); larger folders and prepared archives are read per
+batch by ``gankit.data.lazy``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -19,7 +21,8 @@ from torch.utils.data import Dataset
 
 from gankit.errors import GankitError
 
-__all__ = ["SPLITS", "ArrayDataset", "load_dataset"]
+__all__ = ["DATA_MODES", "LAZY_THRESHOLD_BYTES", "SPLITS", "ArrayDataset", "load_dataset",
+           "to_unit"]
 
 SPLITS = ("train", "val", "all")
 
@@ -27,18 +30,29 @@ SPLITS = ("train", "val", "all")
 # would be scored on different validation images; so it has its own constant seed.
 HOLDOUT_SEED = 20240607
 HOLDOUT_FRACTION = 0.1
+# Past 100k items 10% is more than any metric needs, and costs memory and evaluation time.
+HOLDOUT_MAX = 10_000
 
-_VALID_SPECS = "'digits', 'ring8', 'grid25', 'folder:PATH', 'npz:PATH' or 'mnist-idx:DIR'"
+DATA_MODES = ("auto", "memory", "lazy")
+# ``folder:`` data whose decoded uint8 pixels would take more than this is read lazily (per
+# batch, in the loader's workers) unless ``mode="memory"`` asks otherwise: 1 GiB is e.g. 87k
+# RGB images of 64x64, or 5.4k of 256x256.
+LAZY_THRESHOLD_BYTES = 1 << 30
+
+_VALID_SPECS = ("'digits', 'ring8', 'grid25', 'folder:PATH', 'npz:PATH', 'mnist-idx:DIR', "
+                "'shards:PATH' or 'zip:PATH'")
 
 
 @dataclass(eq=False, repr=False)
 class ArrayDataset(Dataset):
     """A whole dataset held as tensors.
 
-    ``x`` is float32: images ``(N, C, H, W)`` scaled to [-1, 1], or 2-D points ``(N, 2)`` in raw
-    coordinates. ``y`` holds int64 labels or is None. ``low``/``high`` are the original value
-    range of images (0..16 for digits, 0..255 for 8-bit images) that ``denormalize`` maps back
-    to. ``modes``/``sigma`` describe generated Gaussian mixtures.
+    ``x`` is images ``(N, C, H, W)``, either uint8 0..255 (8-bit sources: a quarter of the
+    memory; ``to_unit`` turns a batch into float in [-1, 1]) or float32 already in [-1, 1], or
+    2-D float32 points ``(N, 2)`` in raw coordinates. ``y`` holds int64 labels or is None.
+    ``low``/``high`` are the original value range of images (0..16 for digits, 0..255 for
+    8-bit images) that ``denormalize`` maps back to. ``modes``/``sigma`` describe generated
+    Gaussian mixtures.
 
     Indexing one sample gives ``x[i]`` or ``(x[i], y[i])``. ``__getitems__`` (what the torch
     DataLoader calls with a whole batch of indices when the dataset has it) returns the batch
@@ -63,7 +77,8 @@ class ArrayDataset(Dataset):
         want_dim = 4 if self.kind == "image" else 2
         if self.x.dim() != want_dim:
             raise ValueError(f"{self.kind} data needs {want_dim} dims, got {tuple(self.x.shape)}")
-        self.x = self.x.to(torch.float32).contiguous()
+        keep_uint8 = self.kind == "image" and self.x.dtype == torch.uint8
+        self.x = (self.x if keep_uint8 else self.x.to(torch.float32)).contiguous()
         if self.y is not None:
             if self.y.shape != (len(self.x),):
                 raise ValueError(f"y has shape {tuple(self.y.shape)}, expected ({len(self.x)},)")
@@ -90,18 +105,17 @@ class ArrayDataset(Dataset):
             return self.x[idx]
         return self.x[idx], self.y[idx]
 
+    def unit(self, index: Any = slice(None)) -> Tensor:
+        """``x[index]`` as float32 in [-1, 1] (images) or raw coordinates (points)."""
+        return to_unit(self.x[index])
+
     def denormalize(self, t: Tensor | np.ndarray) -> np.ndarray:
         """Map model-space values back to the data's own range, as a float32 numpy array.
 
         Images go from [-1, 1] to ``[low, high]`` (clipped, since generators overshoot);
         points are returned unchanged.
         """
-        a = t.detach().cpu().numpy() if isinstance(t, Tensor) else np.asarray(t)
-        a = a.astype(np.float32, copy=True)
-        if self.kind == "points":
-            return a
-        a = (a + 1.0) * 0.5 * (self.high - self.low) + self.low
-        return np.clip(a, self.low, self.high, out=a)
+        return denormalize(t, self.kind, self.low, self.high)
 
     def __repr__(self) -> str:
         labels = f", {self.n_classes} classes" if self.y is not None else ""
@@ -111,18 +125,57 @@ class ArrayDataset(Dataset):
         )
 
 
+def to_unit(x: Tensor) -> Tensor:
+    """uint8 images 0..255 -> float32 in [-1, 1]; float tensors are returned as they are.
+
+    Called per batch where the batch is used (on the training device, after a 4x smaller
+    copy), so no float copy of a whole data set is ever made.
+    """
+    if x.dtype == torch.uint8:
+        return x.to(torch.float32).div_(127.5).sub_(1.0)
+    return x
+
+
+def batch_to_unit(batch: Any) -> Any:
+    """``to_unit`` on every uint8 tensor of a (nested) batch; labels and the rest untouched."""
+    if isinstance(batch, Tensor):
+        return to_unit(batch)
+    if isinstance(batch, (list, tuple)):
+        moved = [batch_to_unit(v) for v in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
+    if isinstance(batch, dict):
+        return {k: batch_to_unit(v) for k, v in batch.items()}
+    return batch
+
+
+def denormalize(t: Tensor | np.ndarray, kind: str, low: float, high: float) -> np.ndarray:
+    """``ArrayDataset.denormalize`` for any data set with that ``kind`` and value range."""
+    a = t.detach().cpu().numpy() if isinstance(t, Tensor) else np.asarray(t)
+    a = a.astype(np.float32, copy=True)
+    if kind == "points":
+        return a
+    a = (a + 1.0) * 0.5 * (high - low) + low
+    return np.clip(a, low, high, out=a)
+
+
 def load_dataset(
-    spec: str, split: str = "train", *, image_size: int | None = None, seed: int = 0
-) -> ArrayDataset:
+    spec: str, split: str = "train", *, image_size: int | None = None, seed: int = 0,
+    mode: str = "auto",
+) -> Any:
     """Load the dataset named by ``spec``.
 
     Specs: ``"digits"`` (sklearn's embedded 8x8 digits), ``"ring8"`` / ``"grid25"`` (generated
     2-D Gaussian mixtures; ``seed`` picks the sample), ``"folder:PATH"`` (image files),
-    ``"npz:PATH"`` and ``"mnist-idx:DIR"``. ``split`` is ``"train"``, ``"val"`` (a fixed
-    held-out part that does not depend on ``seed``) or ``"all"``. ``image_size=S`` makes
-    images S x S (center crop, then resize); it does not apply to point data.
+    ``"npz:PATH"``, ``"mnist-idx:DIR"``, ``"shards:PATH"`` (written by ``gankit prepare``) and
+    ``"zip:PATH"`` (a zip of images, stylegan2-ada's dataset_tool layout). ``split`` is
+    ``"train"``, ``"val"`` (a fixed held-out part that does not depend on ``seed``) or
+    ``"all"``. ``image_size=S`` makes images S x S (center crop, then resize); it does not
+    apply to point data. ``mode`` ("auto", "memory" or "lazy") says whether a folder is
+    decoded up front into an ``ArrayDataset`` or per batch into a ``LazyImages``; "auto" goes
+    lazy above ``LAZY_THRESHOLD_BYTES``. Archives are always read per batch.
     """
     # The source modules import ArrayDataset from here, so they are imported lazily.
+    from gankit.data.archive import load_shards, load_zip
     from gankit.data.digits import load_digits
     from gankit.data.files import load_folder, load_mnist_idx, load_npz
     from gankit.data.toy2d import TOY2D, make_toy2d
@@ -134,16 +187,28 @@ def load_dataset(
                                    or image_size < 1):
         raise GankitError(f"image size {image_size!r} is not a positive integer; pass e.g. 32")
 
+    if mode not in DATA_MODES:
+        raise GankitError(f"unknown data mode {mode!r}; use 'auto', 'memory' or 'lazy'")
     kind, sep, path = spec.partition(":")
-    if sep and kind in ("folder", "npz", "mnist-idx"):
+    if sep and kind in ("folder", "npz", "mnist-idx", "shards", "zip"):
         if not path:
             raise GankitError(f"data spec {spec!r} has no path after '{kind}:'; "
                               f"write it as '{kind}:PATH'")
+        if mode == "lazy" and kind in ("npz", "mnist-idx"):
+            raise GankitError(f"data mode 'lazy' does not apply to {kind}: data, which is one "
+                              f"file read whole; use --data-mode auto or a folder:/shards: spec")
         if kind == "folder":
-            return load_folder(path, split, image_size=image_size)
+            return load_folder(path, split, image_size=image_size, mode=mode)
+        if kind == "shards":
+            return load_shards(path, split, image_size=image_size)
+        if kind == "zip":
+            return load_zip(path, split, image_size=image_size)
         if kind == "npz":
             return load_npz(path, split, image_size=image_size)
         return load_mnist_idx(path, split, image_size=image_size)
+    if mode == "lazy":
+        raise GankitError(f"data mode 'lazy' does not apply to the built-in data {spec!r}; "
+                          f"use --data-mode auto")
     if spec == "digits":
         return load_digits(split, image_size=image_size)
     if spec in TOY2D:
@@ -161,7 +226,8 @@ def check_split(split: str) -> None:
 
 
 def holdout_indices(n: int, split: str, what: str) -> np.ndarray:
-    """Indices of ``split`` for ``n`` items: the last 10% (at least 1) of a fixed permutation.
+    """Indices of ``split`` for ``n`` items: the last 10% (at least 1, at most ``HOLDOUT_MAX``)
+    of a fixed permutation.
 
     The permutation uses ``HOLDOUT_SEED``, never the run seed, so "val" is always the same
     items. Indices come back sorted so the data keeps its file order.
@@ -172,7 +238,7 @@ def holdout_indices(n: int, split: str, what: str) -> np.ndarray:
     if n < 2:
         raise GankitError(f"{what} has only {n} item(s), too few to hold out a validation "
                           f"split; add more data or use split 'all'")
-    n_val = max(1, int(n * HOLDOUT_FRACTION))
+    n_val = min(HOLDOUT_MAX, max(1, int(n * HOLDOUT_FRACTION)))
     perm = np.random.default_rng(HOLDOUT_SEED).permutation(n)
     part = perm[n - n_val:] if split == "val" else perm[: n - n_val]
     return np.sort(part)
@@ -180,7 +246,7 @@ def holdout_indices(n: int, split: str, what: str) -> np.ndarray:
 
 def uint8_to_unit(a: np.ndarray) -> Tensor:
     """uint8 array -> float32 tensor in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(a)).to(torch.float32).div_(127.5).sub_(1.0)
+    return to_unit(torch.from_numpy(np.ascontiguousarray(a)))
 
 
 def range_to_unit(a: np.ndarray, low: float, high: float) -> Tensor:
@@ -194,11 +260,21 @@ def range_to_unit(a: np.ndarray, low: float, high: float) -> Tensor:
 def resize_images(x: Tensor, size: int | None) -> Tensor:
     """Center-crop ``(N, C, H, W)`` images to a square and resize them to ``size``.
 
-    Antialiased bilinear: a convex combination of pixels, so values stay inside [-1, 1].
+    Antialiased bilinear: a convex combination of pixels, so values stay inside [-1, 1]
+    (0..255 for uint8 images, which are resized in float and rounded back to uint8).
     Returns ``x`` itself when nothing changes.
     """
     if size is None:
         return x
+    if x.dtype == torch.uint8:
+        h, w = x.shape[-2:]
+        if min(h, w) == size and h == w:
+            return x
+        out = torch.empty((*x.shape[:-2], size, size), dtype=torch.uint8)
+        for start in range(0, len(x), 4096):  # bounded float scratch for large sets
+            part = resize_images(x[start:start + 4096].float().div_(127.5).sub_(1.0), size)
+            out[start:start + 4096] = part.add_(1.0).mul_(127.5).round_().to(torch.uint8)
+        return out
     h, w = x.shape[-2:]
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from gankit.data.datasets import ArrayDataset
+from gankit.data.datasets import ArrayDataset, to_unit
 from gankit.errors import GankitError
 
 __all__ = ["DOMAIN_TRANSFORMS", "UnpairedDomains", "make_domains", "transform_images"]
@@ -81,12 +81,16 @@ def make_domains(data: ArrayDataset, transform: str = "rot90") -> UnpairedDomain
     if data.kind != "image":
         raise GankitError(f"data {data.name!r} holds points, not images; image-to-image "
                           "translation needs image data such as digits.")
+    if not isinstance(data, ArrayDataset):
+        raise GankitError(f"data {data.name!r} is read lazily, but two domains are cut from "
+                          "data in memory; use --data-mode memory (or a smaller data set).")
     if len(data) < 2:
         raise GankitError(f"data {data.name!r} ({data.split}) has {len(data)} image(s); two "
                           "domains need at least two.")
-    b = transform_images(data.x[1::2], transform)
+    x = to_unit(data.x)  # the transforms ("invert": -x) work in [-1, 1]
+    b = transform_images(x[1::2], transform)
     y = data.y
     return UnpairedDomains(
-        data.x[0::2], b, name=data.name, split=data.split, transform=transform,
+        x[0::2], b, name=data.name, split=data.split, transform=transform,
         a_labels=None if y is None else y[0::2], b_labels=None if y is None else y[1::2],
     )

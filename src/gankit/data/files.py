@@ -1,8 +1,9 @@
 """Datasets read from the user's files: image folders, ``.npz`` arrays and MNIST idx files.
 
 Folder and npz data get a fixed held-out split (see ``holdout_indices``): the last 10% (at
-least one item) of a permutation with a constant seed is "val", the rest "train". MNIST idx
-data has its own: the ``train-*`` files are "train", the ``t10k-*`` files "val".
+least one item, at most 10,000) of a permutation with a constant seed is "val", the rest
+"train". MNIST idx data has its own: the ``train-*`` files are "train", the ``t10k-*`` files
+"val".
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ import gzip
 import zipfile
 import zlib
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from gankit.data.datasets import (
+    LAZY_THRESHOLD_BYTES,
     ArrayDataset,
     check_split,
     holdout_indices,
     range_to_unit,
     resize_images,
-    uint8_to_unit,
 )
 from gankit.errors import GankitError
 
@@ -47,14 +49,55 @@ def _find_images(root: Path) -> list[Path]:
 
 
 def load_folder(path: str | Path, split: str = "train", *,
-                image_size: int | None = None) -> ArrayDataset:
+                image_size: int | None = None, mode: str = "auto") -> Any:
     """Load every image under ``path`` (recursively: png, jpg, jpeg, bmp, gif, webp).
 
     Channels: all images become grayscale ("L") if every one is grayscale, else RGB (alpha is
     dropped). Size: without ``image_size`` all images must already have one size; with
     ``image_size=S`` each is center-cropped to a square and resized to S x S with Lanczos.
     Labels: if the images sit in subfolders, the sorted subfolder names are the classes.
-    Values 0..255 are scaled to [-1, 1].
+    Pixels are kept as uint8 0..255. ``mode`` "memory" decodes every file now into an
+    ``ArrayDataset``; "lazy" returns a ``LazyImages`` that decodes per batch (in the loader's
+    workers); "auto" is lazy when the decoded pixels would exceed ``LAZY_THRESHOLD_BYTES``.
+    """
+    scan = scan_folder(path, split, image_size=image_size)
+    files, labels, classes, idx, color, (h, w) = scan
+    channels = 1 if color == "L" else 3
+    name = Path(path).expanduser().name or str(path)
+    n_bytes = len(idx) * channels * h * w
+    if mode == "lazy" or (mode == "auto" and n_bytes > LAZY_THRESHOLD_BYTES):
+        from gankit.data.lazy import FolderReader, LazyImages
+
+        return LazyImages(
+            FolderReader([files[i] for i in idx], color, image_size), (channels, h, w),
+            labels=None if labels is None else labels[idx], name=name,
+            n_classes=len(classes), split=split)
+    # Decoded straight into (N, C, H, W): no second copy of the set for a layout change.
+    pixels = np.empty((len(idx), channels, h, w), dtype=np.uint8)
+    for out, i in enumerate(idx):
+        pixels[out] = _read_image(files[i], color, image_size).reshape(h, w, channels).transpose(
+            2, 0, 1)
+    x = torch.from_numpy(pixels)
+    return ArrayDataset(
+        x=x,
+        y=None if labels is None else torch.from_numpy(labels[idx]),
+        kind="image",
+        name=name,
+        n_classes=len(classes),
+        low=0.0,
+        high=255.0,
+        split=split,
+    )
+
+
+def scan_folder(path: str | Path, split: str = "all", *, image_size: int | None = None,
+                ) -> tuple[list[Path], np.ndarray | None, list[str], np.ndarray, str,
+                           tuple[int, int]]:
+    """Check a folder from the image headers alone, decoding no pixels.
+
+    Returns ``(files, labels, classes, split_indices, mode, (height, width))`` where files
+    are every image in sorted order, labels index ``classes`` (or are None), ``mode`` is
+    "L" or "RGB" and the size is that of the images as they will be loaded.
     """
     check_split(split)
     root = Path(path).expanduser()
@@ -90,21 +133,7 @@ def load_folder(path: str | Path, split: str = "train", *,
     labels, classes = _folder_labels(root, files)
     idx = holdout_indices(len(files), split, f"image folder '{root}'")
     w, h = (image_size, image_size) if image_size is not None else sizes[0]
-    channels = 1 if mode == "L" else 3
-    pixels = np.empty((len(idx), h, w, channels), dtype=np.uint8)
-    for out, i in enumerate(idx):
-        pixels[out] = _read_image(files[i], mode, image_size).reshape(h, w, channels)
-    x = uint8_to_unit(pixels).permute(0, 3, 1, 2)
-    return ArrayDataset(
-        x=x,
-        y=None if labels is None else torch.from_numpy(labels[idx]),
-        kind="image",
-        name=root.name or str(root),
-        n_classes=len(classes),
-        low=0.0,
-        high=255.0,
-        split=split,
-    )
+    return files, labels, classes, idx, mode, (h, w)
 
 
 def _folder_labels(root: Path, files: list[Path]) -> tuple[np.ndarray | None, list[str]]:
@@ -122,7 +151,9 @@ def _folder_labels(root: Path, files: list[Path]) -> tuple[np.ndarray | None, li
     return np.array([index[parts[0]] for parts in tops], dtype=np.int64), classes
 
 
-def _read_image(f: Path, mode: str, image_size: int | None) -> np.ndarray:
+def _read_image(f: Path | IO[bytes], mode: str, image_size: int | None,
+                what: str | None = None) -> np.ndarray:
+    """Decode one image (a path or an open file) to (H, W) or (H, W, 3) uint8."""
     try:
         with Image.open(f) as im:
             im = im.convert(mode)  # decodes the pixels; a truncated file fails here
@@ -135,7 +166,8 @@ def _read_image(f: Path, mode: str, image_size: int | None) -> np.ndarray:
                     im = im.resize((image_size, image_size), Image.Resampling.LANCZOS)
             return np.asarray(im, dtype=np.uint8)
     except _PIL_ERRORS as e:
-        raise GankitError(f"cannot read image '{f}' ({e}); delete or replace the file") from e
+        raise GankitError(f"cannot read image '{what or f}' ({e}); delete or replace the "
+                          f"file") from e
 
 
 # ------------------------------------------------------------------------------------- npz
@@ -147,7 +179,7 @@ def load_npz(path: str | Path, split: str = "train", *,
 
     ``x`` may be images ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` with C in {1, 3}
     (channel-last when only the last axis is 1 or 3, channel-first otherwise), or points
-    ``(N, 2)``. uint8 images are read as 0..255; any other numeric images are scaled from
+    ``(N, 2)``. uint8 images are kept as uint8 0..255; any other numeric images are scaled from
     their own min..max to [-1, 1] (``low``/``high`` keep that range). Points stay raw.
     """
     check_split(split)
@@ -186,7 +218,8 @@ def load_npz(path: str | Path, split: str = "train", *,
         low, high = float(x.min()), float(x.max())
     idx = holdout_indices(len(x), split, desc)
     part = nchw[idx]
-    t = uint8_to_unit(part) if x.dtype == np.uint8 else range_to_unit(part, low, high)
+    t = (torch.from_numpy(np.ascontiguousarray(part)) if x.dtype == np.uint8
+         else range_to_unit(part, low, high))
     return ArrayDataset(
         x=resize_images(t, image_size),
         y=None if labels is None else torch.from_numpy(labels[idx]),
@@ -274,7 +307,7 @@ def load_mnist_idx(path: str | Path, split: str = "train", *,
     """Load MNIST-format idx files (each may be gzipped) from the folder ``path``.
 
     "train" reads ``train-images-idx3-ubyte`` + ``train-labels-idx1-ubyte``, "val" the
-    ``t10k-*`` pair, "all" both. Images become ``(N, 1, H, W)`` in [-1, 1] from 0..255.
+    ``t10k-*`` pair, "all" both. Images become ``(N, 1, H, W)`` uint8 0..255.
     """
     check_split(split)
     root = Path(path).expanduser()
@@ -295,7 +328,8 @@ def load_mnist_idx(path: str | Path, split: str = "train", *,
     x = np.concatenate(xs)[:, None]
     y = np.concatenate(ys).astype(np.int64)
     return ArrayDataset(
-        x=resize_images(uint8_to_unit(x), image_size), y=torch.from_numpy(y), kind="image",
+        x=resize_images(torch.from_numpy(np.ascontiguousarray(x)), image_size),
+        y=torch.from_numpy(y), kind="image",
         name=root.name or "mnist", n_classes=int(y.max()) + 1 if len(y) else 0,
         low=0.0, high=255.0, split=split)
 

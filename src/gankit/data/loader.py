@@ -3,11 +3,18 @@
 Shuffling never touches the global torch RNG: the sampler draws each epoch's order from its
 own generator seeded by ``(seed, epoch)``, and the DataLoader gets its own generator for the
 worker base seed. So adding or removing a loader cannot change a model's initialisation or
-noise, and a resumed run replays the same order from the epoch number alone.
+noise, and a resumed run replays the same order from the epoch number alone. Workers only
+read and decode the items of the batches the sampler hands them, so the order is the same with
+any number of workers.
+
+Batches travel as the data set stores them (uint8 images: a quarter of float32) and become
+float in [-1, 1] where they are used: on the training device when the loader is given one
+(after a pinned, non-blocking copy on CUDA), else on the CPU in the main process.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sized
 from typing import Any
 
@@ -15,6 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, default_collate
 
+from gankit.data.datasets import batch_to_unit
+from gankit.data.lazy import CorruptBatch
 from gankit.errors import GankitError
 
 __all__ = ["EpochLoader", "EpochSampler", "collate_batched", "make_loader"]
@@ -90,7 +99,17 @@ def collate_batched(batch: Any) -> Any:
 
 
 class EpochLoader(DataLoader):
-    """A DataLoader over an ``EpochSampler``; ``set_epoch`` picks the next epoch's order."""
+    """A DataLoader over an ``EpochSampler``; ``set_epoch`` picks the next epoch's order.
+
+    Iterating yields float batches: uint8 images are moved to ``device`` (when set) and
+    converted there, one batch ahead so the copy overlaps the step that uses the previous
+    one. A ``CorruptBatch`` from a lazy data set stops with a GankitError naming the file,
+    or with ``skip_corrupt`` drops those items and counts them (``skipped``; reported as
+    ``data/skipped`` in the log).
+    """
+
+    device: torch.device | None = None
+    skip_corrupt: bool = False
 
     @property
     def epoch_sampler(self) -> EpochSampler:
@@ -101,19 +120,74 @@ class EpochLoader(DataLoader):
         """Shuffle the next iteration in the order of ``epoch``."""
         self.epoch_sampler.set_epoch(epoch)
 
+    @property
+    def skipped(self) -> int:
+        """How many corrupt items this loader has skipped so far."""
+        return len(self.__dict__.get("_bad", ()))
+
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        it = super().__iter__()
+        try:
+            ahead = self._ready(next(it))
+        except StopIteration:
+            return
+        for raw in it:
+            current, ahead = ahead, self._ready(raw)
+            yield current
+        yield ahead
+
+    def _ready(self, batch: Any) -> Any:
+        if isinstance(batch, CorruptBatch):
+            batch = self._corrupt(batch)
+        if self.device is not None:
+            batch = _to(batch, self.device, non_blocking=self.pin_memory)
+        return batch_to_unit(batch)
+
+    def _corrupt(self, batch: CorruptBatch) -> Any:
+        if not self.skip_corrupt:
+            raise GankitError(f"{batch.errors[0]}, or pass --skip-corrupt to skip corrupt "
+                              f"files (they are counted as data/skipped in the log)")
+        if batch.batch is None:
+            raise GankitError(f"every image of a batch is corrupt ({batch.errors[0]}); check "
+                              f"the data")
+        bad = self.__dict__.setdefault("_bad", set())
+        for msg in batch.errors:
+            if msg not in bad:  # each file once, not once per epoch
+                bad.add(msg)
+                print(f"skipping: {msg}", file=sys.stderr)
+        from gankit.training.reporter import report
+
+        report({"data/skipped": float(len(bad))})
+        return batch.batch
+
+
+def _to(batch: Any, device: torch.device, non_blocking: bool) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, (list, tuple)):
+        moved = [_to(v, device, non_blocking) for v in batch]
+        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
+    if isinstance(batch, dict):
+        return {k: _to(v, device, non_blocking) for k, v in batch.items()}
+    return batch
+
 
 _SPLIT_WORDS = {"train": "training ", "val": "validation "}
 
 
 def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0,
                 drop_last: bool = True, num_workers: int = 0, rank: int = 0,
-                world_size: int = 1, pin_memory: bool = False) -> EpochLoader:
+                world_size: int = 1, pin_memory: bool | None = None,
+                device: str | torch.device | None = None, prefetch: int = 2,
+                skip_corrupt: bool = False) -> EpochLoader:
     """A DataLoader that fetches whole batches with one indexing op.
 
     Indices come from an ``EpochSampler(len(dataset), seed=seed, ...)`` in batches of
     ``batch_size`` (the short last batch dropped when ``drop_last``); datasets with a batched
     ``__getitems__`` such as ``ArrayDataset`` skip per-sample collation. Iterating does not
-    touch the global torch RNG.
+    touch the global torch RNG. Batches come out as float on ``device`` (CPU when None);
+    ``pin_memory`` (default: whether ``device`` is CUDA) makes that copy non-blocking.
+    Each worker keeps ``prefetch`` batches in flight and lives as long as the loader.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise GankitError(f"batch size {batch_size!r} must be a positive integer; "
@@ -132,15 +206,26 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed
         raise GankitError(
             f"batch size {batch_size} is larger than the {len(sampler)} {what}samples"
             f"{per_rank} of '{name}'; use a batch size of {len(sampler)} or less")
+    if prefetch < 1:
+        raise GankitError(f"prefetch {prefetch} must be at least 1 batch per worker")
     generator = torch.Generator()
     generator.manual_seed(seed % 2**64)
-    return EpochLoader(
+    if device == "auto":  # as the Updater reads it
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    dev = None if device is None else torch.device(device)
+    if pin_memory is None:
+        pin_memory = dev is not None and dev.type == "cuda"
+    loader = EpochLoader(
         dataset,
         batch_sampler=BatchSampler(sampler, batch_size, drop_last),
         collate_fn=collate_batched,
         num_workers=num_workers,
         pin_memory=pin_memory,
-        # Respawning workers each epoch costs seconds for data that already sits in memory.
+        # Respawning workers each epoch costs seconds (and a lazy source's open files).
         persistent_workers=num_workers > 0,
+        prefetch_factor=prefetch if num_workers > 0 else None,
         generator=generator,
     )
+    loader.device = dev
+    loader.skip_corrupt = skip_corrupt
+    return loader

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, cast
 import torch
 from torch import Tensor, nn
 
+from gankit.data.datasets import to_unit
 from gankit.extensions.ema import sampling_model
 from gankit.gan.sampling import generate
 from gankit.metrics import extract_features
@@ -163,7 +164,7 @@ class GANEvaluator(Evaluator):
         total_gen = total_dis = 0.0
         for start in range(0, len(x_all), self.batch_size):
             check_stop()
-            x = x_all[start:start + self.batch_size].to(u.device)
+            x = to_unit(x_all[start:start + self.batch_size].to(u.device))
             m = x.shape[0]
             y = y_all[start:start + m].to(u.device) if n_classes and y_all is not None else None
             y_fake = (torch.arange(start, start + m) % n_classes).to(u.device) if n_classes \

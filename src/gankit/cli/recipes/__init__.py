@@ -96,6 +96,7 @@ class Recipe:
         """The training loader: each process reads its share of every epoch."""
         rank, world_size = rank_and_world_size()
         return make_loader(dataset, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers,
+                           device=cfg.device, skip_corrupt=cfg.skip_corrupt,
                            rank=rank, world_size=world_size)
 
     @staticmethod

@@ -65,7 +65,7 @@ class VAEGANRecipe(Recipe):
         exts.append(ReconstructionEvaluator(
             make_loader(val, min(len(val), 500), shuffle=False, drop_last=False),
             trigger=interval_trigger(cfg, cfg.log_every)))
-        shown = val.x[:10]
+        shown = val.unit(slice(0, 10))
         seed = cfg.seed
 
         def make_samples(trainer: Trainer) -> torch.Tensor:
