@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 from PIL import Image
 
 from gankit.cli import main
+from gankit.extensions.log_report import read_log
 from gankit.training.checkpoint import list_snapshots, load_state
 
 FAST = ["--quiet", "--width", "8", "--z-dim", "8", "--batch-size", "8", "--ema", "0",
@@ -64,7 +64,7 @@ def test_corrupt_file_in_lazy_training_exits_2_or_is_skipped(tmp_path, capsys):
     out = tmp_path / "b"
     assert main([*args, "--skip-corrupt", "--out", str(out)]) == 0
     assert "skipping: cannot read image" in capsys.readouterr().err
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert log[-1]["data/skipped"] == 1.0  # one file, counted once over several epochs
 
 

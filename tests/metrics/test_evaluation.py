@@ -75,7 +75,7 @@ def test_labelled_images_train_a_classifier_once(_cache: Path,
 
 def test_unlabelled_images_need_a_feature_net() -> None:
     data = _halves(20, 0, labels=False)
-    with pytest.raises(GankitError, match=r"no class labels.*--feature-net"):
+    with pytest.raises(GankitError, match=r"no class labels.*feature network file"):
         feature_space(data, data)
 
 
