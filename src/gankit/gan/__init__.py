@@ -1,8 +1,10 @@
-"""GAN toolkit: losses, penalties, the updaters of GAN, VAE-GAN and CycleGAN, sampling."""
+"""GAN toolkit: losses, penalties, augmentations, regularisers, the updaters of GAN, VAE-GAN and CycleGAN, sampling."""
 
+from gankit.gan.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augment
 from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, translate
 from gankit.gan.losses import LOSSES, GANLoss, get_loss
 from gankit.gan.penalties import PENALTIES, gradient_penalty, r1_penalty, r2_penalty
+from gankit.gan.regularizers import LeCam, bcr_penalty, lecam_penalty
 from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater, split_batch
 from gankit.gan.vaegan import (
@@ -14,7 +16,8 @@ from gankit.gan.vaegan import (
 )
 
 __all__ = [
-    "LOSSES", "PENALTIES", "ConvEncoder", "CycleEvaluator", "CycleGANUpdater", "GANLoss",
+    "ADA", "DIFFAUG_OPS", "Augment", "DiffAugment", "LeCam", "bcr_penalty", "get_augment",
+    "lecam_penalty", "LOSSES", "PENALTIES", "ConvEncoder", "CycleEvaluator", "CycleGANUpdater", "GANLoss",
     "GANUpdater", "ReconstructionEvaluator", "ResnetTranslator", "VAEGANUpdater", "generate",
     "get_loss", "gradient_penalty", "kl_normal", "r1_penalty", "r2_penalty", "reconstruct",
     "split_batch", "translate",
