@@ -12,6 +12,7 @@ from typing import Any
 import tomllib
 
 from gankit.errors import GankitError
+from gankit.gan.augment import get_augment
 from gankit.gan.losses import LOSSES
 from gankit.gan.penalties import PENALTIES
 from gankit.models.layers import NORMS
@@ -54,6 +55,11 @@ class TrainConfig:
     snapshot_every: str | None = None
     keep_snapshots: int = 3
     skip_nonfinite: bool = False
+    # data efficiency: augmentation of what D sees, LeCam and bCR weights, a subsampled train split
+    augment: str | None = None
+    lecam: float | None = None
+    bcr: float | None = None
+    train_fraction: float | None = None
     # recipe-specific weights (VAE-GAN, CycleGAN)
     weights: dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -85,7 +91,7 @@ class TrainConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise GankitError(f"--{_flag(name)} must be a positive integer, got {value!r}.")
-        for name in ("lr_gen", "lr_dis", "penalty_weight"):
+        for name in ("lr_gen", "lr_dis", "penalty_weight", "lecam", "bcr"):
             value = getattr(self, name)
             ok = _is_number(value) and value >= 0 and math.isfinite(value)
             if value is not None and not ok:
@@ -109,6 +115,17 @@ class TrainConfig:
                 raise GankitError(
                     f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}."
                 )
+        if self.augment is not None:
+            if not isinstance(self.augment, str):
+                raise GankitError(f"--augment must be a string such as diffaug or ada:0.6, got "
+                                  f"{self.augment!r}.")
+            try:
+                get_augment(self.augment)
+            except ValueError as exc:
+                raise GankitError(f"{exc}.") from None
+        fraction = self.train_fraction
+        if fraction is not None and not (_is_number(fraction) and 0 < fraction <= 1):
+            raise GankitError(f"--train-fraction must be in (0, 1], e.g. 0.1, got {fraction!r}.")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise GankitError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}.")
         for name in ("log_every", "sample_every", "snapshot_every"):

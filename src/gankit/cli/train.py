@@ -68,7 +68,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gankit.cli.recipes import get_recipe, interval_trigger
-    from gankit.data import load_dataset
+    from gankit.data import load_dataset, take_fraction
     from gankit.extensions import (
         FailOnNonFinite,
         LogReport,
@@ -111,7 +111,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     barrier()  # every rank has checked --out before rank 0 writes into it
 
     seed_everything(cfg.seed)
-    updater = recipe.build(cfg.merged({"device": str(device)}), train)
+    # --train-fraction trains on part of the split; evaluators keep the whole split as the
+    # reference for their feature network and floor, so runs at any fraction share one scale.
+    updater = recipe.build(cfg.merged({"device": str(device)}),
+                           take_fraction(train, cfg.train_fraction))
     # A penalised discriminator takes a double backward, which compiled graphs do not support.
     penalised = getattr(updater, "penalty", "none") != "none"
     prepare_updater(updater, compile=cfg.compile and [

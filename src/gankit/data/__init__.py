@@ -1,6 +1,6 @@
 """Data sources (embedded digits, 2-D mixtures, image folders, npz, MNIST idx) and loaders."""
 
-from gankit.data.datasets import SPLITS, ArrayDataset, load_dataset
+from gankit.data.datasets import SPLITS, ArrayDataset, load_dataset, take_fraction
 from gankit.data.digits import load_digits
 from gankit.data.files import load_folder, load_mnist_idx, load_npz
 from gankit.data.loader import EpochLoader, EpochSampler, collate_batched, make_loader
@@ -19,4 +19,5 @@ __all__ = [
     "load_npz",
     "make_loader",
     "make_toy2d",
+    "take_fraction",
 ]

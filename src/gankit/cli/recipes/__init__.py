@@ -52,6 +52,7 @@ class Recipe:
 UNSET: dict[str, tuple[Any, ...]] = {
     "loss": (None,), "penalty": (None, "none"), "penalty_weight": (None,), "n_dis": (1,),
     "penalty_every": (1,), "conditional": (False,), "ema": (None, 0), "z_dim": (None,),
+    "augment": (None, "none"), "lecam": (None, 0), "bcr": (None, 0),
 }
 
 

@@ -35,7 +35,7 @@ CYCLEGAN_DEFAULTS: dict[str, Any] = dict(
     log_every="1e", sample_every="10e", snapshot_every="10e",
 )
 _UNUSED = ("loss", "penalty", "penalty_weight", "n_dis", "penalty_every", "conditional", "ema",
-           "z_dim")
+           "z_dim", "augment", "lecam", "bcr")
 
 
 class CycleGANRecipe(Recipe):

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.cli.recipes import Recipe, check_options, interval_trigger
+from gankit.cli.recipes import UNSET, Recipe, check_options, interval_trigger
 from gankit.data import make_loader
+from gankit.errors import GankitError
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.gan_evaluator import GANEvaluator
 from gankit.extensions.sample_grid import SampleGrid, fixed_noise_samples
@@ -63,6 +64,11 @@ class DCGANRecipe(Recipe):
 
     def build(self, cfg: TrainConfig, train: ArrayDataset) -> GANUpdater:
         check_options(cfg, self.name, (), {})
+        # Augmentations and bCR transform images; LeCam acts on D's outputs and suits points too.
+        for name in ("augment", "bcr"):
+            if train.kind == "points" and getattr(cfg, name) not in UNSET[name]:
+                raise GankitError(f"--{name} transforms images and does not apply to the 2-D "
+                                  f"point data {train.name!r}; leave it out.")
         gen, dis = build_networks(cfg, train)
         betas = (cfg.beta1, cfg.beta2)
         rank, world_size = rank_and_world_size()  # each process reads its share of an epoch
@@ -74,6 +80,7 @@ class DCGANRecipe(Recipe):
             torch.optim.Adam(dis.parameters(), cfg.lr_dis, betas=betas),
             loader, loss=cfg.loss, n_dis=cfg.n_dis, penalty=cfg.penalty,
             penalty_weight=cfg.penalty_weight, penalty_every=cfg.penalty_every,
+            augment=cfg.augment, lecam=cfg.lecam or 0.0, bcr=cfg.bcr or 0.0,
             device=cfg.device, precision=cfg.precision, skip_nonfinite=cfg.skip_nonfinite,
         )
 

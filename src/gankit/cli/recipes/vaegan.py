@@ -34,7 +34,8 @@ VAEGAN_DEFAULTS: dict[str, Any] = dict(
     norm="layer", log_every="1e", sample_every="20e", snapshot_every="20e",
 )
 
-_GAN_ONLY = ("loss", "penalty", "penalty_weight", "n_dis", "penalty_every", "conditional")
+_GAN_ONLY = ("loss", "penalty", "penalty_weight", "n_dis", "penalty_every", "conditional",
+             "augment", "lecam", "bcr")
 
 
 class VAEGANRecipe(Recipe):
