@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip steps whose loss is NaN/Inf instead of stopping")
     t.add_argument("--augment", metavar="SPEC",
                    help="augment what D sees: none | diffaug[:color,translation,cutout] | "
-                        "ada[:TARGET] (adaptive, target 0.6)")
+                        "ada[:TARGET[:KIMG]] (adaptive; target 0.6, p 0->1 in 500k images)")
     t.add_argument("--lecam", type=_number, metavar="WEIGHT",
                    help="LeCam regularisation of D (e.g. 0.3; 0: off)")
     t.add_argument("--bcr", type=_number, metavar="WEIGHT",

@@ -1,4 +1,5 @@
-"""GAN toolkit: losses, penalties, augmentations, regularisers, the updaters of GAN, VAE-GAN and CycleGAN, sampling."""
+"""GAN toolkit: losses, penalties, augmentations, regularisers, the updaters of GAN, VAE-GAN
+and CycleGAN, sampling."""
 
 from gankit.gan.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augment
 from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, translate
@@ -16,9 +17,31 @@ from gankit.gan.vaegan import (
 )
 
 __all__ = [
-    "ADA", "DIFFAUG_OPS", "Augment", "DiffAugment", "LeCam", "bcr_penalty", "get_augment",
-    "lecam_penalty", "LOSSES", "PENALTIES", "ConvEncoder", "CycleEvaluator", "CycleGANUpdater", "GANLoss",
-    "GANUpdater", "ReconstructionEvaluator", "ResnetTranslator", "VAEGANUpdater", "generate",
-    "get_loss", "gradient_penalty", "kl_normal", "r1_penalty", "r2_penalty", "reconstruct",
-    "split_batch", "translate",
+    "ADA",
+    "DIFFAUG_OPS",
+    "LOSSES",
+    "PENALTIES",
+    "Augment",
+    "ConvEncoder",
+    "CycleEvaluator",
+    "CycleGANUpdater",
+    "DiffAugment",
+    "GANLoss",
+    "GANUpdater",
+    "LeCam",
+    "ReconstructionEvaluator",
+    "ResnetTranslator",
+    "VAEGANUpdater",
+    "bcr_penalty",
+    "generate",
+    "get_augment",
+    "get_loss",
+    "gradient_penalty",
+    "kl_normal",
+    "lecam_penalty",
+    "r1_penalty",
+    "r2_penalty",
+    "reconstruct",
+    "split_batch",
+    "translate",
 ]

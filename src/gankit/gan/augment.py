@@ -320,7 +320,10 @@ class ADA(Augment):
 
 
 def get_augment(spec: str) -> Augment | None:
-    """``none``, ``diffaug[:color,translation,cutout]`` or ``ada[:TARGET]`` -> an Augment.
+    """``none``, ``diffaug[:color,translation,cutout]`` or ``ada[:TARGET[:KIMG]]`` -> an Augment.
+
+    ``KIMG`` (default 500, the paper's) is ADA's speed: thousands of real images for p to go
+    from 0 to 1; short runs need a smaller one for p to move at all.
 
     Raises ValueError naming the bad part; the CLI turns it into its one-line error.
     """
@@ -335,14 +338,25 @@ def get_augment(spec: str) -> Augment | None:
                              f"{','.join(DIFFAUG_OPS)} (comma-separated), got {arg!r}")
         return DiffAugment(ops)
     if kind == "ada":
-        target = 0.6
+        target, kimg = 0.6, 500.0
         if sep:
-            try:
-                target = float(arg)
-            except ValueError:
-                target = math.nan
+            first, sep2, second = arg.partition(":")
+            target = _float_or_nan(first)
             if not 0 < target < 1:
                 raise ValueError(f"--augment {spec!r}: the ADA target must be a number in "
                                  "(0, 1), e.g. ada:0.6")
-        return ADA(target)
-    raise ValueError(f"--augment {spec!r} is not none, diffaug[:OPS] or ada[:TARGET]")
+            if sep2:
+                kimg = _float_or_nan(second)
+                if not (kimg > 0 and math.isfinite(kimg)):
+                    raise ValueError(f"--augment {spec!r}: ADA's speed (thousands of real "
+                                     "images for p to go 0 -> 1) must be positive, e.g. "
+                                     "ada:0.6:500")
+        return ADA(target, kimg=kimg)
+    raise ValueError(f"--augment {spec!r} is not none, diffaug[:OPS] or ada[:TARGET[:KIMG]]")
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
