@@ -18,8 +18,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
+
+from gankit.training.distributed import is_distributed
 
 __all__ = ["ADA", "DIFFAUG_OPS", "Augment", "DiffAugment", "get_augment"]
 
@@ -204,8 +207,13 @@ class ADA(Augment):
         self._count += out.numel()
         self._steps += 1
         if self._steps >= self.interval:
-            self.rt = self._sign_sum / self._count
-            adjust = torch.sign(self.rt - self.target) * self._count / (self.kimg * 1000)
+            # Under torch.distributed every rank adds its reals, so all ranks share one p that
+            # moves at the paper's speed per image of the global batch.
+            stat = torch.stack([self._sign_sum, torch.full_like(self._sign_sum, self._count)])
+            if is_distributed():
+                dist.all_reduce(stat)
+            self.rt = stat[0] / stat[1]
+            adjust = torch.sign(self.rt - self.target) * stat[1] / (self.kimg * 1000)
             self.p = (self.p + adjust).clamp(0.0, 1.0)
             self._sign_sum = torch.zeros_like(self._sign_sum)
             self._count = self._steps = 0
