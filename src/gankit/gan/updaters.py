@@ -10,7 +10,7 @@ Correct by construction, unlike the article's updater:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -66,7 +66,7 @@ class GANUpdater(Updater):
         augment: Augment | str | None = None,
         lecam: float = 0.0,
         bcr: float = 0.0,
-        bcr_transform: Augment | None = None,
+        bcr_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__({"gen": gen, "dis": dis}, {"gen": opt_gen, "dis": opt_dis}, loaders,
@@ -160,7 +160,6 @@ class GANUpdater(Updater):
             if self.step("gen", loss_gen):
                 observed["gen/loss"] = loss_gen
         report(observed)
-
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
