@@ -9,11 +9,12 @@ floor use the whole train split, so every method is measured on one scale.
 
 Methods: none, DiffAugment (color,translation,cutout), ADA (target 0.6). ADA at the paper's
 speed (p 0 -> 1 in 500k images) would not move in a run this short, so it runs at ``--ada-kimg``
-(default 5: p can go 0 -> 1 in 5k images, the run sees 6.4k).
-Run from the repository root (about 12 minutes of wall clock on two CPU cores shared by
-~8 jobs, under a minute of CPU per method):
+(default 5: p can go 0 -> 1 in 5k images; the run sees 32k).
+Run from the repository root; the three methods run side by side (``--jobs``). Measured on
+2026-12-01: 39.6 min of wall clock on two CPU cores shared with ~8 other jobs (load 10-18),
+3.9 CPU-minutes in all; on an idle machine the CPU time is the bound.
 
-    .venv/bin/python benchmarks/data_efficiency.py     # --iterations 200 --width 16 --batch-size 32
+    .venv/bin/python benchmarks/data_efficiency.py     # --iterations 1000 --width 16 --batch-size 32
 """
 
 from __future__ import annotations
