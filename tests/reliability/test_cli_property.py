@@ -29,6 +29,11 @@ OPTIONS = {
     "--log-every": st.sampled_from(["1", "1e", "0", "x", "-2"]),
     "--precision": st.sampled_from(["fp32", "bf16", "fp64"]),
     "--recipe": st.sampled_from(["dcgan", "dcgan", "nope"]),
+    "--augment": st.sampled_from(["none", "diffaug", "diffaug:cutout", "ada", "ada:0.6:5",
+                                  "bogus", "ada:2", "diffaug:flip"]),
+    "--lecam": NUMBERS,
+    "--bcr": NUMBERS,
+    "--train-fraction": NUMBERS,
 }
 
 

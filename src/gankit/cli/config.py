@@ -15,6 +15,7 @@ import tomllib
 
 from gankit.errors import GankitError
 from gankit.extensions.snapshot import parse_duration
+from gankit.gan.augment import get_augment
 from gankit.gan.losses import LOSSES
 from gankit.gan.penalties import PENALTIES
 from gankit.models.layers import NORMS
@@ -22,7 +23,7 @@ from gankit.models.layers import NORMS
 #: Options only some recipes read; a recipe declares those it reads (``Recipe.reads``) and
 #: refuses the others when they differ from their defaults below.
 METHOD_OPTIONS = ("loss", "penalty", "penalty_weight", "penalty_every", "n_dis", "conditional",
-                  "ema", "z_dim", "feature_net")
+                  "ema", "z_dim", "feature_net", "augment", "lecam", "bcr")
 
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 
@@ -67,6 +68,11 @@ class TrainConfig:
     skip_nonfinite: bool = False
     # the evaluator's feature network: inception:PATH or a network file (None: the default)
     feature_net: str | None = None
+    # data efficiency: augmentation of what D sees, LeCam and bCR weights, a subsampled train split
+    augment: str | None = None
+    lecam: float | None = None
+    bcr: float | None = None
+    train_fraction: float | None = None
     # recipe-specific weights (VAE-GAN, CycleGAN)
     weights: dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -98,7 +104,7 @@ class TrainConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise GankitError(f"--{_flag(name)} must be a positive integer, got {value!r}.")
-        for name in ("lr_gen", "lr_dis", "penalty_weight"):
+        for name in ("lr_gen", "lr_dis", "penalty_weight", "lecam", "bcr"):
             value = getattr(self, name)
             ok = _is_number(value) and value >= 0 and math.isfinite(value)
             if value is not None and not ok:
@@ -124,6 +130,17 @@ class TrainConfig:
                 )
         if self.data_mode not in ("auto", "memory", "lazy"):
             raise GankitError(f"--data-mode must be auto, memory or lazy, got {self.data_mode!r}.")
+        if self.augment is not None:
+            if not isinstance(self.augment, str):
+                raise GankitError(f"--augment must be a string such as diffaug or ada:0.6, got "
+                                  f"{self.augment!r}.")
+            try:
+                get_augment(self.augment)
+            except ValueError as exc:
+                raise GankitError(f"{exc}.") from None
+        fraction = self.train_fraction
+        if fraction is not None and not (_is_number(fraction) and 0 < fraction <= 1):
+            raise GankitError(f"--train-fraction must be in (0, 1], e.g. 0.1, got {fraction!r}.")
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise GankitError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}.")
         for name in ("log_every", "sample_every", "snapshot_every"):

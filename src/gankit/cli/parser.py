@@ -101,6 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the newest K sample grids in samples/ (default: all)")
     t.add_argument("--skip-nonfinite", action="store_true",
                    help="skip steps whose loss is NaN/Inf instead of stopping")
+    t.add_argument("--augment", metavar="SPEC",
+                   help="augment what D sees: none | diffaug[:color,translation,cutout] | "
+                        "ada[:TARGET[:KIMG]] (adaptive; target 0.6, p 0->1 in 500k images)")
+    t.add_argument("--lecam", type=_number, metavar="WEIGHT",
+                   help="LeCam regularisation of D (e.g. 0.3; 0: off)")
+    t.add_argument("--bcr", type=_number, metavar="WEIGHT",
+                   help="balanced consistency regularisation of D (e.g. 10; 0: off)")
+    t.add_argument("--train-fraction", type=_number, metavar="F",
+                   help="train on a fixed, class-stratified fraction F of the training split")
     t.add_argument("--weight", dest="weights", type=_weight, action="append",
                    metavar="NAME=VALUE", help="a recipe's loss weight (repeatable)")
     t.add_argument("--quiet", action="store_true", help="no table, no progress bar")

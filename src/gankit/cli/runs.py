@@ -42,7 +42,7 @@ def load_run(run_dir: str, device: str = "auto") -> tuple[Any, Any, Any, Any]:
     """Rebuild a finished or stopped run from its directory: (cfg, recipe, trainer, train)."""
     from gankit.cli.recipes import get_recipe
     from gankit.cli.train import resolve_config
-    from gankit.data import load_dataset
+    from gankit.data import load_dataset, take_fraction
     from gankit.training import Trainer
 
     args = argparse.Namespace(resume=run_dir)
@@ -54,7 +54,7 @@ def load_run(run_dir: str, device: str = "auto") -> tuple[Any, Any, Any, Any]:
                          mode=cfg.data_mode)
     val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed,
                        mode=cfg.data_mode)
-    updater = recipe.build(cfg, train)
+    updater = recipe.build(cfg, take_fraction(train, cfg.train_fraction))
     metadata = {"recipe": cfg.recipe, "data": cfg.data, "shape": list(train.shape)}
     trainer = Trainer(updater, cfg.stop_trigger(), cfg.out, metadata=metadata)
     for ext in recipe.extensions(cfg, updater, train, val):

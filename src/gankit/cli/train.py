@@ -99,7 +99,7 @@ def _toml_keys(path: str) -> set[str]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from gankit.cli.recipes import get_recipe, interval_trigger
-    from gankit.data import load_dataset
+    from gankit.data import load_dataset, take_fraction
     from gankit.extensions import (
         FailOnNonFinite,
         LogReport,
@@ -148,7 +148,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     configure_threads()
 
     seed_everything(cfg.seed)
-    updater = recipe.build(cfg.merged({"device": str(device)}), train)
+    # --train-fraction trains on part of the split; evaluators keep the whole split as the
+    # reference for their feature network and floor, so runs at any fraction share one scale.
+    updater = recipe.build(cfg.merged({"device": str(device)}),
+                           take_fraction(train, cfg.train_fraction))
     # A penalised discriminator takes a double backward, which compiled graphs do not support.
     penalised = getattr(updater, "penalty", "none") != "none"
     prepare_updater(updater, compile=cfg.compile and [

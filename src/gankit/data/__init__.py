@@ -8,6 +8,7 @@ from gankit.data.datasets import (
     SPLITS,
     ArrayDataset,
     load_dataset,
+    take_fraction,
     to_unit,
 )
 from gankit.data.digits import load_digits
@@ -37,5 +38,6 @@ __all__ = [
     "make_loader",
     "make_toy2d",
     "prepare_folder",
+    "take_fraction",
     "to_unit",
 ]

@@ -9,6 +9,8 @@ batch by ``gankit.data.lazy``.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,7 +24,7 @@ from torch.utils.data import Dataset
 from gankit.errors import GankitError
 
 __all__ = ["DATA_MODES", "LAZY_THRESHOLD_BYTES", "SPLITS", "ArrayDataset", "load_dataset",
-           "to_unit"]
+           "take_fraction", "to_unit"]
 
 SPLITS = ("train", "val", "all")
 
@@ -217,6 +219,27 @@ def load_dataset(
                               f"{spec!r}; leave the image size unset")
         return make_toy2d(spec, split, seed=seed)
     raise GankitError(f"unknown data spec {spec!r}; use one of {_VALID_SPECS}")
+
+
+def take_fraction(ds: ArrayDataset, fraction: float | None) -> ArrayDataset:
+    """A fixed ``fraction`` of ``ds`` (at least one sample), stratified by label when labelled.
+
+    For data-efficiency runs (``--train-fraction``). The subset comes from a constant seed, not
+    the run seed, so runs that differ in method or seed train on the same images; it keeps the
+    data's order. ``None`` or 1 returns ``ds`` itself.
+    """
+    if fraction is None or fraction >= 1:
+        return ds
+    if not 0 < fraction < 1:
+        raise GankitError(f"train fraction {fraction!r} is not in (0, 1]; pass e.g. 0.1")
+    perm = np.random.default_rng(HOLDOUT_SEED + 1).permutation(len(ds))
+    labels = ds.y.numpy() if ds.y is not None else np.zeros(len(ds), dtype=np.int64)
+    keep = []
+    for c in np.unique(labels):
+        in_class = perm[labels[perm] == c]
+        keep.append(in_class[: max(1, math.ceil(fraction * len(in_class)))])
+    idx = torch.from_numpy(np.sort(np.concatenate(keep)))
+    return dataclasses.replace(ds, x=ds.x[idx], y=None if ds.y is None else ds.y[idx])
 
 
 def check_split(split: str) -> None:

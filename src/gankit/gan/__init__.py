@@ -1,5 +1,7 @@
-"""GAN toolkit: losses, penalties, the updaters of GAN, VAE-GAN and CycleGAN, sampling."""
+"""GAN toolkit: losses, penalties, augmentations, regularisers, the updaters of GAN, VAE-GAN
+and CycleGAN, sampling."""
 
+from gankit.gan.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augment
 from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, translate
 from gankit.gan.losses import LOSSES, GANLoss, get_loss
 from gankit.gan.penalties import (
@@ -11,6 +13,7 @@ from gankit.gan.penalties import (
     r1_penalty,
     r2_penalty,
 )
+from gankit.gan.regularizers import LeCam, bcr_penalty, lecam_penalty
 from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater, split_batch
 from gankit.gan.vaegan import (
@@ -22,9 +25,9 @@ from gankit.gan.vaegan import (
 )
 
 __all__ = [
-    "LOSSES", "PENALTIES", "ConvEncoder", "CycleEvaluator", "CycleGANUpdater", "GANLoss",
-    "GANUpdater", "ReconstructionEvaluator", "ResnetTranslator", "VAEGANUpdater", "generate",
-    "get_loss", "gradient_penalty", "kl_normal", "lazy_adam_hparams", "lazy_regularization",
-    "path_length_penalty", "r1_penalty", "r2_penalty", "reconstruct",
-    "split_batch", "translate",
+    "ADA", "DIFFAUG_OPS", "LOSSES", "PENALTIES", "Augment", "ConvEncoder", "CycleEvaluator",
+    "CycleGANUpdater", "DiffAugment", "GANLoss", "GANUpdater", "LeCam", "ReconstructionEvaluator",
+    "ResnetTranslator", "VAEGANUpdater", "bcr_penalty", "generate", "get_augment", "get_loss",
+    "gradient_penalty", "kl_normal", "lazy_adam_hparams", "lazy_regularization", "lecam_penalty",
+    "path_length_penalty", "r1_penalty", "r2_penalty", "reconstruct", "split_batch", "translate",
 ]

@@ -8,6 +8,7 @@ import torch
 
 from gankit.cli.config import METHOD_OPTIONS
 from gankit.cli.recipes import Recipe, image_shape, interval_trigger
+from gankit.errors import GankitError
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.gan_evaluator import GANEvaluator
 from gankit.extensions.sample_grid import SampleGrid, fixed_noise_samples
@@ -61,6 +62,14 @@ class DCGANRecipe(Recipe):
     def defaults(self, train: ArrayDataset) -> dict[str, Any]:
         return dict(POINT_DEFAULTS if train.kind == "points" else IMAGE_DEFAULTS)
 
+    def check(self, cfg: TrainConfig, train: ArrayDataset) -> None:
+        super().check(cfg, train)
+        # Augmentations and bCR transform images; LeCam acts on D's outputs and suits points too.
+        for name in ("augment", "bcr"):
+            if train.kind == "points" and getattr(cfg, name) not in (None, "none", 0):
+                raise GankitError(f"--{name} transforms images and does not apply to the 2-D "
+                                  f"point data {train.name!r}; leave it out.")
+
     def make_updater(self, cfg: TrainConfig, train: ArrayDataset) -> GANUpdater:
         gen, dis = build_networks(cfg, train)
         return GANUpdater(
@@ -69,6 +78,7 @@ class DCGANRecipe(Recipe):
             self.adam(cfg, dis.parameters(), cfg.lr_dis),
             self.loader(cfg, train), loss=cfg.loss, n_dis=cfg.n_dis, penalty=cfg.penalty,
             penalty_weight=cfg.penalty_weight, penalty_every=cfg.penalty_every,
+            augment=cfg.augment, lecam=cfg.lecam or 0.0, bcr=cfg.bcr or 0.0,
             **self.engine(cfg),
         )
 
