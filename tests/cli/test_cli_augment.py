@@ -10,7 +10,8 @@ import torch
 
 from gankit.cli import main
 from gankit.data import load_dataset, take_fraction
-from gankit.training.checkpoint import list_snapshots
+from gankit.extensions.log_report import read_log
+from gankit.training.checkpoint import list_snapshots, load_state
 
 FAST = ["--quiet", "--width", "8", "--z-dim", "8"]
 
@@ -62,16 +63,16 @@ def test_options_are_recorded_saved_and_kept_on_resume(tmp_path: Path,
     config = json.loads((out / "config.json").read_text())
     assert (config["augment"], config["lecam"], config["bcr"], config["train_fraction"]) == \
         ("ada:0.6:1", 0.3, 10.0, 0.1)
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert {"aug/p", "aug/rt", "dis/lecam", "dis/bcr"} <= set(log[-1])
     assert log[-1]["epoch"] == 0  # 150 images in batches of 16: 9 per epoch, 6 iterations
-    state = torch.load(list_snapshots(out)[-1], weights_only=False)
+    state = load_state(list_snapshots(out)[-1])
     updater = state["updater"]
     assert updater["augment"]["p"].item() == pytest.approx(log[-1]["aug/p"])
     assert updater["lecam"]["started"]
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--augment", "diffaug"]) == 2
-    assert "--augment differs from the run being resumed" in capsys.readouterr().err
+    assert "--augment is 'diffaug' but the run in" in capsys.readouterr().err
     assert main(["train", "--resume", str(out), "--iterations", "8", "--quiet"]) == 0
 
 
@@ -79,7 +80,7 @@ def test_lecam_applies_to_points(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert main(["train", "--data", "ring8", "--iterations", "3", "--lecam", "0.1", "--out",
                  str(out), "--quiet", "--sample-every", "3"]) == 0
-    assert "dis/lecam" in json.loads((out / "log.json").read_text())[-1]
+    assert "dis/lecam" in read_log(out / "log.json")[-1]
 
 
 def test_take_fraction_is_fixed_stratified_and_ordered() -> None:
