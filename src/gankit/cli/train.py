@@ -93,7 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed)
     val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed)
     if not resuming:
-        defaults = recipe.defaults(train)
+        defaults = recipe.defaults(train, cfg)
         if cfg.epochs is not None or cfg.iterations is not None:
             defaults.pop("epochs", None)
             defaults.pop("iterations", None)

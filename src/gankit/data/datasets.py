@@ -28,7 +28,8 @@ SPLITS = ("train", "val", "all")
 HOLDOUT_SEED = 20240607
 HOLDOUT_FRACTION = 0.1
 
-_VALID_SPECS = "'digits', 'ring8', 'grid25', 'folder:PATH', 'npz:PATH' or 'mnist-idx:DIR'"
+_VALID_SPECS = ("'digits', 'shapes32', 'ring8', 'grid25', 'folder:PATH', 'npz:PATH' or "
+                "'mnist-idx:DIR'")
 
 
 @dataclass(eq=False, repr=False)
@@ -116,7 +117,8 @@ def load_dataset(
 ) -> ArrayDataset:
     """Load the dataset named by ``spec``.
 
-    Specs: ``"digits"`` (sklearn's embedded 8x8 digits), ``"ring8"`` / ``"grid25"`` (generated
+    Specs: ``"digits"`` (sklearn's embedded 8x8 digits), ``"shapes32"`` (generated 32x32 RGB
+    shapes, 16 classes), ``"ring8"`` / ``"grid25"`` (generated
     2-D Gaussian mixtures; ``seed`` picks the sample), ``"folder:PATH"`` (image files),
     ``"npz:PATH"`` and ``"mnist-idx:DIR"``. ``split`` is ``"train"``, ``"val"`` (a fixed
     held-out part that does not depend on ``seed``) or ``"all"``. ``image_size=S`` makes
@@ -125,6 +127,7 @@ def load_dataset(
     # The source modules import ArrayDataset from here, so they are imported lazily.
     from gankit.data.digits import load_digits
     from gankit.data.files import load_folder, load_mnist_idx, load_npz
+    from gankit.data.shapes import load_shapes32
     from gankit.data.toy2d import TOY2D, make_toy2d
 
     if not isinstance(spec, str):
@@ -146,6 +149,8 @@ def load_dataset(
         return load_mnist_idx(path, split, image_size=image_size)
     if spec == "digits":
         return load_digits(split, image_size=image_size)
+    if spec == "shapes32":
+        return load_shapes32(split, image_size=image_size)
     if spec in TOY2D:
         if image_size is not None:
             raise GankitError(f"image size {image_size} does not apply to the 2-D point data "

@@ -30,8 +30,9 @@ class Recipe:
     print_keys: tuple[str, ...] = ()
     plot_keys: tuple[str, ...] = ()
 
-    def defaults(self, train: ArrayDataset) -> dict[str, Any]:
-        """Defaults for this data set, applied where the user gave no value."""
+    def defaults(self, train: ArrayDataset, cfg: TrainConfig | None = None) -> dict[str, Any]:
+        """Defaults for this data set (and ``cfg``'s choices such as ``--arch``), applied
+        where the user gave no value."""
         raise NotImplementedError
 
     def build(self, cfg: TrainConfig, train: ArrayDataset) -> Updater:
@@ -50,8 +51,9 @@ class Recipe:
 
 # Options of ``gankit train`` that only some recipes read, with the values that mean "unset".
 UNSET: dict[str, tuple[Any, ...]] = {
-    "loss": (None,), "penalty": (None, "none"), "penalty_weight": (None,), "n_dis": (1,),
-    "penalty_every": (1,), "conditional": (False,), "ema": (None, 0), "z_dim": (None,),
+    "loss": (None,), "penalty": (None, "none"), "penalty_weight": (None,), "n_dis": (None, 1),
+    "penalty_every": (None, 1), "conditional": (False,), "ema": (None, 0), "z_dim": (None,),
+    "arch": ("dcgan",),
 }
 
 
