@@ -304,7 +304,10 @@ def cached_classifier(
             entry = torch.load(path, map_location="cpu", weights_only=True)
             if entry["key"] != key:
                 raise ValueError("cache key mismatch")
-            model = SmallCNN(**entry["config"])
+            # Building the module draws its throw-away init from the global RNG; fork it, so
+            # a run that evaluates (and loads this) continues exactly as one that does not.
+            with torch.random.fork_rng(devices=[]):
+                model = SmallCNN(**entry["config"])
             model.load_state_dict(entry["state_dict"])
             return model.to(device).eval(), float(entry["accuracy"])
         except Exception as exc:  # any damage to the file means: train again
