@@ -52,8 +52,9 @@ def _masks(kind: np.ndarray, cx: np.ndarray, cy: np.ndarray, r: np.ndarray,
         triangle &= u * np.cos(a) + v * np.sin(a) <= 0.5 * rr
     arm = rr / 3
     cross = ((np.abs(u) <= rr) & (np.abs(v) <= arm)) | ((np.abs(v) <= rr) & (np.abs(u) <= arm))
-    k = kind[:, None, None]
-    mask = np.where(k == 0, circle, np.where(k == 1, square, np.where(k == 2, triangle, cross)))
+    kinds = kind[:, None, None]
+    mask = np.where(kinds == 0, circle,
+                    np.where(kinds == 1, square, np.where(kinds == 2, triangle, cross)))
     return mask.astype(np.float32)
 
 

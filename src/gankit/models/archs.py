@@ -49,6 +49,10 @@ class Arch:
                             norm=norm)
 
 
+def _image(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    return (shape[0], shape[1], shape[2])
+
+
 def _dcgan(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,
            norm: str | None) -> tuple[nn.Module, nn.Module]:
     from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -58,16 +62,16 @@ def _dcgan(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: 
     if len(shape) == 1:
         return (MLPGenerator(z_dim, shape[0], width, n_classes=n_classes),
                 MLPDiscriminator(shape[0], width, n_classes=n_classes, norm=norm or "none"))
-    return (DCGANGenerator(z_dim, shape, width, n_classes=n_classes),
-            DCGANDiscriminator(shape, width, n_classes=n_classes, norm=norm or "batch"))
+    return (DCGANGenerator(z_dim, _image(shape), width, n_classes=n_classes),
+            DCGANDiscriminator(_image(shape), width, n_classes=n_classes, norm=norm or "batch"))
 
 
 def _resnet(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,
             norm: str | None) -> tuple[nn.Module, nn.Module]:
     from gankit.models.resnet import ResNetDiscriminator, ResNetGenerator
 
-    return (ResNetGenerator(z_dim, shape, width, n_classes=n_classes),
-            ResNetDiscriminator(shape, width, n_classes=n_classes, norm=norm or "spectral"))
+    return (ResNetGenerator(z_dim, _image(shape), width, n_classes=n_classes),
+            ResNetDiscriminator(_image(shape), width, n_classes=n_classes, norm=norm or "spectral"))
 
 
 def _biggan(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,
@@ -75,8 +79,8 @@ def _biggan(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes:
     from gankit.models.biggan import BigGANDiscriminator, BigGANGenerator
 
     width = width or 96
-    return (BigGANGenerator(z_dim, shape, width, n_classes=n_classes),
-            BigGANDiscriminator(shape, width, n_classes=n_classes))
+    return (BigGANGenerator(z_dim, _image(shape), width, n_classes=n_classes),
+            BigGANDiscriminator(_image(shape), width, n_classes=n_classes))
 
 
 def _stylegan2(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,

@@ -69,8 +69,8 @@ def _orthogonal_init(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
             nn.init.orthogonal_(m.weight)
-            if getattr(m, "bias", None) is not None:
-                nn.init.zeros_(m.bias)
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+            nn.init.zeros_(m.bias)
 
 
 class BigGANGenerator(NoiseSampling, nn.Module):

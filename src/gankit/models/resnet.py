@@ -46,13 +46,13 @@ def resnet_layout(shape: tuple[int, int, int], sizes: tuple[int, ...] = RESNET_S
 
     Raises GankitError for shapes the layouts do not cover.
     """
-    shape = tuple(int(d) for d in shape)
-    if len(shape) != 3 or shape[1] != shape[2] or shape[1] not in sizes or shape[0] < 1:
+    dims = tuple(int(d) for d in shape)
+    if len(dims) != 3 or dims[1] != dims[2] or dims[1] not in sizes or dims[0] < 1:
         raise GankitError(
-            f"image shape {shape} is not supported by the {who} networks; they need square "
+            f"image shape {dims} is not supported by the {who} networks; they need square "
             f"images of side {', '.join(map(str, sizes))}, so resize the data (--image-size)"
         )
-    side = shape[1]
+    side = dims[1]
     bottom = 6 if side == 48 else 4
     return bottom, int(math.log2(side // bottom)), side <= 32
 
@@ -81,7 +81,7 @@ def discriminator_plan(side: int, width: int, cifar: bool) -> list[tuple[int, in
     return [*plan, (c, width * min(2 ** (j + 1), 16), False)]
 
 
-def _xavier(module: nn.Module, gain: float) -> None:
+def _xavier(module: nn.Conv2d | nn.Linear, gain: float) -> None:
     nn.init.xavier_uniform_(module.weight, gain)
     if module.bias is not None:
         nn.init.zeros_(module.bias)
