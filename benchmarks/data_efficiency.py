@@ -14,7 +14,7 @@ Run from the repository root; the three methods run side by side (``--jobs``). M
 2026-12-01: 39.6 min of wall clock on two CPU cores shared with ~8 other jobs (load 10-18),
 3.9 CPU-minutes in all; on an idle machine the CPU time is the bound.
 
-    .venv/bin/python benchmarks/data_efficiency.py     # --iterations 1000 --width 16 --batch-size 32
+    .venv/bin/python benchmarks/data_efficiency.py  # --iterations 1000 --width 16 --batch-size 32
 """
 
 from __future__ import annotations

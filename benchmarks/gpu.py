@@ -1,7 +1,9 @@
-"""DCGAN at 64x64 on one GPU: steps/s and samples/s for fp32, TF32, bf16, fp16 and compile.
+"""DCGAN at 64x64 on one GPU: steps/s and samples/s for fp32, TF32, bf16, fp16 and compile;
+then every ``--arch`` at 32x32 (shapes32, batch 64, paper defaults) in fp32 and bf16.
 
     PYTHONPATH=src python benchmarks/gpu.py            # all rows, ~5 min with compilation
     PYTHONPATH=src python benchmarks/gpu.py --configs fp32 bf16 --steps 50
+    PYTHONPATH=src python benchmarks/gpu.py --configs --archs dcgan resnet biggan  # archs only
 
 The data are the embedded digits upscaled to 64x64 (no download); the networks are the
 recipe's DCGAN pair (batch-norm discriminator, non-saturating loss, Adam), fed through the
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from gankit.data import ArrayDataset
 
 CONFIGS = ("fp32", "tf32", "bf16", "fp16", "fp32+compile", "bf16+compile")
+ARCHS = ("dcgan", "resnet", "biggan", "stylegan2")
 
 
 def run(config: str, args: argparse.Namespace, train: ArrayDataset) -> tuple[float, float]:
@@ -58,9 +61,69 @@ def run(config: str, args: argparse.Namespace, train: ArrayDataset) -> tuple[flo
     return time.perf_counter() - start, torch.cuda.max_memory_allocated() / 2**30
 
 
+def run_arch(arch: str, precision: str, args: argparse.Namespace,
+             train: ArrayDataset) -> tuple[float, float, int]:
+    """(seconds for args.steps updates, peak GiB, n_dis) for ``--arch arch`` at 32x32."""
+    from gankit.cli.config import TrainConfig
+    from gankit.cli.recipes.dcgan import DCGANRecipe
+    from gankit.training.distributed import prepare_updater
+
+    torch.manual_seed(0)
+    recipe = DCGANRecipe()
+    cfg = TrainConfig(data="shapes32", arch=arch, device="cuda", precision=precision,
+                      conditional=arch == "biggan")
+    cfg = cfg.merged({k: v for k, v in recipe.defaults(train, cfg).items()
+                      if getattr(cfg, k) is None})
+    cfg = cfg.merged({"batch_size": args.arch_batch})
+    updater = recipe.build(cfg, train)
+    prepare_updater(updater, channels_last=True)
+    for _ in range(args.warmup):
+        updater.update()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        updater.update()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - start, torch.cuda.max_memory_allocated() / 2**30,
+            int(cfg.n_dis or 1))
+
+
+def arch_table(args: argparse.Namespace) -> None:
+    import importlib.util
+
+    from gankit.data import load_dataset
+
+    train = load_dataset("shapes32", "train")
+    archs = [a for a in args.archs if a != "stylegan2"
+             or importlib.util.find_spec("gankit.models.stylegan2") is not None]
+    print(f"\n--arch at 32x32 (shapes32), batch {args.arch_batch}, paper defaults; a step is "
+          "one D batch (+ a G step every n_dis)", flush=True)
+    print(f"{'arch':<10} {'precision':<9} {'n_dis':>5} {'steps/s':>8} {'vs dcgan fp32':>13} "
+          f"{'peak GiB':>9}", flush=True)
+    base = None
+    for arch in archs:
+        for precision in ("fp32", "bf16"):
+            try:
+                seconds, peak, n_dis = run_arch(arch, precision, args, train)
+            except Exception as exc:  # one failing row must not end the table
+                print(f"{arch:<10} {precision:<9} failed: {type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0]}", flush=True)
+                continue
+            steps = args.steps / seconds
+            if base is None and arch == "dcgan" and precision == "fp32":
+                base = steps
+            ratio = f"{steps / base:.3f}x" if base else "-"
+            print(f"{arch:<10} {precision:<9} {n_dis:>5} {steps:>8.1f} {ratio:>13} "
+                  f"{peak:>9.2f}", flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    p.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=CONFIGS)
+    p.add_argument("--archs", nargs="*", default=list(ARCHS), choices=ARCHS,
+                   help="archs for the 32x32 table (none: skip it)")
+    p.add_argument("--arch-batch", type=int, default=64)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--width", type=int, default=64)
     p.add_argument("--z-dim", type=int, default=100)
@@ -93,6 +156,8 @@ def main() -> int:
         ratio = f"{steps / base:.2f}x" if base else "-"
         print(f"{config:<14} {steps:>8.1f} {steps * args.batch:>10.0f} {ratio:>8} {peak:>9.2f}",
               flush=True)
+    if args.archs:
+        arch_table(args)
     return 0
 
 

@@ -142,6 +142,16 @@ def test_cache_trains_once_then_loads(bars, tmp_path: Path, count_training: list
     assert len(count_training) == 3
 
 
+def test_training_or_loading_the_classifier_leaves_the_global_rng_alone(bars,
+                                                                        tmp_path: Path) -> None:
+    # A run that evaluates at iteration N (and so loads the classifier) must continue exactly
+    # like one that does not: a resumed run stops, evaluates and snapshots at N.
+    for _ in range(2):  # trained, then loaded from the cache
+        before = torch.get_rng_state()
+        cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST)
+        assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_cache_defaults_to_gankit_cache_env(
     bars, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

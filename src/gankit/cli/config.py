@@ -18,12 +18,13 @@ from gankit.extensions.snapshot import parse_duration
 from gankit.gan.augment import get_augment
 from gankit.gan.losses import LOSSES
 from gankit.gan.penalties import PENALTIES
+from gankit.models.archs import ARCHS
 from gankit.models.layers import NORMS
 
 #: Options only some recipes read; a recipe declares those it reads (``Recipe.reads``) and
 #: refuses the others when they differ from their defaults below.
 METHOD_OPTIONS = ("loss", "penalty", "penalty_weight", "penalty_every", "n_dis", "conditional",
-                  "ema", "z_dim", "feature_net", "augment", "lecam", "bcr")
+                  "ema", "z_dim", "feature_net", "augment", "lecam", "bcr", "arch")
 
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 
@@ -36,6 +37,7 @@ class TrainConfig:
     data_mode: str = "auto"
     skip_corrupt: bool = False
     recipe: str = "dcgan"
+    arch: str = "dcgan"
     out: str = "runs/gankit"
     epochs: int | None = None
     iterations: int | None = None
@@ -43,12 +45,12 @@ class TrainConfig:
     loss: str | None = None
     penalty: str | None = None
     penalty_weight: float | None = None
-    penalty_every: int = 1
-    n_dis: int = 1
+    penalty_every: int | None = None
+    n_dis: int | None = None
     lr_gen: float | None = None
     lr_dis: float | None = None
     beta1: float | None = None
-    beta2: float = 0.999
+    beta2: float | None = None
     z_dim: int | None = None
     width: int | None = None
     norm: str | None = None
@@ -121,7 +123,8 @@ class TrainConfig:
             raise GankitError(f"--seed must be a non-negative integer, got {self.seed!r}.")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise GankitError(f"--workers must be a non-negative integer, got {self.workers!r}.")
-        choices = {"loss": tuple(LOSSES), "penalty": PENALTIES, "norm": NORMS}
+        choices = {"loss": tuple(LOSSES), "penalty": PENALTIES, "norm": NORMS,
+                   "arch": tuple(ARCHS)}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value is not None and value not in allowed:

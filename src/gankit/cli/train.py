@@ -135,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "--conditional or give labelled data (folder:DIR with one subfolder per class)."
         )
     if not resuming:
-        defaults = recipe.defaults(train)
+        defaults = recipe.defaults(train, cfg)
         if cfg.epochs is not None or cfg.iterations is not None:
             defaults.pop("epochs", None)
             defaults.pop("iterations", None)

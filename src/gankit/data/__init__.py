@@ -1,5 +1,5 @@
-"""Data sources (embedded digits, 2-D mixtures, image folders, archives, npz, MNIST idx),
-uint8 storage, lazy decoding and the epoch-seeded loaders."""
+"""Data sources (embedded digits, generated shapes32, 2-D mixtures, image folders, archives,
+npz, MNIST idx), uint8 storage, lazy decoding and the epoch-seeded loaders."""
 
 from gankit.data.archive import load_shards, load_zip, prepare_folder
 from gankit.data.datasets import (
@@ -15,6 +15,7 @@ from gankit.data.digits import load_digits
 from gankit.data.files import load_folder, load_mnist_idx, load_npz
 from gankit.data.lazy import CorruptBatch, FolderReader, LazyImages
 from gankit.data.loader import EpochLoader, EpochSampler, collate_batched, make_loader
+from gankit.data.shapes import load_shapes32
 from gankit.data.toy2d import make_toy2d
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "load_folder",
     "load_mnist_idx",
     "load_npz",
+    "load_shapes32",
     "load_shards",
     "load_zip",
     "make_loader",

@@ -41,8 +41,8 @@ DATA_MODES = ("auto", "memory", "lazy")
 # RGB images of 64x64, or 5.4k of 256x256.
 LAZY_THRESHOLD_BYTES = 1 << 30
 
-_VALID_SPECS = ("'digits', 'ring8', 'grid25', 'folder:PATH', 'npz:PATH', 'mnist-idx:DIR', "
-                "'shards:PATH' or 'zip:PATH'")
+_VALID_SPECS = ("'digits', 'shapes32', 'ring8', 'grid25', 'folder:PATH', 'npz:PATH', "
+                "'mnist-idx:DIR', 'shards:PATH' or 'zip:PATH'")
 
 
 @dataclass(eq=False, repr=False)
@@ -166,7 +166,8 @@ def load_dataset(
 ) -> Any:
     """Load the dataset named by ``spec``.
 
-    Specs: ``"digits"`` (sklearn's embedded 8x8 digits), ``"ring8"`` / ``"grid25"`` (generated
+    Specs: ``"digits"`` (sklearn's embedded 8x8 digits), ``"shapes32"`` (generated 32x32 RGB
+    shapes, 16 classes), ``"ring8"`` / ``"grid25"`` (generated
     2-D Gaussian mixtures; ``seed`` picks the sample), ``"folder:PATH"`` (image files),
     ``"npz:PATH"``, ``"mnist-idx:DIR"``, ``"shards:PATH"`` (written by ``gankit prepare``) and
     ``"zip:PATH"`` (a zip of images, stylegan2-ada's dataset_tool layout). ``split`` is
@@ -180,6 +181,7 @@ def load_dataset(
     from gankit.data.archive import load_shards, load_zip
     from gankit.data.digits import load_digits
     from gankit.data.files import load_folder, load_mnist_idx, load_npz
+    from gankit.data.shapes import load_shapes32
     from gankit.data.toy2d import TOY2D, make_toy2d
 
     if not isinstance(spec, str):
@@ -213,6 +215,8 @@ def load_dataset(
                           f"use --data-mode auto")
     if spec == "digits":
         return load_digits(split, image_size=image_size)
+    if spec == "shapes32":
+        return load_shapes32(split, image_size=image_size)
     if spec in TOY2D:
         if image_size is not None:
             raise GankitError(f"image size {image_size} does not apply to the 2-D point data "

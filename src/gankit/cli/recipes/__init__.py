@@ -47,8 +47,9 @@ class Recipe:
     #: the data kinds it trains on
     kinds: tuple[str, ...] = ("image", "points")
 
-    def defaults(self, train: ArrayDataset) -> dict[str, Any]:
-        """Defaults for this data set, applied where the user gave no value."""
+    def defaults(self, train: ArrayDataset, cfg: TrainConfig | None = None) -> dict[str, Any]:
+        """Defaults for this data set (and ``cfg``'s choices such as ``--arch``), applied
+        where the user gave no value."""
         raise NotImplementedError
 
     def build(self, cfg: TrainConfig, train: ArrayDataset) -> Updater:

@@ -30,7 +30,8 @@ CYCLEGAN_WEIGHTS: dict[str, float] = {"cycle": 10.0, "identity": 0.5}
 # give a tiny gradient each. 40 epochs (920 steps) take about two minutes on two CPU cores;
 # the held-out cycle error still falls slowly after that (benchmarks/recipes_quality.py).
 CYCLEGAN_DEFAULTS: dict[str, Any] = dict(
-    epochs=40, batch_size=32, lr_gen=2e-4, lr_dis=2e-4, beta1=0.5, width=32, norm="batch",
+    epochs=40, batch_size=32, lr_gen=2e-4, lr_dis=2e-4, beta1=0.5, beta2=0.999, width=32,
+    norm="batch",
     log_every="1e", sample_every="10e", snapshot_every="10e",
 )
 
@@ -45,7 +46,7 @@ class CycleGANRecipe(Recipe):
     #: how domain B is made from the images at odd positions (see DOMAIN_TRANSFORMS)
     transform = "rot90"
 
-    def defaults(self, train: ArrayDataset) -> dict[str, Any]:
+    def defaults(self, train: ArrayDataset, cfg: TrainConfig | None = None) -> dict[str, Any]:
         return dict(CYCLEGAN_DEFAULTS)
 
     def make_updater(self, cfg: TrainConfig, train: ArrayDataset) -> CycleGANUpdater:

@@ -1,4 +1,5 @@
-"""The GAN recipe: DCGAN networks for images, MLPs for 2D points, any loss and penalty."""
+"""The GAN recipe: the ``--arch`` networks (DCGAN by default; MLPs for 2D points), any loss
+and penalty."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gankit.cli.config import METHOD_OPTIONS
-from gankit.cli.recipes import Recipe, image_shape, interval_trigger
+from gankit.cli.recipes import Recipe, interval_trigger
 from gankit.errors import GankitError
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.gan_evaluator import GANEvaluator
@@ -16,7 +17,7 @@ from gankit.extensions.snapshot import Snapshot
 from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater
 from gankit.metrics.scoring import DEFAULT_N
-from gankit.models import DCGANDiscriminator, DCGANGenerator, MLPDiscriminator, MLPGenerator
+from gankit.models.archs import get_arch
 from gankit.training.triggers import MinValueTrigger
 
 if TYPE_CHECKING:
@@ -29,28 +30,24 @@ if TYPE_CHECKING:
 # Found by benchmarks/modes.py (points) and the digits demo; see the README's tables.
 IMAGE_DEFAULTS: dict[str, Any] = dict(
     epochs=200, batch_size=64, loss="ns", penalty="none", penalty_weight=1.0, lr_gen=2e-4,
-    lr_dis=2e-4, beta1=0.5, z_dim=32, width=32, norm="batch", ema=0.999,
-    log_every="1e", sample_every="20e", snapshot_every="20e",
+    lr_dis=2e-4, beta1=0.5, beta2=0.999, n_dis=1, penalty_every=1, z_dim=32, width=32,
+    norm="batch", ema=0.999, log_every="1e", sample_every="20e", snapshot_every="20e",
 )
 # beta1=0 (no momentum) keeps the EMA generator's mode quality rising steadily where 0.5 had
 # sudden dips; R1 γ=0.3 suits both the ring (σ=0.01) and the grid (σ=0.05).
 POINT_DEFAULTS: dict[str, Any] = dict(
     iterations=12000, batch_size=256, loss="ns", penalty="r1", penalty_weight=0.3, lr_gen=1e-3,
-    lr_dis=1e-3, beta1=0.0, z_dim=2, width=128, norm="none", ema=0.999,
+    lr_dis=1e-3, beta1=0.0, beta2=0.999, n_dis=1, penalty_every=1, z_dim=2, width=128,
+    norm="none", ema=0.999,
     log_every="250", sample_every="2000", snapshot_every="2000",
 )
 
 
 def build_networks(cfg: TrainConfig, train: ArrayDataset) -> tuple[nn.Module, nn.Module]:
+    """The ``--arch`` pair (``gankit.models.archs``) for this data."""
     n_classes = train.n_classes if cfg.conditional else 0
-    if train.kind == "points":
-        gen: nn.Module = MLPGenerator(cfg.z_dim, train.shape[0], cfg.width, n_classes=n_classes)
-        dis: nn.Module = MLPDiscriminator(train.shape[0], cfg.width, n_classes=n_classes,
-                                          norm=cfg.norm)
-    else:
-        gen = DCGANGenerator(cfg.z_dim, image_shape(train), cfg.width, n_classes=n_classes)
-        dis = DCGANDiscriminator(image_shape(train), cfg.width, n_classes=n_classes, norm=cfg.norm)
-    return gen, dis
+    return get_arch(cfg.arch).build(train.shape, z_dim=cfg.z_dim, width=cfg.width,
+                                    n_classes=n_classes, norm=cfg.norm)
 
 
 class DCGANRecipe(Recipe):
@@ -59,8 +56,15 @@ class DCGANRecipe(Recipe):
     plot_keys = ("gen/loss", "dis/loss", "val/gen/loss", "val/dis/loss")
     reads = frozenset(METHOD_OPTIONS)
 
-    def defaults(self, train: ArrayDataset) -> dict[str, Any]:
-        return dict(POINT_DEFAULTS if train.kind == "points" else IMAGE_DEFAULTS)
+    def defaults(self, train: ArrayDataset, cfg: TrainConfig | None = None) -> dict[str, Any]:
+        arch = get_arch(cfg.arch if cfg is not None else "dcgan")
+        if train.kind == "points":
+            if arch.name != "dcgan":
+                raise GankitError(f"--arch {arch.name} builds image networks, but {train.name!r} "
+                                  "holds 2-D points; leave --arch out (MLPs) for points.")
+            return dict(POINT_DEFAULTS)
+        # The arch's paper defaults replace gankit's DCGAN ones; the user's options win over both.
+        return {**IMAGE_DEFAULTS, **arch.defaults(train.shape)}
 
     def check(self, cfg: TrainConfig, train: ArrayDataset) -> None:
         super().check(cfg, train)

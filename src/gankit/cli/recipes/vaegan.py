@@ -29,7 +29,7 @@ VAEGAN_WEIGHTS: dict[str, float] = {"gamma": 1e-2}
 # norm="layer": L_llike compares the features of each x̃ with those of its own x, so they
 # must not depend on the rest of the batch, as BatchNorm's would.
 VAEGAN_DEFAULTS: dict[str, Any] = dict(
-    epochs=100, batch_size=64, lr_gen=2e-4, lr_dis=2e-4, beta1=0.5, z_dim=32, width=32,
+    epochs=100, batch_size=64, lr_gen=2e-4, lr_dis=2e-4, beta1=0.5, beta2=0.999, z_dim=32, width=32,
     norm="layer", log_every="1e", sample_every="20e", snapshot_every="20e",
 )
 
@@ -42,7 +42,7 @@ class VAEGANRecipe(Recipe):
     weights = VAEGAN_WEIGHTS
     kinds = ("image",)
 
-    def defaults(self, train: ArrayDataset) -> dict[str, Any]:
+    def defaults(self, train: ArrayDataset, cfg: TrainConfig | None = None) -> dict[str, Any]:
         return dict(VAEGAN_DEFAULTS)
 
     def make_updater(self, cfg: TrainConfig, train: ArrayDataset) -> VAEGANUpdater:
