@@ -16,6 +16,7 @@ from gankit.cli import main
 from gankit.cli.config import TrainConfig
 from gankit.cli.recipes.dcgan import DCGANRecipe
 from gankit.data import load_dataset, shapes
+from gankit.extensions.log_report import read_log
 from gankit.training.checkpoint import load_state
 
 SMALL = {"resnet": ["--width", "4", "--z-dim", "8"],
@@ -65,7 +66,7 @@ def test_arch_trains_resumes_bitwise_samples_and_evaluates(tmp_path: Path, small
 
     config = json.loads((straight / "config.json").read_text())
     assert config["arch"] == arch and config["loss"] == "hinge" and config["n_dis"] == 2
-    log = json.loads((straight / "log.json").read_text())
+    log = read_log(straight / "log.json")
     assert [e["iteration"] for e in log] == [2, 4]
     assert all(np.isfinite(e["dis/loss"]) for e in log) and "val/fid" in log[-1]
 
@@ -74,7 +75,7 @@ def test_arch_trains_resumes_bitwise_samples_and_evaluates(tmp_path: Path, small
     arr = np.load(npy)
     assert arr.shape == (6, 3, 32, 32) and arr.min() >= 0 and arr.max() <= 255
     assert main(["eval", str(straight), "-n", "48"]) == 0
-    report = json.loads((straight / "metrics.json").read_text())
+    report = json.loads((straight / "metrics.json").read_text())["records"][-1]
     assert np.isfinite(report["metrics"]["fid"]) and "classes" in report["metrics"]
     assert "shapes32" in report["features"]
 
@@ -107,7 +108,7 @@ def test_defaults_fill_only_what_the_user_left_out(tmp_path: Path, small_shapes:
 def test_resnet_in_bf16(tmp_path: Path, small_shapes: None) -> None:
     out = tmp_path / "run"
     assert _train(out, "resnet", 2, "--precision", "bf16") == 0
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert np.isfinite(log[-1]["gen/loss"]) and np.isfinite(log[-1]["dis/loss"])
 
 
@@ -120,7 +121,7 @@ def test_resnet_compiled(tmp_path: Path, small_shapes: None,
     assert _train(out, "resnet", 2, "--compile") == 0
     models = load_state(out / "snapshot_iter_2.pt")["updater"]["models"]
     assert not any(k.startswith("_orig_mod") for m in models.values() for k in m)
-    log = json.loads((out / "log.json").read_text())
+    log = read_log(out / "log.json")
     assert np.isfinite(log[-1]["gen/loss"])
 
 
