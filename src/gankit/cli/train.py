@@ -67,7 +67,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gankit.cli.recipes import get_recipe, interval_trigger
+    from gankit.cli.recipes import get_recipe, interval_trigger, lr_schedule
     from gankit.data import load_dataset
     from gankit.extensions import (
         FailOnNonFinite,
@@ -121,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(updater, cfg.stop_trigger(), out, metadata=metadata)
     quiet = getattr(args, "quiet", False)
     trainer.extend(FailOnNonFinite())
-    for ext in recipe.extensions(cfg, updater, train, val):
+    for ext in [*recipe.extensions(cfg, updater, train, val), *lr_schedule(cfg, updater)]:
         trainer.extend(ext)
     trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.log_every)))
     trainer.extend(PlotReport(list(recipe.plot_keys), trigger=interval_trigger(cfg, cfg.log_every)))
