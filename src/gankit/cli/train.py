@@ -97,6 +97,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if cfg.epochs is not None or cfg.iterations is not None:
             defaults.pop("epochs", None)
             defaults.pop("iterations", None)
+        if cfg.lr_decay is not None:  # a decay of the user's own: no default start for it
+            defaults.pop("lr_decay_start", None)
         cfg = cfg.merged({k: v for k, v in defaults.items() if getattr(cfg, k) is None})
         cfg.validate()
     cfg = cfg.merged({"device": _resolve_device(cfg.device)})

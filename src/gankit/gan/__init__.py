@@ -1,6 +1,12 @@
 """GAN toolkit: losses, penalties, the updaters of GAN, VAE-GAN and CycleGAN, sampling."""
 
-from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, translate
+from gankit.gan.cyclegan import (
+    CycleEvaluator,
+    CycleGANUpdater,
+    HistoryBuffer,
+    ResnetTranslator,
+    translate,
+)
 from gankit.gan.losses import LOSSES, GANLoss, get_loss
 from gankit.gan.penalties import PENALTIES, gradient_penalty, r1_penalty, r2_penalty
 from gankit.gan.sampling import generate
@@ -15,7 +21,7 @@ from gankit.gan.vaegan import (
 
 __all__ = [
     "LOSSES", "PENALTIES", "ConvEncoder", "CycleEvaluator", "CycleGANUpdater", "GANLoss",
-    "GANUpdater", "ReconstructionEvaluator", "ResnetTranslator", "VAEGANUpdater", "generate",
-    "get_loss", "gradient_penalty", "kl_normal", "r1_penalty", "r2_penalty", "reconstruct",
-    "split_batch", "translate",
+    "GANUpdater", "HistoryBuffer", "ReconstructionEvaluator", "ResnetTranslator",
+    "VAEGANUpdater", "generate", "get_loss", "gradient_penalty", "kl_normal", "r1_penalty",
+    "r2_penalty", "reconstruct", "split_batch", "translate",
 ]
