@@ -90,3 +90,19 @@ def test_a_resumed_run_keeps_its_schedule(tmp_path: Path,
                  "--out", str(out)]) == 0
     assert main(["train", "--resume", str(out), "--lr-decay", "linear"]) == 2
     assert "--lr-decay differs from the run being resumed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("recipe", "optimizers"), [
+    ("dcgan", ("gen", "dis")), ("vaegan", ("enc", "dec", "dis")), ("cyclegan", ("gen", "dis"))])
+def test_every_recipe_applies_the_schedule(tmp_path: Path, recipe: str,
+                                           optimizers: tuple[str, ...]) -> None:
+    out = tmp_path / recipe
+    assert main(["train", "--recipe", recipe, "--data", "digits", "--iterations", "4",
+                 "--batch-size", "16", "--width", "8", "--quiet", "--log-every", "1",
+                 "--lr-decay", "linear", "--lr-warmup", "2", "--out", str(out)]) == 0
+    log = json.loads((out / "log.json").read_text())
+    config = json.loads((out / "config.json").read_text())
+    for name in optimizers:
+        base = config["lr_dis"] if name == "dis" else config["lr_gen"]
+        lrs = [e[f"{name}/lr"] for e in log]
+        assert lrs == pytest.approx([base * 0.5 * 3 / 4, base * 2 / 4, base / 4, 0.0]), name
