@@ -53,14 +53,11 @@ class ResnetTranslator(nn.Module):
     3x3 conv, one stride-2 4x4 conv down to H/2, ``n_blocks`` residual blocks there, a
     transposed conv back to H and a 3x3 conv with tanh. At 8x8 three blocks already see the
     whole image, which a rotation needs (every output pixel comes from a far input pixel).
-    Instance norm after every conv but the last, as in the paper. ``downsample=False`` keeps
-    the blocks at full resolution (width ``2 * base``), so each output pixel sees only its
-    neighbourhood: for changes of appearance, where a net that sees the whole image is free
-    to turn one digit into another and back (the cycle loss cannot tell).
+    Instance norm after every conv but the last, as in the paper.
     """
 
     def __init__(self, shape: tuple[int, int, int] = (1, 8, 8), base: int = 32,
-                 n_blocks: int = 3, *, downsample: bool = True) -> None:
+                 n_blocks: int = 3) -> None:
         super().__init__()
         c, h, w = (int(d) for d in shape)
         if h % 2 or w % 2 or h < 4 or w < 4:
@@ -70,15 +67,11 @@ class ResnetTranslator(nn.Module):
             raise GankitError(f"base={base} must be positive and n_blocks={n_blocks} not "
                               "negative.")
         self.shape = (c, h, w)
-        down: nn.Module = (nn.Conv2d(base, 2 * base, 4, 2, 1) if downsample
-                           else nn.Conv2d(base, 2 * base, 3, 1, 1))
-        up: nn.Module = (nn.ConvTranspose2d(2 * base, base, 4, 2, 1) if downsample
-                         else nn.Conv2d(2 * base, base, 3, 1, 1))
         self.net = nn.Sequential(
             nn.Conv2d(c, base, 3, 1, 1), _norm(base), nn.ReLU(inplace=True),
-            down, _norm(2 * base), nn.ReLU(inplace=True),
+            nn.Conv2d(base, 2 * base, 4, 2, 1), _norm(2 * base), nn.ReLU(inplace=True),
             *[_ResBlock(2 * base) for _ in range(n_blocks)],
-            up, _norm(base), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(2 * base, base, 4, 2, 1), _norm(base), nn.ReLU(inplace=True),
             nn.Conv2d(base, c, 3, 1, 1), nn.Tanh(),
         )
 

@@ -29,7 +29,7 @@ CASES = [
      {"enc/kl", "enc/llike", "dec/loss", "dis/loss", "val/rec", "val/kl"}, (364, 364)),
     # No decay: this test lengthens the run on resume, and a decay spans the run's length
     # (test_cyclegan_default_schedule_resumes_bitwise resumes the decayed default instead).
-    ("cyclegan", ["--weight", "cycle=3", "--lr-decay", "none"],
+    ("cyclegan", ["--weight", "cycle=3", "--weight", "identity=0.5", "--lr-decay", "none"],
      {"cycle": 3.0, "identity": 0.5, "history": 50},
      {"gen/adv", "gen/cycle", "gen/identity", "dis/loss", "val/cycle", "val/cycle_aba",
       "val/cycle_bab"}, (364, 220)),

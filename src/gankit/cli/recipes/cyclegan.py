@@ -25,8 +25,11 @@ if TYPE_CHECKING:
     from gankit.data import ArrayDataset
     from gankit.training import Extension, Trainer
 
-# The paper's weights: λ = 10 for the cycle loss, identity loss 0.5·λ.
-CYCLEGAN_WEIGHTS: dict[str, float] = {"cycle": 10.0, "identity": 0.5}
+# The paper's cycle weight λ = 10. Its identity loss (0.5·λ) is off: it asks G to leave B
+# images alone while inverting A ones, so G must first tell the domains apart, and with it
+# the translations turned digits into other digits (6% of digits kept after 400 iterations
+# against 79% without it; `--weight identity=0.5` brings it back).
+CYCLEGAN_WEIGHTS: dict[str, float] = {"cycle": 10.0, "identity": 0.0}
 
 # The paper's Adam settings (lr 2e-4, β1 0.5) and schedule (the full rate for the first half,
 # then linearly down to 0); batches of 32 instead of 1, since 8x8 images give a tiny gradient
