@@ -11,7 +11,8 @@ then draws 2,500 samples from the EMA generator and scores them with
 3σ of the nearest mode) and the reverse KL of the mode histogram against uniform. The table
 prints mean ± standard error over seeds, with the worst seed, beside the published rows.
 
-Recipes: ``ns-r1`` is the default (POINT_DEFAULTS as they are); ``ns`` drops the R1
+Recipes: ``ns-r1`` is the default (POINT_DEFAULTS as they are); ``ns-r1-decay`` adds
+``--lr-decay linear`` (both rates down to 0 at the last iteration); ``ns`` drops the R1
 penalty; ``hinge-r1`` swaps the loss; ``wgan-gp`` is WGAN with gradient penalty.
 
 Options: ``--seeds 5`` (0..N-1, or a list such as ``3,4``), ``--recipes
@@ -41,6 +42,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 # Each recipe overrides the point defaults (POINT_DEFAULTS) with its loss and penalty only.
 RECIPES: dict[str, dict[str, Any]] = {
     "ns-r1": dict(loss="ns", penalty="r1"),
+    # The default with the learning rates decayed linearly to 0 over the run (--lr-decay).
+    "ns-r1-decay": dict(loss="ns", penalty="r1", lr_decay="linear"),
     "ns": dict(loss="ns", penalty="none"),
     "hinge-r1": dict(loss="hinge", penalty="r1"),
     # λ=0.1 and 5 critic steps per generator step: the WGAN-GP authors' 2-D toy settings.
@@ -70,6 +73,7 @@ def run_one(data: str, recipe: str, seed: int, iterations: int | None,
 
     torch.set_num_threads(1)
     from gankit.cli.config import TrainConfig
+    from gankit.cli.recipes import lr_schedule
     from gankit.cli.recipes.dcgan import DCGANRecipe
     from gankit.cli.runs import seed_everything
     from gankit.data import load_dataset
@@ -94,6 +98,8 @@ def run_one(data: str, recipe: str, seed: int, iterations: int | None,
         trainer = Trainer(updater, cfg.stop_trigger(), out)
         if cfg.ema:
             trainer.extend(EMA(updater.raw_models["gen"], cfg.ema))
+        for ext in lr_schedule(cfg, updater):  # as gankit train applies it
+            trainer.extend(ext)
         curve: list[str] = []
         if eval_every:
             # For tuning: the score along the way, to see how many iterations are needed.

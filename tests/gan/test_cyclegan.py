@@ -11,7 +11,13 @@ from torch import nn
 from gankit.data import load_dataset
 from gankit.data.domains import make_domains, transform_images
 from gankit.errors import GankitError
-from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, cycle_losses
+from gankit.gan.cyclegan import (
+    CycleEvaluator,
+    CycleGANUpdater,
+    HistoryBuffer,
+    ResnetTranslator,
+    cycle_losses,
+)
 from gankit.models import DCGANDiscriminator
 from gankit.training import Trainer
 from gankit.training.reporter import report_scope
@@ -135,3 +141,132 @@ def test_evaluator_reports_both_cycle_directions(tmp_path: Any) -> None:
     assert float(obs["val/cycle_aba"]) == pytest.approx(aba, rel=1e-5)
     assert float(obs["val/cycle_bab"]) == pytest.approx(bab, rel=1e-5)
     assert float(obs["val/cycle"]) == pytest.approx((aba + bab) / 2, rel=1e-5)
+
+
+# ------------------------------------------------------------------ the history buffer
+def _marked(values: range) -> torch.Tensor:
+    """Images whose every pixel is their number: which image came back is readable."""
+    return torch.tensor(list(values), dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 1, 2, 2)
+
+
+@pytest.mark.parametrize("n", [1, 7, 50, 64, 130])
+def test_history_returns_a_batch_of_the_same_size(n: int) -> None:
+    buffer = HistoryBuffer(50)
+    for _ in range(3):
+        out = buffer(torch.randn(n, 1, 4, 4))
+        assert out.shape == (n, 1, 4, 4)
+    assert len(buffer) == min(50, 3 * n)
+
+
+def test_history_passes_images_through_while_filling() -> None:
+    buffer = HistoryBuffer(10)
+    first = buffer(_marked(range(6)))
+    torch.testing.assert_close(first, _marked(range(6)))
+    second = buffer(_marked(range(6, 10)))  # exactly full now: still all new
+    torch.testing.assert_close(second, _marked(range(6, 10)))
+
+
+def test_history_mixes_old_and_new_half_and_half() -> None:
+    torch.manual_seed(0)
+    buffer = HistoryBuffer(50)
+    buffer(_marked(range(50)))
+    seen, new, total = set(range(50)), 0, 0
+    for step in range(40):
+        start = 1000 + 32 * step
+        ids = buffer(_marked(range(start, start + 32)))[:, 0, 0, 0].long().tolist()
+        fresh = [i for i in ids if i >= start]
+        new += len(fresh)
+        total += len(ids)
+        old = [i for i in ids if i < start]
+        assert all(i in seen for i in old)  # an old image was generated before
+        assert len(set(old)) == len(old)  # and leaves the buffer when it is returned
+        seen.update(range(start, start + 32))
+        seen.difference_update(old)
+    assert 0.45 < new / total < 0.55  # 1,280 draws of p = 0.5: sd 0.014
+    assert len(buffer) == 50
+
+
+def test_history_state_round_trips() -> None:
+    buffer = HistoryBuffer(8)
+    buffer(torch.randn(12, 1, 2, 2))
+    state = buffer.state_dict()
+    assert state["count"] == 8 and state["images"].shape == (8, 1, 2, 2)
+    other = HistoryBuffer(8)
+    other.load_state_dict(state)
+    batch = torch.randn(5, 1, 2, 2)
+    rng = torch.get_rng_state()
+    expected = buffer(batch)
+    torch.set_rng_state(rng)
+    torch.testing.assert_close(other(batch), expected, rtol=0, atol=0)
+    torch.testing.assert_close(other.images, buffer.images, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="holds 8 images, this run's 4"):
+        HistoryBuffer(4).load_state_dict(state)
+    with pytest.raises(ValueError, match="size=0"):
+        HistoryBuffer(0)
+
+
+def test_updater_saves_its_history_and_shows_it_to_the_discriminators() -> None:
+    u = make_updater(history=6)
+    u.update()  # batches of 4
+    u.update()
+    assert len(u.history_a) == len(u.history_b) == 6
+    state = u.state_dict()
+    fresh = make_updater(history=6)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.history_b.images, u.history_b.images, rtol=0, atol=0)
+    assert make_updater(history=0).history_a is None
+    with pytest.raises(ValueError, match="no history buffers"):
+        make_updater(history=6).load_state_dict(make_updater(history=0).state_dict())
+
+
+class FakeSpy(CycleGANUpdater):
+    def update_core(self, batch: Any) -> None:
+        seen: list[torch.Tensor] = []
+        dis = self.models["dis_b"]
+        hook = dis.register_forward_hook(lambda m, i, o: seen.append(i[0].detach()))
+        super().update_core(batch)
+        hook.remove()
+        self.seen_by_dis_b = seen
+
+
+def test_discriminator_sees_fakes_from_the_history() -> None:
+    u = make_updater(FakeSpy, history=4)
+    u.update()  # fills the buffer with this step's 4 fakes
+    before = {x.numpy().tobytes() for x in u.history_b.images}
+    torch.manual_seed(3)
+    u.update()
+    new, real, shown = u.seen_by_dis_b  # the G step's frozen call, then the D step's two
+    fresh = {x.numpy().tobytes() for x in new}
+    rows = [x.numpy().tobytes() for x in shown]
+    assert shown.shape == real.shape == (4, 1, 8, 8)
+    assert all(r in before or r in fresh for r in rows)
+    assert any(r in before for r in rows) and any(r in fresh for r in rows)
+    # Without a history the discriminator sees exactly this step's fakes.
+    plain = make_updater(FakeSpy, history=0)
+    plain.update()
+    new, _, shown = plain.seen_by_dis_b
+    assert torch.equal(new, shown)
+
+
+# ------------------------------------------------------------------- the domains
+def test_default_domains_differ_in_appearance() -> None:
+    data = load_dataset("digits", "val")
+    d = make_domains(data)
+    assert d.transform == "invert"
+    torch.testing.assert_close(d.b, -data.x[1::2][: len(d)])
+
+
+def test_thicken_is_a_plus_shaped_dilation() -> None:
+    x = torch.full((1, 1, 5, 5), -1.0)
+    x[0, 0, 2, 2] = 1.0  # one ink pixel in the middle
+    x[0, 0, 0, 4] = 0.5  # and a fainter one in a corner
+    y = transform_images(x, "thicken")
+    expected = torch.full((1, 1, 5, 5), -1.0)
+    for r, c in ((2, 2), (1, 2), (3, 2), (2, 1), (2, 3)):
+        expected[0, 0, r, c] = 1.0
+    for r, c in ((0, 4), (1, 4), (0, 3)):  # the border adds no ink
+        expected[0, 0, r, c] = 0.5
+    torch.testing.assert_close(y, expected)
+    digits = load_dataset("digits", "val").x
+    thick = transform_images(digits, "thicken")
+    assert (thick >= digits).all() and thick.mean() > digits.mean() + 0.3

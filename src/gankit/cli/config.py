@@ -14,6 +14,7 @@ from typing import Any
 import tomllib
 
 from gankit.errors import GankitError
+from gankit.extensions.lr_scheduler import LR_DECAYS
 from gankit.extensions.snapshot import parse_duration
 from gankit.gan.augment import get_augment
 from gankit.gan.losses import LOSSES
@@ -49,6 +50,11 @@ class TrainConfig:
     n_dis: int | None = None
     lr_gen: float | None = None
     lr_dis: float | None = None
+    # learning-rate schedule (LRSchedule): decay "none" | "linear", the fraction of the run
+    # before the decay starts, and the warm-up length in iterations
+    lr_decay: str | None = None
+    lr_decay_start: float | None = None
+    lr_warmup: int = 0
     beta1: float | None = None
     beta2: float | None = None
     z_dim: int | None = None
@@ -117,6 +123,20 @@ class TrainConfig:
                 raise GankitError(f"--{_flag(name)} must be in [0, 1), got {value!r}.")
         if self.ema is not None and not (_is_number(self.ema) and 0 <= self.ema < 1):
             raise GankitError(f"--ema must be a decay in [0, 1) (0: off), got {self.ema!r}.")
+        if self.lr_decay is not None and self.lr_decay not in LR_DECAYS:
+            raise GankitError(f"unknown --lr-decay {self.lr_decay!r}; choose one of: "
+                              f"{', '.join(LR_DECAYS)}.")
+        start = self.lr_decay_start
+        if start is not None and not (_is_number(start) and 0 <= start < 1):
+            raise GankitError(f"--lr-decay-start must be a fraction of the run in [0, 1), got "
+                              f"{start!r}.")
+        if start is not None and self.lr_decay == "none":
+            raise GankitError(f"--lr-decay-start {start!r} has no effect with --lr-decay none; "
+                              "add --lr-decay linear or leave the start out.")
+        warmup = self.lr_warmup
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise GankitError(f"--lr-warmup must be a non-negative number of iterations, got "
+                              f"{warmup!r}.")
         if self.epochs is not None and self.iterations is not None:
             raise GankitError("give --epochs or --iterations, not both.")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-dis", type=_positive_int, help="discriminator steps per generator step")
     t.add_argument("--lr-gen", type=_number)
     t.add_argument("--lr-dis", type=_number)
+    t.add_argument("--lr-decay", help="none | linear: decay the learning rates to 0 at the "
+                                      "last iteration")
+    t.add_argument("--lr-decay-start", type=_number, metavar="FRACTION",
+                   help="fraction of the run at full rate before the linear decay (default 0)")
+    t.add_argument("--lr-warmup", type=_non_negative_int, metavar="N",
+                   help="ramp the learning rates up linearly over the first N iterations")
     t.add_argument("--beta1", type=_number)
     t.add_argument("--beta2", type=_number)
     t.add_argument("--z-dim", type=_positive_int)

@@ -98,7 +98,7 @@ def _toml_keys(path: str) -> set[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gankit.cli.recipes import get_recipe, interval_trigger
+    from gankit.cli.recipes import get_recipe, interval_trigger, lr_schedule
     from gankit.data import load_dataset, take_fraction
     from gankit.extensions import (
         FailOnNonFinite,
@@ -139,6 +139,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         if cfg.epochs is not None or cfg.iterations is not None:
             defaults.pop("epochs", None)
             defaults.pop("iterations", None)
+        if cfg.lr_decay is not None:  # a decay of the user's own: no default start for it
+            defaults.pop("lr_decay_start", None)
         cfg = cfg.merged({k: v for k, v in defaults.items() if getattr(cfg, k) is None})
         cfg.validate()
     cfg = cfg.merged({"device": str(resolve_device(cfg.device))})
@@ -161,7 +163,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     trainer = Trainer(updater, cfg.stop_trigger(), out, metadata=metadata)
     quiet = getattr(args, "quiet", False)
     trainer.extend(FailOnNonFinite())
-    for ext in recipe.extensions(cfg, updater, train, val):
+    for ext in [*recipe.extensions(cfg, updater, train, val), *lr_schedule(cfg, updater)]:
         trainer.extend(ext)
         if isinstance(ext, SampleGrid):
             ext.keep = cfg.keep_samples

@@ -2,7 +2,13 @@
 and CycleGAN, sampling."""
 
 from gankit.gan.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augment
-from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, ResnetTranslator, translate
+from gankit.gan.cyclegan import (
+    CycleEvaluator,
+    CycleGANUpdater,
+    HistoryBuffer,
+    ResnetTranslator,
+    translate,
+)
 from gankit.gan.losses import LOSSES, GANLoss, get_loss
 from gankit.gan.penalties import (
     PENALTIES,
@@ -26,7 +32,8 @@ from gankit.gan.vaegan import (
 
 __all__ = [
     "ADA", "DIFFAUG_OPS", "LOSSES", "PENALTIES", "Augment", "ConvEncoder", "CycleEvaluator",
-    "CycleGANUpdater", "DiffAugment", "GANLoss", "GANUpdater", "LeCam", "ReconstructionEvaluator",
+    "CycleGANUpdater", "DiffAugment", "GANLoss", "GANUpdater", "HistoryBuffer", "LeCam",
+    "ReconstructionEvaluator",
     "ResnetTranslator", "VAEGANUpdater", "bcr_penalty", "generate", "get_augment", "get_loss",
     "gradient_penalty", "kl_normal", "lazy_adam_hparams", "lazy_regularization", "lecam_penalty",
     "path_length_penalty", "r1_penalty", "r2_penalty", "reconstruct", "split_batch", "translate",

@@ -3,7 +3,9 @@
 ``gen_ab`` (G in the paper) maps domain A to B and ``gen_ba`` (F) maps B to A. Each is
 trained to fool the other domain's discriminator (least-squares GAN loss, as in the paper),
 to undo the other (cycle loss ``|F(G(a)) - a| + |G(F(b)) - b|``, weight λ = 10) and to leave
-images already in its output domain alone (identity loss, weight 0.5·λ).
+images already in its output domain alone (identity loss, weight 0.5·λ). The discriminators
+see fakes drawn from a history of the last 50 generated images (Shrivastava et al. 2017), as in
+the paper, which keeps them from chasing the generators' latest output.
 """
 
 from __future__ import annotations
@@ -16,14 +18,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
+from gankit.gan.losses import LOSSES
 from gankit.training.eval_mode import eval_mode
 from gankit.training.evaluator import Evaluator
 from gankit.training.reporter import report
 from gankit.training.triggers import TriggerLike
 from gankit.training.updater import Updater
 
-__all__ = ["CycleEvaluator", "CycleGANUpdater", "ResnetTranslator", "cycle_losses",
-           "translate"]
+__all__ = ["CycleEvaluator", "CycleGANUpdater", "HistoryBuffer", "ResnetTranslator",
+           "cycle_losses", "translate"]
 
 
 class _ResBlock(nn.Module):
@@ -77,15 +80,84 @@ class ResnetTranslator(nn.Module):
         return self.net(x)
 
 
+_LSGAN = LOSSES["lsgan"]
+
+
 def _lsgan_gen(out: Tensor) -> Tensor:
-    # The paper's generator term (D(G(a)) - 1)^2, without gankit's "lsgan" factor 1/2, so
-    # that λ = 10 weighs the cycle loss against the adversarial loss as in the paper.
-    return (out - 1.0).pow(2).mean()
+    # The paper's generator term (D(G(a)) - 1)^2: twice gankit's "lsgan" generator loss (which
+    # has a factor 1/2), so that λ = 10 weighs the cycle loss against it as in the paper.
+    return 2.0 * _LSGAN.gen(out)
 
 
-def _lsgan_dis(real_out: Tensor, fake_out: Tensor) -> Tensor:
-    # Halved, as in the paper, which "slows down the rate at which D learns relative to G".
-    return 0.5 * ((real_out - 1.0).pow(2).mean() + fake_out.pow(2).mean())
+# The paper's discriminator term is gankit's "lsgan" as it is: halved, which "slows down the
+# rate at which D learns relative to G".
+_lsgan_dis = _LSGAN.dis
+
+
+class HistoryBuffer:
+    """The last ``size`` generated images, from which the discriminator's fakes are drawn.
+
+    Until it is full, every image goes in and comes back out unchanged. Then each image of a
+    batch, with probability 1/2, is swapped for a stored one chosen at random (which leaves
+    the buffer and is returned) and otherwise returned itself. The draws use torch's global
+    generator, which snapshots save; the contents are in ``state_dict``, so a resumed run
+    draws the same fakes. Works on the images' device without a host sync.
+    """
+
+    def __init__(self, size: int = 50) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise ValueError(f"size={size!r} must be a positive number of images.")
+        self.size = size
+        self.count = 0
+        self.images: Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    @torch.no_grad()
+    def __call__(self, fakes: Tensor) -> Tensor:
+        """A batch of the same shape as ``fakes`` (detached), mixed with the history."""
+        fakes = fakes.detach()
+        if self.images is None:
+            self.images = fakes.new_empty((self.size, *fakes.shape[1:]))
+        elif self.images.device != fakes.device or self.images.dtype != fakes.dtype:
+            self.images = self.images.to(fakes.device, fakes.dtype)
+        stored = self.images
+        outs = []
+        start = 0
+        if self.count < self.size:  # filling: store the first ones and return them as they are
+            k = min(self.size - self.count, len(fakes))
+            stored[self.count:self.count + k] = fakes[:k]
+            self.count += k
+            outs.append(fakes[:k])
+            start = k
+        # Full: at most `size` images at a time, to distinct slots, so the writes never collide
+        # (a duplicate index would make the result depend on write order).
+        for i in range(start, len(fakes), self.size):
+            new = fakes[i:i + self.size]
+            slots = torch.randperm(self.size)[:len(new)].to(stored.device)
+            swap = (torch.rand(len(new)) < 0.5).to(stored.device)
+            swap = swap.view(-1, *([1] * (new.dim() - 1)))
+            old = stored[slots]
+            outs.append(torch.where(swap, old, new))
+            stored[slots] = torch.where(swap, new, old)
+        return torch.cat(outs)
+
+    def state_dict(self) -> dict[str, Any]:
+        images = None if self.images is None else self.images[:self.count].clone()
+        return {"size": self.size, "count": self.count, "images": images}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["size"] != self.size:
+            raise ValueError(f"the snapshot's history holds {state['size']} images, this "
+                             f"run's {self.size}.")
+        self.count = int(state["count"])
+        images = state["images"]
+        if images is None:
+            self.images = None
+        else:
+            self.images = images.new_empty((self.size, *images.shape[1:]))
+            self.images[:self.count] = images
 
 
 def cycle_losses(
@@ -130,6 +202,8 @@ class CycleGANUpdater(Updater):
         cycle: λ, the weight of the cycle loss (the paper's 10).
         identity: the weight of the identity loss as a fraction of λ (the paper's 0.5);
             0 turns it off and skips its two forward passes.
+        history: images in each discriminator's ``HistoryBuffer`` (the paper's 50); 0 shows
+            the discriminators only the latest fakes.
     """
 
     def __init__(
@@ -144,14 +218,21 @@ class CycleGANUpdater(Updater):
         *,
         cycle: float = 10.0,
         identity: float = 0.5,
+        history: int = 50,
         **kwargs: Any,
     ) -> None:
         models = {"gen_ab": gen_ab, "gen_ba": gen_ba, "dis_a": dis_a, "dis_b": dis_b}
         super().__init__(models, {"gen": opt_gen, "dis": opt_dis}, loaders, **kwargs)
         if cycle < 0 or identity < 0:
             raise ValueError(f"cycle={cycle} and identity={identity} must not be negative.")
+        if isinstance(history, bool) or not isinstance(history, int) or history < 0:
+            raise ValueError(f"history={history!r} must be a non-negative number of images.")
         self.cycle = cycle
         self.identity = identity
+        self.history = history
+        # Fakes of domain A (for dis_a) and of domain B (for dis_b).
+        self.history_a = HistoryBuffer(history) if history else None
+        self.history_b = HistoryBuffer(history) if history else None
 
     def update_core(self, batch: Any) -> None:
         a, b = batch
@@ -171,13 +252,33 @@ class CycleGANUpdater(Updater):
             observed["gen/identity"] = idt
         self.step("gen", loss_gen)
 
-        # Discriminators, on the fakes just made: detached, so their step builds no graph
-        # through the generators.
-        loss_a = _lsgan_dis(m["dis_a"](a), m["dis_a"](t["fake_a"].detach()))
-        loss_b = _lsgan_dis(m["dis_b"](b), m["dis_b"](t["fake_b"].detach()))
+        # Discriminators, on fakes from the history (or the ones just made): detached, so
+        # their step builds no graph through the generators.
+        fake_a, fake_b = t["fake_a"].detach(), t["fake_b"].detach()
+        if self.history_a is not None and self.history_b is not None:
+            fake_a, fake_b = self.history_a(fake_a), self.history_b(fake_b)
+        loss_a = _lsgan_dis(m["dis_a"](a), m["dis_a"](fake_a))
+        loss_b = _lsgan_dis(m["dis_b"](b), m["dis_b"](fake_b))
         self.step("dis", loss_a + loss_b)
         report({**observed, "gen/loss": loss_gen, "dis/loss": loss_a + loss_b,
                 "dis/a": loss_a, "dis/b": loss_b})
+
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        if self.history_a is not None and self.history_b is not None:
+            state["history"] = {"a": self.history_a.state_dict(),
+                                "b": self.history_b.state_dict()}
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        if self.history_a is not None and self.history_b is not None:
+            if "history" not in state:
+                raise ValueError("the snapshot has no history buffers but this run keeps "
+                                 f"{self.history} images of history.")
+            self.history_a.load_state_dict(state["history"]["a"])
+            self.history_b.load_state_dict(state["history"]["b"])
 
 
 @torch.no_grad()

@@ -3,6 +3,8 @@ sample, the weights reaching the updater, and options that do not apply exiting 
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +28,10 @@ TINY = ["--data", "digits", "--batch-size", "16", "--width", "8", "--quiet",
 CASES = [
     ("vaegan", ["--z-dim", "8", "--weight", "gamma=0.5"], {"gamma": 0.5},
      {"enc/kl", "enc/llike", "dec/loss", "dis/loss", "val/rec", "val/kl"}, (364, 364)),
-    ("cyclegan", ["--weight", "cycle=3"], {"cycle": 3.0, "identity": 0.5},
+    # No decay: this test lengthens the run on resume, and a decay spans the run's length
+    # (test_cyclegan_default_schedule_resumes_bitwise resumes the decayed default instead).
+    ("cyclegan", ["--weight", "cycle=3", "--weight", "identity=0.5", "--lr-decay", "none"],
+     {"cycle": 3.0, "identity": 0.5, "history": 50},
      {"gen/adv", "gen/cycle", "gen/identity", "dis/loss", "val/cycle", "val/cycle_aba",
       "val/cycle_bab"}, (364, 220)),
 ]
@@ -67,6 +72,30 @@ def test_train_resume_sample(tmp_path: Path, recipe: str, own: list[str],
     np.testing.assert_array_equal(arr, np.load(again))
     assert main(["sample", str(out), "-n", "4", "-o", str(png)]) == 0
     assert Image.open(png).size[0] > 8
+
+
+def test_cyclegan_default_schedule_resumes_bitwise(tmp_path: Path) -> None:
+    """The default decay and the history buffers resume exactly: a run restarted from its
+    iteration-4 snapshot ends bitwise where the uninterrupted run ends."""
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    argv = ["train", "--recipe", "cyclegan", *TINY, "--iterations", "8", "--keep-snapshots",
+            "9"]
+    assert main([*argv, "--out", str(whole)]) == 0
+    config = json.loads((whole / "config.json").read_text())
+    assert (config["lr_decay"], config["lr_decay_start"]) == ("linear", 0.5)
+    shutil.copytree(whole, part)
+    for p in part.glob("snapshot_iter_[68].pt*"):
+        p.unlink()
+    assert main(["train", "--resume", str(part), "--quiet"]) == 0
+    a = load_state(whole / "snapshot_iter_8.pt")["updater"]
+    b = load_state(part / "snapshot_iter_8.pt")["updater"]
+    assert a["history"]["a"]["count"] == 50 and a["history"]["b"]["images"].shape[0] == 50
+    for side in ("a", "b"):
+        assert torch.equal(a["history"][side]["images"], b["history"][side]["images"])
+    for name, params in a["models"].items():
+        for key, value in params.items():
+            assert torch.equal(value, b["models"][name][key]), f"{name}.{key}"
+    assert a["optimizers"]["gen"]["param_groups"][0]["lr"] == 0.0
 
 
 def test_cyclegan_samples_are_translations_of_held_out_images(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import torch
 from gankit.cli.config import METHOD_OPTIONS, TrainConfig, parse_interval
 from gankit.data import make_loader
 from gankit.errors import GankitError
+from gankit.extensions.lr_scheduler import LRSchedule, ObserveLR
 from gankit.training.distributed import rank_and_world_size
 from gankit.training.triggers import Trigger, get_stop_trigger, get_trigger
 
@@ -123,6 +124,25 @@ def interval_trigger(cfg: TrainConfig, interval: str | None) -> Trigger:
     periodic = get_trigger(parse_interval(interval or "1e"))
     stop = get_stop_trigger(cfg.stop_trigger())
     return get_trigger(lambda trainer: periodic(trainer) or stop(trainer))
+
+
+def lr_schedule(cfg: TrainConfig, updater: Updater) -> list[Extension]:
+    """The run's learning-rate schedule over all of the updater's optimizers and the
+    observers that log each optimizer's rate (``gen/lr``, ...); none without a schedule."""
+    decay = cfg.lr_decay or "none"
+    if decay == "none" and not cfg.lr_warmup:
+        if cfg.lr_decay_start is not None:
+            raise GankitError(f"--lr-decay-start {cfg.lr_decay_start!r} has no effect without "
+                              "a decay; add --lr-decay linear or leave the start out.")
+        return []
+    n, unit = cfg.stop_trigger()
+    total = n if unit == "iteration" else n * updater.epoch_length
+    if cfg.lr_warmup > total:
+        raise GankitError(f"--lr-warmup {cfg.lr_warmup} is longer than the run ({total} "
+                          "iterations); shorten the warm-up or train longer.")
+    schedule = LRSchedule(total, warmup=cfg.lr_warmup, decay=decay,
+                          decay_start=cfg.lr_decay_start or 0.0)
+    return [schedule, *(ObserveLR(name) for name in updater.optimizers)]
 
 
 def get_recipe(name: str) -> Recipe:
