@@ -61,7 +61,7 @@ def digit_classifier(out: Path) -> torch.nn.Module:
 
 
 def vaegan_figures(run: Path, digits: torch.nn.Module) -> None:
-    cfg, recipe, trainer, train = load_run(str(run), "cpu")
+    cfg, recipe, trainer, train, _ = load_run(str(run), "cpu")
     val = load_dataset("digits", "val")
     models = trainer.updater.raw_models
     rec = F.mse_loss(reconstruct(models["enc"], models["dec"], val.x), val.x).item()
@@ -87,7 +87,7 @@ def vaegan_figures(run: Path, digits: torch.nn.Module) -> None:
 
 
 def cyclegan_figures(run: Path, digits: torch.nn.Module) -> None:
-    _, recipe, trainer, _ = load_run(str(run), "cpu")
+    _, recipe, trainer, _, _ = load_run(str(run), "cpu")
     transform = recipe.transform
     train, val = load_dataset("digits", "train"), load_dataset("digits", "val")
     train_d, val_d = make_domains(train, transform), make_domains(val, transform)

@@ -217,7 +217,7 @@ def test_the_training_evaluator_scores_in_inception_space(run: Path, weights: Pa
     from gankit.extensions.gan_evaluator import GANEvaluator
     from gankit.training.eval_mode import eval_mode
 
-    _, _, trainer, train = load_run(str(run), "cpu")
+    _, _, trainer, train, _ = load_run(str(run), "cpu")
     val = load_dataset("digits", "val")
     evaluator = GANEvaluator(val, train, feature_net=f"inception:{weights}", n=10, n_real=10)
     with eval_mode(*trainer.updater.raw_models.values()), torch.no_grad():

@@ -257,7 +257,7 @@ def test_cli_trains_and_resumes_with_two_processes(tmp_path):
          *common], env=_env(), capture_output=True, text=True, timeout=240)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stderr.count("resuming from") == 1
-    assert f"resuming from {out / 'snapshot_iter_4.pt'} (iteration 4," in second.stderr
+    assert f"resuming from {out / 'snapshot_iter_4.pt'} (iteration 4)" in second.stderr
     log = read_log(out / "log.json")
     assert [e["iteration"] for e in log] == [2, 4, 6]
     assert (out / "snapshot_iter_6.pt").is_file()

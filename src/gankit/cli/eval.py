@@ -100,7 +100,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from gankit.cli.runs import load_run
-    from gankit.data import load_dataset
     from gankit.extensions.ema import EMA
     from gankit.training.checkpoint import write_atomic
 
@@ -135,10 +134,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                 "kid and pr need the real features, which a statistics file (mu, sigma) does "
                 "not hold; score fid and is against it."
             )
-    cfg, recipe, trainer, train = load_run(str(run), args.device)
+    cfg, recipe, trainer, train, val = load_run(str(run), args.device)
     device = trainer.updater.device
-    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed,
-                       mode=cfg.data_mode)
     space = feature_space(train, val, feature_net=args.feature_net, device=device,
                           resize=args.resize or "pytorch-fid")
     names = parse_metrics(args.metrics, space, val)

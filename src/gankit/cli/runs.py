@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
 from gankit.training.updater import resolve_device
+
+if TYPE_CHECKING:
+    from gankit.cli.config import TrainConfig
+    from gankit.cli.recipes import Recipe
+    from gankit.data import ArrayDataset
+    from gankit.training import Trainer
 
 
 def seed_everything(seed: int) -> None:
@@ -38,26 +44,62 @@ def configure_threads() -> int:
     return threads
 
 
-def load_run(run_dir: str, device: str = "auto") -> tuple[Any, Any, Any, Any]:
-    """Rebuild a finished or stopped run from its directory: (cfg, recipe, trainer, train)."""
-    from gankit.cli.recipes import get_recipe
-    from gankit.cli.train import resolve_config
-    from gankit.data import load_dataset, take_fraction
-    from gankit.training import Trainer
+class Run(NamedTuple):
+    """A run assembled from its configuration."""
 
-    args = argparse.Namespace(resume=run_dir)
-    configure_threads()
-    cfg, _ = resolve_config(args)
-    cfg = cfg.merged({"device": str(resolve_device(device))})
+    cfg: TrainConfig
+    recipe: Recipe
+    trainer: Trainer
+    train: ArrayDataset
+    val: ArrayDataset
+
+
+def load_data(cfg: TrainConfig) -> tuple[ArrayDataset, ArrayDataset]:
+    """The run's training and held-out splits, each loaded once."""
+    from gankit.data import load_dataset
+
+    train, val = (load_dataset(cfg.data, split, image_size=cfg.image_size, seed=cfg.seed,
+                               mode=cfg.data_mode) for split in ("train", "val"))
+    return train, val
+
+
+def build_run(cfg: TrainConfig, train: ArrayDataset, val: ArrayDataset, *,
+              for_training: bool = False) -> Run:
+    """The one assembly of a run from its resolved configuration, for ``gankit train`` and
+    for ``gankit eval``/``sample``: the recipe's networks and updater, the trainer, and the
+    recipe's extensions and schedule. ``for_training`` also prepares the updater for its
+    devices (DDP, compile) and gives each rank its own noise; ``gankit train`` then adds the
+    logs, prints and snapshots."""
+    from gankit.cli.recipes import get_recipe, lr_schedule
+    from gankit.data import take_fraction
+    from gankit.training import Trainer
+    from gankit.training.distributed import prepare_updater, seed_rank
+
     recipe = get_recipe(cfg.recipe)
-    train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed,
-                         mode=cfg.data_mode)
-    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed,
-                       mode=cfg.data_mode)
+    seed_everything(cfg.seed)
+    # --train-fraction trains on part of the split; evaluators keep the whole split as the
+    # reference for their feature network and floor, so runs at any fraction share one scale.
     updater = recipe.build(cfg, take_fraction(train, cfg.train_fraction))
+    if for_training:
+        # A penalised discriminator takes a double backward, which compiled graphs lack.
+        penalised = getattr(updater, "penalty", "none") != "none"
+        prepare_updater(updater, compile=cfg.compile and [
+            name for name in updater.models if not (penalised and name.startswith("dis"))])
+        seed_rank(cfg.seed)  # same weights on every rank, different noise
     metadata = {"recipe": cfg.recipe, "data": cfg.data, "shape": list(train.shape)}
     trainer = Trainer(updater, cfg.stop_trigger(), cfg.out, metadata=metadata)
-    for ext in recipe.extensions(cfg, updater, train, val):
+    for ext in [*recipe.extensions(cfg, updater, train, val), *lr_schedule(cfg, updater)]:
         trainer.extend(ext)
-    trainer.resume(cfg.out)
-    return cfg, recipe, trainer, train
+    return Run(cfg, recipe, trainer, train, val)
+
+
+def load_run(run_dir: str, device: str = "auto") -> Run:
+    """Rebuild a finished or stopped run from its directory, at its newest snapshot."""
+    from gankit.cli.train import saved_config
+
+    configure_threads()
+    cfg = saved_config(Path(run_dir)).merged(
+        {"device": str(resolve_device(device)), "out": str(run_dir)})
+    run = build_run(cfg, *load_data(cfg))
+    run.trainer.resume(cfg.out)
+    return run

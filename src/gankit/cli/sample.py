@@ -20,7 +20,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise GankitError(f"output {output} must end in .npy or .png.")
     if not output.parent.is_dir():
         raise GankitError(f"the folder of {output} does not exist; create it first.")
-    _, recipe, trainer, train = load_run(args.run, args.device)
+    _, recipe, trainer, train, _ = load_run(args.run, args.device)
     samples = recipe.sample(trainer, args.n, args.seed).cpu()
     if output.suffix == ".npy":
         arr = train.denormalize(samples) if train.kind == "image" else samples.numpy()

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from gankit.cli.config import TrainConfig, load_toml
-from gankit.cli.runs import configure_threads, seed_everything
+from gankit.cli.runs import build_run, configure_threads, load_data
 from gankit.errors import GankitError
 from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
 from gankit.training.updater import resolve_device
@@ -34,7 +34,8 @@ def _check_writable(out: Path) -> None:
         ) from None
 
 
-def _saved_config(run: Path) -> TrainConfig:
+def saved_config(run: Path) -> TrainConfig:
+    """The configuration a run directory's config.json holds."""
     cfg_file = run / "config.json"
     try:
         saved = json.loads(cfg_file.read_text())
@@ -75,7 +76,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
                     f"{run} holds snapshots but no config.json; choose another --out."
                 )
             return TrainConfig().merged(explicit), False
-    cfg = _saved_config(run)
+    cfg = saved_config(run)
     changed = sorted(k for k, v in explicit.items()
                      if k not in RESUMABLE_CHANGES and k != "out" and v != getattr(cfg, k))
     if changed:
@@ -98,36 +99,24 @@ def _toml_keys(path: str) -> set[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gankit.cli.recipes import get_recipe, interval_trigger, lr_schedule
-    from gankit.data import load_dataset, take_fraction
+    from gankit.cli.recipes import get_recipe, interval_trigger
     from gankit.extensions import (
         FailOnNonFinite,
         LogReport,
         PlotReport,
         PrintReport,
         ProgressBar,
-        SampleGrid,
         Snapshot,
     )
     from gankit.extensions.fail_on_non_finite import NonFiniteError
     from gankit.extensions.snapshot import WallClockTrigger, parse_duration
-    from gankit.training import Trainer
-    from gankit.training.distributed import (
-        barrier,
-        cleanup,
-        init_distributed,
-        prepare_updater,
-        seed_rank,
-    )
+    from gankit.training.distributed import barrier, cleanup, init_distributed
     from gankit.training.triggers import get_stop_trigger
 
     cfg, resuming = resolve_config(args)
     cfg.validate()
     recipe = get_recipe(cfg.recipe)
-    train = load_dataset(cfg.data, "train", image_size=cfg.image_size, seed=cfg.seed,
-                         mode=cfg.data_mode)
-    val = load_dataset(cfg.data, "val", image_size=cfg.image_size, seed=cfg.seed,
-                       mode=cfg.data_mode)
+    train, val = load_data(cfg)
     if cfg.conditional and (train.y is None or train.n_classes < 2):
         raise GankitError(
             f"--conditional needs labelled data with at least 2 classes, but {cfg.data} has "
@@ -149,24 +138,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(cfg.out)
     configure_threads()
 
-    seed_everything(cfg.seed)
-    # --train-fraction trains on part of the split; evaluators keep the whole split as the
-    # reference for their feature network and floor, so runs at any fraction share one scale.
-    updater = recipe.build(cfg.merged({"device": str(device)}),
-                           take_fraction(train, cfg.train_fraction))
-    # A penalised discriminator takes a double backward, which compiled graphs do not support.
-    penalised = getattr(updater, "penalty", "none") != "none"
-    prepare_updater(updater, compile=cfg.compile and [
-        name for name in updater.models if not (penalised and name.startswith("dis"))])
-    seed_rank(cfg.seed)  # same weights on every rank, different noise
-    metadata = {"recipe": cfg.recipe, "data": cfg.data, "shape": list(train.shape)}
-    trainer = Trainer(updater, cfg.stop_trigger(), out, metadata=metadata)
+    trainer = build_run(cfg.merged({"device": str(device)}), train, val,
+                        for_training=True).trainer
+    updater = trainer.updater
     quiet = getattr(args, "quiet", False)
     trainer.extend(FailOnNonFinite())
-    for ext in [*recipe.extensions(cfg, updater, train, val), *lr_schedule(cfg, updater)]:
-        trainer.extend(ext)
-        if isinstance(ext, SampleGrid):
-            ext.keep = cfg.keep_samples
     trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.log_every)))
     # Plots on the sample grid's slower interval (and at the end): drawing costs ~0.1 s.
     plot_every = interval_trigger(cfg, cfg.sample_every or cfg.log_every)

@@ -61,7 +61,7 @@ def test_train_resume_sample(tmp_path: Path, recipe: str, own: list[str],
         for key, value in resumed[name].items():
             torch.testing.assert_close(value, direct[name][key], msg=f"{name}.{key}")
 
-    _, _, trainer, _ = load_run(str(out), "cpu")
+    _, _, trainer, _, _ = load_run(str(out), "cpu")
     assert {k: getattr(trainer.updater, k) for k in attrs} == attrs
 
     npy, again, png = tmp_path / "s.npy", tmp_path / "again.npy", tmp_path / "s.png"
@@ -102,7 +102,7 @@ def test_cyclegan_samples_are_translations_of_held_out_images(tmp_path: Path) ->
     out = tmp_path / "run"
     assert main(["train", "--recipe", "cyclegan", *TINY, "--iterations", "2",
                  "--out", str(out)]) == 0
-    _, recipe, trainer, _ = load_run(str(out), "cpu")
+    _, recipe, trainer, _, _ = load_run(str(out), "cpu")
     n = 160  # more than the 150 held-out A images: they are used again
     samples = recipe.sample(trainer, n, seed=0)
     assert samples.shape == (n, 1, 8, 8)

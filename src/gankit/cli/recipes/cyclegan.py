@@ -87,7 +87,8 @@ class CycleGANRecipe(Recipe):
             return torch.cat([a.to(device), fake_b, translate(f, fake_b),
                               b.to(device), fake_a, translate(g, fake_a)])
 
-        grid = SampleGrid(make_samples, nrow=10, trigger=interval_trigger(cfg, cfg.sample_every))
+        grid = SampleGrid(make_samples, nrow=10, trigger=interval_trigger(cfg, cfg.sample_every),
+                          keep=cfg.keep_samples)
         return [evaluator, grid]
 
     def sample(self, trainer: Trainer, n: int, seed: int) -> torch.Tensor:

@@ -95,7 +95,8 @@ class DCGANRecipe(Recipe):
         real = val.x[:2500] if train.kind == "points" else None
         exts.append(SampleGrid(fixed_noise_samples(n, seed=cfg.seed), real=real,
                                nrow=10 if n == 100 else None,
-                               trigger=interval_trigger(cfg, cfg.sample_every)))
+                               trigger=interval_trigger(cfg, cfg.sample_every),
+                               keep=cfg.keep_samples))
         # Held-out losses always; metrics where a feature space needs no user input (points,
         # labelled images), scored with each sample grid and at the end, and the best-FID
         # model kept in best_fid.pt. About 0.15 s of CPU per evaluation on the digits demo

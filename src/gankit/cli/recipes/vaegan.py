@@ -77,7 +77,8 @@ class VAEGANRecipe(Recipe):
             return torch.cat([x, rec, prior])
 
         exts.append(SampleGrid(make_samples, nrow=10,
-                               trigger=interval_trigger(cfg, cfg.sample_every)))
+                               trigger=interval_trigger(cfg, cfg.sample_every),
+                               keep=cfg.keep_samples))
         return exts
 
     def sample(self, trainer: Trainer, n: int, seed: int) -> torch.Tensor:
