@@ -49,7 +49,9 @@ def launch(argv: Sequence[str], nproc: int, *, script: str | None = None) -> int
             return 2
         # The agent SIGTERMs the survivors after the first failure: blame a rank it did not stop.
         causes = [r for r, f in failures.items() if f.exitcode != -signal.SIGTERM] or failures
-        rank = min(causes, key=lambda r: (failures[r].timestamp, r))
+        # A rank killed by a signal (an OOM kill, say) is the cause of the others' failed
+        # collectives, even when one of those exited first.
+        rank = min(causes, key=lambda r: (failures[r].exitcode >= 0, failures[r].timestamp, r))
         failure = failures[rank]
         how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0
                else f"exited with status {failure.exitcode}")

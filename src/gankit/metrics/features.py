@@ -459,7 +459,7 @@ def extract_features(
     outs = []
     with eval_mode(*([module] if module is not None else [])), torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
-            check_stop()
+            check_stop(uneven=True)  # each rank extracts its own share
             out = net(to_unit(x[start : start + batch_size].to(device)))
             outs.append(out.reshape(out.shape[0], -1).to(x.device))
     return torch.cat(outs)

@@ -56,11 +56,18 @@ def stop_requested() -> bool:
     return _pending is not None
 
 
-def check_stop() -> None:
-    """Raise :class:`StopRequested` if a stop is pending (on any rank when distributed)."""
+def check_stop(*, uneven: bool = False) -> None:
+    """Raise :class:`StopRequested` if a stop is pending (on any rank when distributed).
+
+    ``uneven=True`` marks a loop whose number of polls differs between ranks (each rank's
+    share of the samples): a distributed run does not poll there, since the collective would
+    pair one rank's poll with another's gather. The next even poll catches the stop.
+    """
     from gankit.training.distributed import any_rank, is_distributed
 
     if is_distributed():
+        if uneven:
+            return
         if any_rank(_pending is not None):
             raise StopRequested(_pending if _pending is not None else int(signal.SIGTERM))
     elif _pending is not None:
