@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-from types import FrameType
 
 from gankit.data.archive import prepare_folder
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds through prepare_folder, which removes its partial output
+from gankit.errors import GankitError
+from gankit.training import stop
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    # TODO(issue 14): poll gankit.training.stop's pending-stop flag (should_stop=) once it
-    # exists; until then SIGINT/SIGTERM interrupt a prepare here, and either way no partial
-    # archive is left under the output's name.
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        summary = prepare_folder(args.src, args.out, image_size=args.image_size,
-                                 workers=args.workers, fmt=args.fmt, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(f"\ngankit prepare: interrupted; nothing was written to {args.out}",
-              file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGINT/SIGTERM/SIGUSR1 set gankit's stop flag, which prepare_folder polls about once a
+    # second; it then removes its partial output, so no archive is left under OUT's name.
+    with stop.handle_signals():
+        try:
+            summary = prepare_folder(args.src, args.out, image_size=args.image_size,
+                                     workers=args.workers, fmt=args.fmt,
+                                     progress=not args.quiet, should_stop=stop.stop_requested)
+        except GankitError:
+            signum = stop.pending_signal()
+            if signum is None:
+                raise
+            print(f"\ngankit prepare: stopped by signal {signum}; nothing was written to "
+                  f"{args.out}", file=sys.stderr)
+            return 128 + signum
     c, h, w = summary["shape"]
     spec = f"{summary['format']}:{args.out}"
     labels = f", {summary['classes']} classes" if summary["classes"] else ""
