@@ -23,13 +23,16 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gankit.errors import GankitError
-from gankit.models.dcgan import NoiseSampling, _check_labels, _check_positive
 from gankit.models.layers import (
     DBlock,
     GBlock,
+    NoiseSampling,
     SelfAttention,
     VectorBatchNorm2d,
     apply_spectral_norm,
+    check_labels,
+    check_positive,
+    projection_logits,
 )
 from gankit.models.resnet import discriminator_plan, resnet_layout
 
@@ -86,7 +89,7 @@ class BigGANGenerator(NoiseSampling, nn.Module):
                  width: int = 96, n_classes: int = 0, shared_dim: int = 128,
                  attention: int | None = None) -> None:
         super().__init__()
-        _check_positive(n_classes, z_dim=z_dim, width=width, shared_dim=shared_dim)
+        check_positive(n_classes, z_dim=z_dim, width=width, shared_dim=shared_dim)
         bottom, widths, _ = _layout(shape, width)
         n_up = len(widths) - 1
         if z_dim < n_up + 1:
@@ -116,7 +119,7 @@ class BigGANGenerator(NoiseSampling, nn.Module):
         apply_spectral_norm(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        _check_labels(y, self.n_classes, type(self).__name__)
+        check_labels(y, self.n_classes, type(self).__name__)
         zs = z.split(self.z_chunks, dim=1)
         h = self.project(zs[0]).view(z.shape[0], -1, self.bottom, self.bottom)
         shared = self.shared(y) if self.shared is not None else None
@@ -139,7 +142,7 @@ class BigGANDiscriminator(nn.Module):
     def __init__(self, shape: tuple[int, int, int] = (3, 32, 32), width: int = 96,
                  n_classes: int = 0, attention: int | None = None) -> None:
         super().__init__()
-        _check_positive(n_classes, width=width)
+        check_positive(n_classes, width=width)
         _, _, plan = _layout(shape, width)
         self.n_classes, self.shape = n_classes, tuple(int(d) for d in shape)
         self.attention = default_attention(self.shape[1]) if attention is None else attention
@@ -169,9 +172,5 @@ class BigGANDiscriminator(nn.Module):
         return self.blocks(x).relu().sum(dim=(2, 3))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        _check_labels(y, self.n_classes, type(self).__name__)
-        h = self.features(x)
-        out = self.head(h).squeeze(1)
-        if self.embed is not None:
-            out = out + (self.embed(y) * h).sum(dim=1)
-        return out
+        check_labels(y, self.n_classes, type(self).__name__)
+        return projection_logits(self.head, self.embed, self.features(x), y)

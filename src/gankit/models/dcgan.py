@@ -8,14 +8,19 @@ both networks, so they mirror each other, as in Radford et al. 2015.
 
 from __future__ import annotations
 
-import operator
-from typing import Any, cast
-
 import torch
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
-from gankit.models.layers import NORMS, apply_spectral_norm
+from gankit.models.layers import (
+    NORMS,
+    NoiseSampling,
+    apply_spectral_norm,
+    check_labels,
+    check_positive,
+    image_dims,
+    projection_logits,
+)
 
 __all__ = ["DCGANDiscriminator", "DCGANGenerator", "image_levels"]
 
@@ -27,16 +32,7 @@ def image_levels(shape: tuple[int, int, int]) -> tuple[int, int]:
     Halves as often as possible while the side stays >= 3, so 12 gives (3, 2) and 64 gives
     (4, 4). Raises GankitError for shapes the DCGAN networks cannot handle.
     """
-    dims: tuple[Any, ...]
-    try:  # accept numpy integers and torch.Size too, but not floats
-        dims = tuple(operator.index(d) for d in shape)
-    except TypeError:
-        dims = tuple(shape)
-    if len(dims) != 3 or any(not isinstance(d, int) or d < 1 for d in dims):
-        raise GankitError(
-            f"image shape {dims} is not (channels, height, width) with positive integers; "
-            "pass e.g. (1, 28, 28)"
-        )
+    dims = image_dims(shape, example="(1, 28, 28)")
     _, h, w = dims
     s0, k = h, 0
     while s0 % 2 == 0 and s0 // 2 >= 3:
@@ -68,44 +64,6 @@ def _dcgan_init(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _check_labels(y: Tensor | None, n_classes: int, who: str) -> None:
-    if n_classes > 0 and y is None:
-        raise GankitError(
-            f"{who} was built with n_classes={n_classes} and needs class labels; call it "
-            "as model(x, y) with y a LongTensor of shape (batch,)"
-        )
-    if n_classes == 0 and y is not None:
-        raise GankitError(
-            f"{who} is unconditional (n_classes=0) but got labels; build it with "
-            "n_classes > 0 or call it without y"
-        )
-
-
-def _check_positive(n_classes: int = 0, **values: int) -> None:
-    for name, v in values.items():
-        if v < 1:
-            raise GankitError(f"{name}={v} must be a positive integer")
-    if n_classes < 0:
-        raise GankitError(f"n_classes={n_classes} must be 0 (unconditional) or the class count")
-
-
-class NoiseSampling:
-    """``sample_z`` for generators with a ``z_dim`` attribute."""
-
-    z_dim: int
-
-    def sample_z(
-        self,
-        n: int,
-        device: torch.device | str | None = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Draw ``n`` standard-normal noise vectors, on the model's device by default."""
-        if device is None:
-            device = next(cast(nn.Module, self).parameters()).device
-        return torch.randn(n, self.z_dim, device=device, generator=generator)
-
-
 class DCGANGenerator(NoiseSampling, nn.Module):
     """Maps noise ``z`` of shape (B, z_dim) to images (B, C, H, W) in [-1, 1].
 
@@ -122,7 +80,7 @@ class DCGANGenerator(NoiseSampling, nn.Module):
         n_classes: int = 0,
     ) -> None:
         super().__init__()
-        _check_positive(n_classes, z_dim=z_dim, base=base)
+        check_positive(n_classes, z_dim=z_dim, base=base)
         s0, k = image_levels(shape)
         c, h, w = (int(d) for d in shape)
         shape = (c, h, w)
@@ -150,7 +108,7 @@ class DCGANGenerator(NoiseSampling, nn.Module):
         _dcgan_init(self)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        _check_labels(y, self.n_classes, type(self).__name__)
+        check_labels(y, self.n_classes, type(self).__name__)
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], dim=1)
         return self.to_image(self.blocks(self.project(z)))
@@ -177,7 +135,7 @@ class DCGANDiscriminator(nn.Module):
         super().__init__()
         if norm not in NORMS:
             raise GankitError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
-        _check_positive(n_classes, base=base)
+        check_positive(n_classes, base=base)
         s0, k = image_levels(shape)
         c, h, w = (int(d) for d in shape)
         shape = (c, h, w)
@@ -210,9 +168,5 @@ class DCGANDiscriminator(nn.Module):
         return self.body(x).flatten(start_dim=1)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        _check_labels(y, self.n_classes, type(self).__name__)
-        h = self.features(x)
-        out = self.head(h).squeeze(1)
-        if self.embed is not None:
-            out = out + (self.embed(y) * h).sum(dim=1)
-        return out
+        check_labels(y, self.n_classes, type(self).__name__)
+        return projection_logits(self.head, self.embed, self.features(x), y)

@@ -4,12 +4,16 @@ equalized learning rate and modulated convolution."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+from gankit.errors import GankitError
 
 __all__ = [
     "NORMS",
@@ -19,13 +23,18 @@ __all__ = [
     "EqualLinear",
     "GBlock",
     "ModulatedConv2d",
+    "NoiseSampling",
     "PlainBatchNorm2d",
     "SelfAttention",
     "VectorBatchNorm2d",
     "apply_spectral_norm",
     "blur_downsample",
+    "check_labels",
+    "check_positive",
+    "image_dims",
     "lrelu_gain",
     "modulated_conv2d",
+    "projection_logits",
     "upsample_2x",
 ]
 
@@ -323,3 +332,71 @@ class SelfAttention(nn.Module):
         attn = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (n, hw, hw/4)
         o = (v @ attn.transpose(1, 2)).view(n, self.v_channels, h, w)
         return x + self.gamma * self.o(o)
+
+
+# ------------------------------------------------------------ what every network checks
+def image_dims(shape: Sequence[int], *, example: str) -> tuple[int, int, int]:
+    """``shape`` as ``(C, H, W)`` of positive integers (numpy ints and torch.Size too, not
+    floats); GankitError naming it otherwise, with ``example`` as the fix."""
+    dims: tuple[Any, ...]
+    try:
+        dims = tuple(operator.index(d) for d in shape)
+    except TypeError:
+        dims = tuple(shape)
+    if len(dims) != 3 or any(not isinstance(d, int) or d < 1 for d in dims):
+        raise GankitError(
+            f"image shape {dims} is not (channels, height, width) with positive integers; "
+            f"pass e.g. {example}"
+        )
+    c, h, w = dims
+    return c, h, w
+
+
+def projection_logits(head: nn.Module, embed: nn.Module | None, h: Tensor,
+                      y: Tensor | None) -> Tensor:
+    """A projection discriminator's output (Miyato & Koyama 2018): ``head(h)`` plus, when
+    conditional, the inner product of the class embedding with the features ``h``."""
+    out = head(h).squeeze(1)
+    if embed is not None:
+        out = out + (embed(y) * h).sum(dim=1)
+    return out
+
+
+def check_labels(y: Tensor | None, n_classes: int, who: str) -> None:
+    """Refuse labels to an unconditional network, and a conditional one called without."""
+    if n_classes > 0 and y is None:
+        raise GankitError(
+            f"{who} was built with n_classes={n_classes} and needs class labels; call it "
+            "as model(x, y) with y a LongTensor of shape (batch,)"
+        )
+    if n_classes == 0 and y is not None:
+        raise GankitError(
+            f"{who} is unconditional (n_classes=0) but got labels; build it with "
+            "n_classes > 0 or call it without y"
+        )
+
+
+def check_positive(n_classes: int = 0, **values: int) -> None:
+    """Refuse non-positive sizes and a negative class count, naming the argument."""
+    for name, v in values.items():
+        if v < 1:
+            raise GankitError(f"{name}={v} must be a positive integer")
+    if n_classes < 0:
+        raise GankitError(f"n_classes={n_classes} must be 0 (unconditional) or the class count")
+
+
+class NoiseSampling:
+    """``sample_z`` for generators with a ``z_dim`` attribute."""
+
+    z_dim: int
+
+    def sample_z(
+        self,
+        n: int,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Draw ``n`` standard-normal noise vectors, on the model's device by default."""
+        if device is None:
+            device = next(cast(nn.Module, self).parameters()).device
+        return torch.randn(n, self.z_dim, device=device, generator=generator)

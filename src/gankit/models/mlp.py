@@ -8,8 +8,13 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
-from gankit.models.dcgan import NoiseSampling, _check_labels, _check_positive
-from gankit.models.layers import apply_spectral_norm
+from gankit.models.layers import (
+    NoiseSampling,
+    apply_spectral_norm,
+    check_labels,
+    check_positive,
+    projection_logits,
+)
 
 __all__ = ["MLPDiscriminator", "MLPGenerator"]
 
@@ -41,7 +46,7 @@ class MLPGenerator(NoiseSampling, nn.Module):
         n_classes: int = 0,
     ) -> None:
         super().__init__()
-        _check_positive(n_classes, z_dim=z_dim, out_dim=out_dim, hidden=hidden, depth=depth)
+        check_positive(n_classes, z_dim=z_dim, out_dim=out_dim, hidden=hidden, depth=depth)
         self.z_dim, self.n_classes, self.shape = z_dim, n_classes, (out_dim,)
         self.embed = nn.Embedding(n_classes, z_dim) if n_classes > 0 else None
         in_dim = z_dim * (2 if n_classes > 0 else 1)
@@ -49,7 +54,7 @@ class MLPGenerator(NoiseSampling, nn.Module):
         self.out = nn.Linear(hidden, out_dim)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        _check_labels(y, self.n_classes, type(self).__name__)
+        check_labels(y, self.n_classes, type(self).__name__)
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], dim=1)
         return self.out(self.body(z))
@@ -74,7 +79,7 @@ class MLPDiscriminator(nn.Module):
         super().__init__()
         if norm not in _NORMS:
             raise GankitError(f"unknown norm {norm!r}; choose one of: {', '.join(_NORMS)}")
-        _check_positive(n_classes, in_dim=in_dim, hidden=hidden, depth=depth)
+        check_positive(n_classes, in_dim=in_dim, hidden=hidden, depth=depth)
         self.n_classes, self.shape, self.norm = n_classes, (in_dim,), norm
         self.body = _hidden_stack(in_dim, hidden, depth, lambda: nn.LeakyReLU(0.2, inplace=True))
         self.feature_dim = hidden
@@ -91,9 +96,5 @@ class MLPDiscriminator(nn.Module):
         return self.body(x)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        _check_labels(y, self.n_classes, type(self).__name__)
-        h = self.features(x)
-        out = self.head(h).squeeze(1)
-        if self.embed is not None:
-            out = out + (self.embed(y) * h).sum(dim=1)
-        return out
+        check_labels(y, self.n_classes, type(self).__name__)
+        return projection_logits(self.head, self.embed, self.features(x), y)

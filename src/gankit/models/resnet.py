@@ -25,13 +25,16 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from gankit.errors import GankitError
-from gankit.models.dcgan import NoiseSampling, _check_labels, _check_positive
 from gankit.models.layers import (
     ClassBatchNorm2d,
     DBlock,
     GBlock,
+    NoiseSampling,
     PlainBatchNorm2d,
     apply_spectral_norm,
+    check_labels,
+    check_positive,
+    projection_logits,
 )
 
 __all__ = ["RESNET_SIZES", "ResNetDiscriminator", "ResNetGenerator", "resnet_layout"]
@@ -109,7 +112,7 @@ class ResNetGenerator(NoiseSampling, nn.Module):
         super().__init__()
         bottom, n_up, cifar = resnet_layout(shape)
         width = width if width is not None else (128 if cifar else 64)
-        _check_positive(n_classes, z_dim=z_dim, width=width)
+        check_positive(n_classes, z_dim=z_dim, width=width)
         self.z_dim, self.n_classes, self.shape = z_dim, n_classes, tuple(int(d) for d in shape)
         widths = generator_widths(2 * width if cifar else width, n_up, cifar)
         self.bottom = bottom
@@ -126,7 +129,7 @@ class ResNetGenerator(NoiseSampling, nn.Module):
         _xavier(self.to_image, 1.0)
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        _check_labels(y, self.n_classes, type(self).__name__)
+        check_labels(y, self.n_classes, type(self).__name__)
         h = self.project(z).view(z.shape[0], -1, self.bottom, self.bottom)
         for block in self.blocks:
             h = block(h, y)
@@ -150,7 +153,7 @@ class ResNetDiscriminator(nn.Module):
                               f"not {norm!r}")
         _, _, cifar = resnet_layout(shape)
         width = width if width is not None else (128 if cifar else 64)
-        _check_positive(n_classes, width=width)
+        check_positive(n_classes, width=width)
         self.n_classes, self.shape, self.norm = n_classes, tuple(int(d) for d in shape), norm
         plan = discriminator_plan(self.shape[1], width, cifar)
         self.blocks = nn.Sequential(
@@ -174,9 +177,5 @@ class ResNetDiscriminator(nn.Module):
         return torch.relu(self.blocks(x)).sum(dim=(2, 3))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        _check_labels(y, self.n_classes, type(self).__name__)
-        h = self.features(x)
-        out = self.head(h).squeeze(1)
-        if self.embed is not None:
-            out = out + (self.embed(y) * h).sum(dim=1)
-        return out
+        check_labels(y, self.n_classes, type(self).__name__)
+        return projection_logits(self.head, self.embed, self.features(x), y)

@@ -20,17 +20,19 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
 
 import torch
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
-from gankit.models.dcgan import NoiseSampling, _check_labels, _check_positive
 from gankit.models.layers import (
     EqualConv2d,
     EqualLinear,
     ModulatedConv2d,
+    NoiseSampling,
+    check_labels,
+    check_positive,
+    image_dims,
     lrelu_gain,
     upsample_2x,
 )
@@ -53,16 +55,7 @@ def stylegan2_levels(shape: tuple[int, int, int]) -> int:
 
     Square, power-of-two sides from 16 to 256. Raises GankitError otherwise.
     """
-    dims: tuple[object, ...]
-    try:  # accept numpy integers and torch.Size too, but not floats
-        dims = tuple(operator.index(d) for d in shape)
-    except TypeError:
-        dims = tuple(shape)
-    if len(dims) != 3 or any(not isinstance(d, int) or d < 1 for d in dims):
-        raise GankitError(
-            f"image shape {dims} is not (channels, height, width) with positive integers; "
-            "pass e.g. (3, 32, 32)"
-        )
+    dims = image_dims(shape, example="(3, 32, 32)")
     _, h, w = dims
     if h != w or h not in (16, 32, 64, 128, 256):
         raise GankitError(
@@ -254,7 +247,7 @@ class StyleGAN2Generator(NoiseSampling, nn.Module):
     ) -> None:
         super().__init__()
         w_dim = z_dim if w_dim is None else w_dim
-        _check_positive(n_classes, z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers,
+        check_positive(n_classes, z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers,
                         channel_base=channel_base, channel_max=channel_max)
         if not 0.0 <= mixing_prob <= 1.0:
             raise GankitError(f"mixing_prob={mixing_prob} must be between 0 and 1")
@@ -278,7 +271,7 @@ class StyleGAN2Generator(NoiseSampling, nn.Module):
     def ws(self, z: Tensor, y: Tensor | None = None, *,
            truncation_psi: float | None = None) -> Tensor:
         """The per-layer styles (B, num_ws, w_dim) for ``z`` (mixing, w_avg, truncation)."""
-        _check_labels(y, self.n_classes, type(self).__name__)
+        check_labels(y, self.n_classes, type(self).__name__)
         w = self.mapping(z, y)
         if self.training:
             with torch.no_grad():
@@ -370,7 +363,7 @@ class StyleGAN2Discriminator(nn.Module):
         mbstd_channels: int = 1,
     ) -> None:
         super().__init__()
-        _check_positive(n_classes, channel_base=channel_base, channel_max=channel_max,
+        check_positive(n_classes, channel_base=channel_base, channel_max=channel_max,
                         mbstd_group=mbstd_group, mbstd_channels=mbstd_channels)
         levels = stylegan2_levels(shape)
         shape = (int(shape[0]), int(shape[1]), int(shape[2]))
@@ -396,7 +389,7 @@ class StyleGAN2Discriminator(nn.Module):
         return self.fc(self.conv(h).flatten(start_dim=1))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        _check_labels(y, self.n_classes, type(self).__name__)
+        check_labels(y, self.n_classes, type(self).__name__)
         h = self.features(x)
         out = self.out(h).squeeze(1)
         if self.embed is not None:
