@@ -113,7 +113,7 @@ class Recipe:
 
 
 def image_shape(data: ArrayDataset | UnpairedDomains) -> tuple[int, int, int]:
-    """``(C, H, W)`` of image data (checked by ``check_images`` before)."""
+    """``(C, H, W)`` of image data (``Recipe.check`` has refused other kinds)."""
     c, h, w = data.shape
     return c, h, w
 
