@@ -56,8 +56,8 @@ def run_method(name: str, augment: str, args: argparse.Namespace, out: Path,
     ])
     train_s = time.perf_counter() - start
     _gankit(["eval", str(run), "--metrics", "fid,kid", "-n", str(args.n)])
-    metrics = json.loads((run / "metrics.json").read_text())
-    log = json.loads((run / "log.json").read_text())
+    metrics = json.loads((run / "metrics.json").read_text())["records"][-1]
+    log = [json.loads(line) for line in (run / "log.json").read_text().splitlines() if line]
     return {"fid": metrics["metrics"]["fid"], "kid": metrics["metrics"]["kid"],
             "floor_fid": metrics["floor"]["fid"], "floor_kid": metrics["floor"]["kid"],
             "p": log[-1].get("aug/p", float("nan")), "train_s": train_s}

@@ -73,7 +73,11 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 BATCH = 256
 HIDDEN = 128
 Z_DIM = 2
-N_POINTS = BATCH * 64  # 64 batches per epoch
+# One epoch longer than any run here (2,048 batches): a torch RandomSampler draws one more
+# permutation when a `for` loop exhausts its iterator, which gankit's Updater (it stops after
+# len(loader) batches) never asks for, so across an epoch boundary the variants would see
+# different batches and the same-work check below would rightly refuse to compare them.
+N_POINTS = BATCH * 2048
 SEED = 0
 KEYS = ("dis/loss", "dis/real", "dis/fake", "gen/loss")
 PLOT_KEYS = ("gen/loss", "dis/loss")
@@ -395,7 +399,10 @@ def process_run(variant: str, steps: int, log_every: int, folder: Path) -> tuple
 def same_work(names: list[str], folders: list[Path]) -> None:
     """Refuse to compare variants that did not train the same way: same seed, same data order
     and the same step give the same logged losses, to float rounding."""
-    logs = [json.loads((f / "log.json").read_text()) for f in folders]
+    from gankit.extensions.log_report import read_log
+
+    # gankit appends JSON lines; the peers and the raw loop rewrite one JSON array.
+    logs = [read_log(f / "log.json") for f in folders]
     for name, log in zip(names, logs, strict=True):
         for mine, raw in zip(log, logs[0], strict=True):
             if any(abs(mine[k] - raw[k]) > 1e-5 * (1 + abs(raw[k])) for k in PLOT_KEYS):
