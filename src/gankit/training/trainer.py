@@ -185,10 +185,13 @@ class Trainer:
                         if self.stop_trigger(self):
                             break
                         self.observation = {}
-                        with report_scope(self.observation):
-                            self.updater.update()
                         first = -1
-                    if not self._run_extensions(entries, first):
+                    # One scope per iteration: the update and the extensions report into it.
+                    with report_scope(self.observation):
+                        if first < 0:
+                            self.updater.update()
+                        completed = self._run_extensions(entries, first)
+                    if not completed:
                         break
                     if self._stop_now():
                         self._stopped(stop.pending_signal())
@@ -208,19 +211,18 @@ class Trainer:
         """Call the extensions whose trigger fires; False when a stop abandoned one.
 
         ``first >= 0`` resumes an abandoned iteration: that extension's trigger has fired
-        already (and is not asked again), the ones before it have run.
+        already (and is not asked again), the ones before it have run. Runs inside the
+        iteration's report scope.
         """
-        start = max(first, 0)
-        with report_scope(self.observation):
-            for i in range(start, len(entries)):
-                e = entries[i]
-                if i == first or e.trigger(self):
-                    try:
-                        e.extension(self)
-                    except stop.StopRequested as req:
-                        self._pending = (i, self._name_of(e))
-                        self._stopped(req.signum)
-                        return False
+        for i in range(max(first, 0), len(entries)):
+            e = entries[i]
+            if i == first or e.trigger(self):
+                try:
+                    e.extension(self)
+                except stop.StopRequested as req:
+                    self._pending = (i, self._name_of(e))
+                    self._stopped(req.signum)
+                    return False
         return True
 
     def _stop_now(self) -> bool:
