@@ -1,5 +1,6 @@
-"""``--arch resnet|biggan`` end to end on shapes32: train, resume bitwise, sample, eval; the
-paper defaults in config.json; bf16 and --compile; options that cannot apply."""
+"""``--arch resnet|biggan|stylegan2`` end to end on shapes32: train, resume bitwise, sample,
+eval; the paper defaults in config.json; lazy regularisation; truncation; bf16 and --compile;
+options that cannot apply."""
 
 from __future__ import annotations
 
@@ -20,7 +21,12 @@ from gankit.extensions.log_report import read_log
 from gankit.training.checkpoint import load_state
 
 SMALL = {"resnet": ["--width", "4", "--z-dim", "8"],
-         "biggan": ["--width", "2", "--z-dim", "8", "--conditional"]}
+         "biggan": ["--width", "2", "--z-dim", "8", "--conditional"],
+         # R1 every 2nd D step and the path length every 4th G step, so both lazy terms and
+         # the path-length mean are in the resumed state
+         "stylegan2": ["--width", "8", "--z-dim", "8", "--penalty-every", "2",
+                       "--path-length", "2"]}
+LOSS = {"resnet": "hinge", "biggan": "hinge", "stylegan2": "ns"}
 
 
 @pytest.fixture
@@ -47,7 +53,7 @@ def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: tree}
 
 
-@pytest.mark.parametrize("arch", ["resnet", "biggan"])
+@pytest.mark.parametrize("arch", ["resnet", "biggan", "stylegan2"])
 def test_arch_trains_resumes_bitwise_samples_and_evaluates(tmp_path: Path, small_shapes: None,
                                                            arch: str) -> None:
     straight, split = tmp_path / "straight", tmp_path / "split"
@@ -57,7 +63,10 @@ def test_arch_trains_resumes_bitwise_samples_and_evaluates(tmp_path: Path, small
     a = load_state(straight / "snapshot_iter_4.pt")
     b = load_state(split / "snapshot_iter_4.pt")
     fa, fb = _flat(a["updater"]), _flat(b["updater"])
-    assert fa.keys() == fb.keys() and any("parametrizations" in k for k in fa)
+    assert fa.keys() == fb.keys()
+    # spectral norm's u vectors (resnet, biggan) and the path-length mean (stylegan2) resume too
+    assert any(("path_length_mean" if arch == "stylegan2" else "parametrizations") in k
+               for k in fa)
     ea, eb = _flat(a["extensions"]), _flat(b["extensions"])
     assert any(k.startswith("/EMA/extension/average/") for k in ea)
     for key, value in [*fa.items(), *ea.items()]:
@@ -65,7 +74,7 @@ def test_arch_trains_resumes_bitwise_samples_and_evaluates(tmp_path: Path, small
             assert torch.equal(value, {**fb, **eb}[key]), key
 
     config = json.loads((straight / "config.json").read_text())
-    assert config["arch"] == arch and config["loss"] == "hinge" and config["n_dis"] == 2
+    assert config["arch"] == arch and config["loss"] == LOSS[arch] and config["n_dis"] == 2
     log = read_log(straight / "log.json")
     assert [e["iteration"] for e in log] == [2, 4]
     assert all(np.isfinite(e["dis/loss"]) for e in log) and "val/fid" in log[-1]
@@ -105,24 +114,90 @@ def test_defaults_fill_only_what_the_user_left_out(tmp_path: Path, small_shapes:
         0.95, 5, 0.0, 2)
 
 
-def test_resnet_in_bf16(tmp_path: Path, small_shapes: None) -> None:
+@pytest.mark.parametrize("arch", ["resnet", "stylegan2"])
+def test_arch_in_bf16(tmp_path: Path, small_shapes: None, arch: str) -> None:
     out = tmp_path / "run"
-    assert _train(out, "resnet", 2, "--precision", "bf16") == 0
+    assert _train(out, arch, 2, "--precision", "bf16") == 0
     log = read_log(out / "log.json")
     assert np.isfinite(log[-1]["gen/loss"]) and np.isfinite(log[-1]["dis/loss"])
 
 
-def test_resnet_compiled(tmp_path: Path, small_shapes: None,
-                         monkeypatch: pytest.MonkeyPatch) -> None:
-    # Dynamo traces the networks (spectral-norm parametrizations included) with its eager
-    # backend; Inductor's C++ build would take minutes on this machine's CPU.
+@pytest.mark.parametrize("arch", ["resnet", "stylegan2"])
+def test_arch_compiled(tmp_path: Path, small_shapes: None, monkeypatch: pytest.MonkeyPatch,
+                       arch: str) -> None:
+    # Dynamo traces the networks (spectral-norm parametrizations, StyleGAN2's grouped
+    # modulated convs and its double-backward regularisers included) with its eager backend;
+    # Inductor's C++ build would take minutes on this machine's CPU.
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
     out = tmp_path / "run"
-    assert _train(out, "resnet", 2, "--compile") == 0
+    assert _train(out, arch, 2, "--compile") == 0
     models = load_state(out / "snapshot_iter_2.pt")["updater"]["models"]
     assert not any(k.startswith("_orig_mod") for m in models.values() for k in m)
     log = read_log(out / "log.json")
     assert np.isfinite(log[-1]["gen/loss"])
+
+
+def test_stylegan2_lazy_regularisation_rescales_adam(tmp_path: Path, small_shapes: None) -> None:
+    # Karras et al. 2020, appendix B: R1 every 16 D steps -> D's lr * 16/17 and betas ** (16/17);
+    # the path length every 4 G steps -> G's lr * 4/5. config.json keeps the options as given.
+    out = tmp_path / "run"
+    assert main(["train", "--data", "shapes32", "--arch", "stylegan2", "--out", str(out),
+                 "--iterations", "1", "--batch-size", "4", "--width", "8", "--z-dim", "8",
+                 "--path-length", "2", "--device", "cpu", "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["lr_dis"], config["beta2"], config["penalty_every"], config["width"]) == (
+        2.5e-3, 0.99, 16, 8)
+    optimizers = load_state(out / "snapshot_iter_1.pt")["updater"]["optimizers"]
+    dis, gen = optimizers["dis"]["param_groups"][0], optimizers["gen"]["param_groups"][0]
+    assert dis["lr"] == pytest.approx(2.5e-3 * 16 / 17)
+    assert dis["betas"][1] == pytest.approx(0.99 ** (16 / 17)) and dis["betas"][0] == 0
+    assert gen["lr"] == pytest.approx(2.5e-3 * 4 / 5)
+    assert gen["betas"][1] == pytest.approx(0.99 ** (4 / 5))
+    # --width is the channel cap: 8 channels at 16x16 and below, 4 at 32x32
+    models = load_state(out / "snapshot_iter_1.pt")["updater"]["models"]
+    assert max(v.shape[0] for k, v in models["gen"].items() if k.endswith("weight")
+               and "synthesis" in k and v.dim() == 4) == 8
+
+
+def test_without_lazy_terms_adam_is_as_given(tmp_path: Path, small_shapes: None) -> None:
+    out = tmp_path / "run"
+    assert _train(out, "resnet", 1, "--penalty", "r1", "--penalty-weight", "0.1") == 0
+    optimizers = load_state(out / "snapshot_iter_1.pt")["updater"]["optimizers"]
+    for name in ("gen", "dis"):
+        group = optimizers[name]["param_groups"][0]
+        assert (group["lr"], tuple(group["betas"])) == (2e-4, (0.0, 0.9))
+
+
+def test_stylegan2_truncated_samples(tmp_path: Path, small_shapes: None,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert _train(out, "stylegan2", 2) == 0
+
+    def sample(*extra: str) -> np.ndarray:
+        npy = tmp_path / "s.npy"
+        assert main(["sample", str(out), "-n", "6", "--seed", "3", "-o", str(npy), *extra]) == 0
+        return np.load(npy)
+
+    plain = sample()
+    assert np.array_equal(sample("--truncation", "1"), plain)  # psi = 1 is the identity
+    at_mean = sample("--truncation", "0")  # every sample at w_avg: one image, six times
+    assert not np.array_equal(at_mean, plain) and (at_mean == at_mean[:1]).all()
+    capsys.readouterr()
+    assert main(["sample", str(out), "-n", "2", "-o", str(tmp_path / "t.npy"),
+                 "--truncation", "1.5"]) == 2
+    assert "--truncation must be a psi in [0, 1]" in capsys.readouterr().err
+
+
+def test_truncation_needs_a_style_generator(tmp_path: Path, small_shapes: None,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert _train(out, "resnet", 1) == 0
+    capsys.readouterr()
+    npy = tmp_path / "s.npy"
+    assert main(["sample", str(out), "-n", "2", "-o", str(npy), "--truncation", "0.7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--truncation applies to a style-based generator" in err
+    assert len(err.splitlines()) == 1 and not npy.exists()
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -133,6 +208,8 @@ def test_resnet_compiled(tmp_path: Path, small_shapes: None,
     (["--data", "digits", "--arch", "resnet"], "not supported by the resnet networks"),
     (["--data", "shapes32", "--recipe", "vaegan", "--arch", "biggan"],
      "--arch does not apply to the vaegan recipe"),
+    (["--data", "shapes32", "--arch", "resnet", "--path-length", "2"],
+     "--path-length regularises a style-based generator"),
 ])
 def test_options_that_cannot_apply_are_one_line(tmp_path: Path, small_shapes: None,
                                                 capsys: pytest.CaptureFixture[str],

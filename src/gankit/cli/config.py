@@ -25,7 +25,7 @@ from gankit.models.layers import NORMS
 #: Options only some recipes read; a recipe declares those it reads (``Recipe.reads``) and
 #: refuses the others when they differ from their defaults below.
 METHOD_OPTIONS = ("loss", "penalty", "penalty_weight", "penalty_every", "n_dis", "conditional",
-                  "ema", "z_dim", "feature_net", "augment", "lecam", "bcr", "arch")
+                  "ema", "z_dim", "feature_net", "augment", "lecam", "bcr", "arch", "path_length")
 
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 
@@ -81,6 +81,8 @@ class TrainConfig:
     lecam: float | None = None
     bcr: float | None = None
     train_fraction: float | None = None
+    # StyleGAN2's path-length regulariser weight (0: off; the paper's FFHQ runs use 2)
+    path_length: float | None = None
     # recipe-specific weights (VAE-GAN, CycleGAN)
     weights: dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -112,7 +114,7 @@ class TrainConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise GankitError(f"--{_flag(name)} must be a positive integer, got {value!r}.")
-        for name in ("lr_gen", "lr_dis", "penalty_weight", "lecam", "bcr"):
+        for name in ("lr_gen", "lr_dis", "penalty_weight", "lecam", "bcr", "path_length"):
             value = getattr(self, name)
             ok = _is_number(value) and value >= 0 and math.isfinite(value)
             if value is not None and not ok:

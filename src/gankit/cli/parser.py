@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LeCam regularisation of D (e.g. 0.3; 0: off)")
     t.add_argument("--bcr", type=_number, metavar="WEIGHT",
                    help="balanced consistency regularisation of D (e.g. 10; 0: off)")
+    t.add_argument("--path-length", type=_number, metavar="WEIGHT",
+                   help="StyleGAN2's path-length regulariser on G, every 4 G steps "
+                        "(--arch stylegan2; e.g. 2; 0: off)")
     t.add_argument("--train-fraction", type=_number, metavar="F",
                    help="train on a fixed, class-stratified fraction F of the training split")
     t.add_argument("--weight", dest="weights", type=_weight, action="append",
@@ -130,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", type=_positive_int, default=64, help="number of samples")
     s.add_argument("--seed", type=_non_negative_int, default=0)
     s.add_argument("-o", "--output", required=True, help="out.npy (data range) or out.png")
+    s.add_argument("--truncation", type=_number, metavar="PSI",
+                   help="StyleGAN2's truncation: w = w_avg + PSI (w - w_avg) (default 1: off)")
     s.add_argument("--device", default="auto")
 
     e = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes, IS)")
