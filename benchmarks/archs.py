@@ -7,15 +7,15 @@ Each arch trains on shapes32 with the networks and paper defaults ``gankit train
 resolves (widths, z, n_dis, loss, Adam betas), through the same GANUpdater, in its own
 subprocess so that peak memory (max resident set) is its own. A "step" is one
 ``updater.update()``, i.e. one discriminator step, plus a generator step every ``n_dis``:
-so steps/s is per discriminator batch, and "G+D rounds/s" divides it by n_dis. Ratios are
-against the DCGAN row measured in the same run. StyleGAN2 is measured when
-``gankit.models.stylegan2`` exists.
+so steps/s is per discriminator batch, and "G+D rounds/s" divides it by n_dis. "CPU steps/s"
+divides by the process's CPU time instead of wall time: on a machine other jobs share it is
+the figure to compare (with one thread it equals the wall figure on an idle machine). Ratios
+are against the DCGAN row measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -48,12 +48,13 @@ def measure(arch: str, steps: int, warmup: int, batch: int) -> dict[str, float]:
               for name, m in updater.raw_models.items()}
     for _ in range(warmup):
         updater.update()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         updater.update()
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return {"steps_per_s": steps / seconds, "n_dis": cfg.n_dis, "peak_mib": peak / 1024,
+    return {"steps_per_s": steps / seconds, "cpu_steps_per_s": steps / cpu_seconds,
+            "n_dis": cfg.n_dis, "peak_mib": peak / 1024,
             "growth_mib": (peak - rss0) / 1024, "gen_params": params["gen"],
             "dis_params": params["dis"], "width": cfg.width, "z_dim": cfg.z_dim}
 
@@ -69,14 +70,14 @@ def main() -> int:
     if args.one:
         print(json.dumps(measure(args.one, args.steps, args.warmup, args.batch)))
         return 0
-    archs = [a for a in args.archs if a != "stylegan2"
-             or importlib.util.find_spec("gankit.models.stylegan2") is not None]
+    archs = list(args.archs)
     if "dcgan" not in archs:
         archs.insert(0, "dcgan")  # the baseline of the ratios
     print(f"CPU, {os.environ.get('OMP_NUM_THREADS', 'all')} thread(s); shapes32 32x32x3, batch "
           f"{args.batch}, {args.steps} steps after {args.warmup} warm-up; paper defaults")
     print(f"{'arch':<10} {'G params':>10} {'D params':>10} {'n_dis':>5} {'steps/s':>8} "
-          f"{'vs dcgan':>8} {'G+D rounds/s':>12} {'peak MiB':>9} {'vs dcgan':>8}", flush=True)
+          f"{'vs dcgan':>8} {'CPU steps/s':>11} {'vs dcgan':>8} {'G+D rounds/s':>12} "
+          f"{'peak MiB':>9} {'vs dcgan':>8}", flush=True)
     base: dict[str, float] | None = None
     for arch in archs:
         cmd = [sys.executable, __file__, "--one", arch, "--steps", str(args.steps),
@@ -89,6 +90,8 @@ def main() -> int:
         base = base or r
         print(f"{arch:<10} {r['gen_params']:>10,} {r['dis_params']:>10,} {r['n_dis']:>5} "
               f"{r['steps_per_s']:>8.3f} {r['steps_per_s'] / base['steps_per_s']:>7.3f}x "
+              f"{r['cpu_steps_per_s']:>11.3f} "
+              f"{r['cpu_steps_per_s'] / base['cpu_steps_per_s']:>7.3f}x "
               f"{r['steps_per_s'] / r['n_dis']:>12.3f} {r['peak_mib']:>9.0f} "
               f"{r['peak_mib'] / base['peak_mib']:>7.2f}x", flush=True)
     return 0

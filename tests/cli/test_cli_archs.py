@@ -19,6 +19,7 @@ from gankit.cli.recipes.dcgan import DCGANRecipe
 from gankit.data import load_dataset, shapes
 from gankit.extensions.log_report import read_log
 from gankit.training.checkpoint import load_state
+from testsupport import flatten
 
 SMALL = {"resnet": ["--width", "4", "--z-dim", "8"],
          "biggan": ["--width", "2", "--z-dim", "8", "--conditional"],
@@ -47,12 +48,6 @@ def _train(out: Path, arch: str, iterations: int, *extra: str) -> int:
                  "--device", "cpu", "--quiet", *SMALL[arch], *extra])
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}/{key}").items()}
-    return {prefix: tree}
-
-
 @pytest.mark.parametrize("arch", ["resnet", "biggan", "stylegan2"])
 def test_arch_trains_resumes_bitwise_samples_and_evaluates(tmp_path: Path, small_shapes: None,
                                                            arch: str) -> None:
@@ -62,12 +57,12 @@ def test_arch_trains_resumes_bitwise_samples_and_evaluates(tmp_path: Path, small
     assert main(["train", "--resume", str(split), "--iterations", "4", "--quiet"]) == 0
     a = load_state(straight / "snapshot_iter_4.pt")
     b = load_state(split / "snapshot_iter_4.pt")
-    fa, fb = _flat(a["updater"]), _flat(b["updater"])
+    fa, fb = flatten(a["updater"]), flatten(b["updater"])
     assert fa.keys() == fb.keys()
     # spectral norm's u vectors (resnet, biggan) and the path-length mean (stylegan2) resume too
     assert any(("path_length_mean" if arch == "stylegan2" else "parametrizations") in k
                for k in fa)
-    ea, eb = _flat(a["extensions"]), _flat(b["extensions"])
+    ea, eb = flatten(a["extensions"]), flatten(b["extensions"])
     assert any(k.startswith("/EMA/extension/average/") for k in ea)
     for key, value in [*fa.items(), *ea.items()]:
         if isinstance(value, torch.Tensor):

@@ -7,8 +7,6 @@ OUT/final_log.json (aug/p and aug/rt at every iteration).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from gankit.data import load_dataset, make_loader, take_fraction
 from gankit.extensions import LogReport, Snapshot
 from gankit.gan import ADA, GANUpdater
 from gankit.models import DCGANDiscriminator, DCGANGenerator
+from testsupport import run_and_save, script_main
 
 
 def build(out: str | Path, iterations: int) -> gankit.Trainer:
@@ -39,25 +38,9 @@ def build(out: str | Path, iterations: int) -> gankit.Trainer:
 
 
 def run(out: str | Path, iterations: int, resume: bool = False) -> gankit.Trainer:
-    trainer = build(out, iterations)
-    if resume:
-        trainer.resume(out)
-    trainer.run()
-    torch.save(trainer.updater.state_dict(), Path(out) / "final.pt")
-    log = [{k: v for k, v in e.items() if k.startswith(("aug/", "dis/", "gen/", "iteration"))}
-           for e in trainer.get_extension("LogReport").log]
-    Path(out, "final_log.json").write_text(json.dumps(log))
-    return trainer
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out")
-    parser.add_argument("iterations", type=int)
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
-    run(args.out, args.iterations, args.resume)
+    return run_and_save(build(out, iterations), out, resume, lambda t: t.updater.state_dict(),
+                        log_keys=("aug/", "dis/", "gen/", "iteration"))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_main(run))

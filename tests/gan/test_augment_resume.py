@@ -2,46 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from testsupport import differing, load_module, run_script
+
 SCRIPT = Path(__file__).with_name("augment_resume_script.py")
-SRC = Path(__file__).resolve().parents[2] / "src"
 N = 14  # mid-epoch (9 batches) and mid-ADA-interval (14 % 4 == 2)
 
 
-def _load_script() -> Any:
-    spec = importlib.util.spec_from_file_location("gankit_augment_resume_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load_script()
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for k, v in tree.items():
-            out.update(flatten(v, f"{prefix}/{k}"))
-        return out
-    return {prefix: tree}
-
-
-def differing(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
-    fa, fb = flatten(a), flatten(b)
-    assert fa.keys() == fb.keys()
-    return [k for k in fa if not (torch.equal(fa[k], fb[k]) if isinstance(fa[k], torch.Tensor)
-                                  else fa[k] == fb[k])]
+script = load_module(SCRIPT, "gankit_augment_resume_script")
 
 
 def test_resumed_run_continues_ada_p_and_lecam_bitwise(tmp_path: Path) -> None:
@@ -49,9 +21,7 @@ def test_resumed_run_continues_ada_p_and_lecam_bitwise(tmp_path: Path) -> None:
     script.run(straight_dir, 2 * N)
     first = script.run(split_dir, N)
     p_mid = first.updater.augment.p.item()
-    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(SCRIPT), str(split_dir), str(2 * N), "--resume"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = run_script(SCRIPT, str(split_dir), str(2 * N), "--resume")
     assert done.returncode == 0, done.stderr[-3000:]
 
     straight = torch.load(straight_dir / "final.pt", weights_only=True)

@@ -23,12 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+
+# tests/distributed is on PYTHONPATH (test_stop_signal_ddp.py puts it there)
+from ddp_worker import DIM, PairUpdater, pair_data
 from torch import nn
 
 from gankit.data import make_loader
 from gankit.extensions import LogReport, Snapshot
-from gankit.training import Evaluator, Trainer, Updater, report
+from gankit.training import Evaluator, Trainer, report
 from gankit.training.checkpoint import list_snapshots
 from gankit.training.distributed import (
     cleanup,
@@ -37,26 +39,7 @@ from gankit.training.distributed import (
     rank_and_world_size,
 )
 
-DIM, STEPS = 4, 9
-
-
-class PairUpdater(Updater):
-    def update_core(self, batch: Any) -> None:
-        x, y = batch
-        gen, dis = self.models["gen"], self.models["dis"]
-        with torch.no_grad():
-            fake = gen(x)
-        loss_dis = F.softplus(-dis(y)).mean() + F.softplus(dis(fake)).mean()
-        self.step("dis", loss_dis)
-        loss_gen = F.softplus(-self.frozen("dis")(gen(x))).mean()
-        self.step("gen", loss_gen)
-        report({"dis/loss": loss_dis, "gen/loss": loss_gen})
-
-
-def data(n: int, seed: int) -> torch.utils.data.TensorDataset:
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, DIM, generator=g)
-    return torch.utils.data.TensorDataset(x, x @ torch.full((DIM, DIM), 0.3) + 1.0)
+STEPS = 9
 
 
 def build(out: Path, slow: bool) -> Trainer:
@@ -68,11 +51,12 @@ def build(out: Path, slow: bool) -> Trainer:
         {"gen": gen, "dis": dis},
         {"gen": torch.optim.SGD(gen.parameters(), lr=0.1, momentum=0.5),
          "dis": torch.optim.SGD(dis.parameters(), lr=0.1, momentum=0.5)},
-        make_loader(data(96, 1), 8, seed=3, rank=rank, world_size=world_size),
+        make_loader(pair_data(96, 1), 8, seed=3, rank=rank, world_size=world_size),
     )
     prepare_updater(updater)
     trainer = Trainer(updater, (STEPS, "iteration"), out)
-    val: Any = list(make_loader(data(32, 2), 8, shuffle=False, rank=rank, world_size=world_size))
+    val: Any = list(make_loader(pair_data(32, 2), 8, shuffle=False, rank=rank,
+                                world_size=world_size))
     if slow:
         val = val * 500  # 1,000 batches of ~20 ms: a 20 s evaluation
 

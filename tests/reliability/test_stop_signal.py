@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from gankit.training.checkpoint import list_snapshots, load_state
+from testsupport import flatten
 
 RUNNER = Path(__file__).with_name("stop_runner.py")
 ITERATIONS = 24
@@ -40,22 +41,9 @@ def _train(out: Path, cache: Path, what: str = "none", times: Path | None = None
 
 
 def _flat(state: dict) -> dict[str, torch.Tensor]:
-    flat: dict[str, torch.Tensor] = {}
-
-    def walk(prefix: str, node: object) -> None:
-        if isinstance(node, torch.Tensor):
-            flat[prefix] = node
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}/{k}", v)
-        elif isinstance(node, (list, tuple)):
-            for i, v in enumerate(node):
-                walk(f"{prefix}/{i}", v)
-
-    walk("updater", state["updater"])
-    walk("ema", state["extensions"]["EMA"]["extension"])
-    walk("rng", state["rng"])
-    return flat
+    parts = {"updater": state["updater"], "ema": state["extensions"]["EMA"]["extension"],
+             "rng": state["rng"]}
+    return {k: v for k, v in flatten(parts).items() if isinstance(v, torch.Tensor)}
 
 
 def _log(out: Path) -> list[dict]:

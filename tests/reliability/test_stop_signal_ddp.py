@@ -17,11 +17,13 @@ from gankit.training.checkpoint import list_snapshots, load_state
 
 WORKER = Path(__file__).with_name("stop_ddp_worker.py")
 SRC = Path(gd.__file__).parents[2]
+DISTRIBUTED = Path(__file__).parents[1] / "distributed"
 
 
 def _launch(scenario: str, out: Path) -> tuple[subprocess.CompletedProcess, float]:
     env = {k: v for k, v in os.environ.items() if k not in gd._TORCHRUN_VARS}
-    env.update(PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+    # the worker imports its PairUpdater from tests/distributed/ddp_worker.py
+    env.update(PYTHONPATH=os.pathsep.join([str(SRC), str(DISTRIBUTED)]), OMP_NUM_THREADS="1")
     code = ("import sys; from gankit.cli.launch import launch; "
             f"sys.exit(launch([{scenario!r}, {str(out)!r}], 2, script={str(WORKER)!r}))")
     proc = subprocess.run([sys.executable, "-c", code], env=env, timeout=300,

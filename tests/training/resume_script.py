@@ -6,8 +6,6 @@ Writes OUT/final.pt (every parameter and optimizer tensor) and OUT/final_log.jso
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import sys
 from collections.abc import Iterator
@@ -21,6 +19,7 @@ from torch import nn
 import gankit
 from gankit.extensions import LogReport, LRScheduler, ObserveLR, Snapshot
 from gankit.training import PRIORITY_EDITOR, MinValueTrigger, make_extension
+from testsupport import run_and_save, script_main
 
 EPOCH_LEN = 5  # batches per epoch
 LOG_EVERY = 4  # iterations; resume points in the test are not multiples of it
@@ -105,24 +104,8 @@ def final_state(trainer: gankit.Trainer) -> dict[str, Any]:
 
 
 def run(out: str | Path, iterations: int, resume: bool = False) -> gankit.Trainer:
-    trainer = build(out, iterations)
-    if resume:
-        trainer.resume(out)
-    trainer.run()
-    torch.save(final_state(trainer), Path(out) / "final.pt")
-    log = trainer.get_extension("LogReport").log
-    Path(out, "final_log.json").write_text(json.dumps(log))
-    return trainer
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out")
-    parser.add_argument("iterations", type=int)
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
-    run(args.out, args.iterations, args.resume)
+    return run_and_save(build(out, iterations), out, resume, final_state)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(script_main(run))

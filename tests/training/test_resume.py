@@ -7,49 +7,23 @@ resume points are mid-epoch and mid-log-interval.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 
+from testsupport import differing, load_module, run_script
+
 SCRIPT = Path(__file__).with_name("resume_script.py")
-SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-def _load_script() -> Any:
-    spec = importlib.util.spec_from_file_location("gankit_resume_script", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-script = _load_script()
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for k, v in tree.items():
-            out.update(flatten(v, f"{prefix}/{k}"))
-        return out
-    return {prefix: tree}
+script = load_module(SCRIPT, "gankit_resume_script")
 
 
 def assert_bitwise_equal(a: dict[str, Any], b: dict[str, Any]) -> None:
-    fa, fb = flatten(a), flatten(b)
-    assert fa.keys() == fb.keys()
-    for key in fa:
-        if isinstance(fa[key], torch.Tensor):
-            assert torch.equal(fa[key], fb[key]), key
-        else:
-            assert fa[key] == fb[key], key
+    assert differing(a, b) == []
 
 
 def without_time(log: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -72,9 +46,7 @@ def test_resume_in_a_new_process_is_bitwise_exact(straight, tmp_path):
     assert (first.updater.iteration, first.updater.epoch) == (13, 2)
     assert (tmp_path / "snapshot_iter_13.pt").is_file()
 
-    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
-    done = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path), "26", "--resume"],
-                          env=env, capture_output=True, text=True, timeout=120)
+    done = run_script(SCRIPT, str(tmp_path), "26", "--resume", timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
 
     resumed = torch.load(tmp_path / "final.pt", weights_only=True)
@@ -106,5 +78,4 @@ def test_a_run_that_does_not_restore_rng_differs(straight, tmp_path, monkeypatch
     monkeypatch.setattr(trainer_module, "_set_rng_state", lambda state: None)
     script.run(tmp_path, 26, resume=True)
     resumed = torch.load(tmp_path / "final.pt", weights_only=True)
-    fa, fb = flatten(resumed), flatten(straight[0])
-    assert any(not torch.equal(fa[k], fb[k]) for k in fa if isinstance(fa[k], torch.Tensor))
+    assert differing(resumed, straight[0]) != []

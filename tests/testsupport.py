@@ -1,0 +1,79 @@
+"""What several tests share: a script loaded as a module, nested state flattened and compared,
+a test script run in a fresh interpreter. (``pyproject.toml`` puts ``tests/`` on the path.)"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+TESTS = Path(__file__).resolve().parent
+
+
+def load_module(path: Path, name: str) -> Any:
+    """The Python file ``path`` imported as module ``name`` (scripts, examples)."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"/a/b/0": leaf}`` for nested dicts, lists and tuples (a state dict, a snapshot)."""
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, (list, tuple)):
+        items = enumerate(tree)
+    else:
+        return {prefix: tree}
+    return {k: v for key, sub in items for k, v in flatten(sub, f"{prefix}/{key}").items()}
+
+
+def differing(a: Any, b: Any) -> list[str]:
+    """The leaves of ``a`` and ``b`` that differ (tensors bitwise); both must have one layout."""
+    fa, fb = flatten(a), flatten(b)
+    assert fa.keys() == fb.keys(), sorted(set(fa) ^ set(fb))
+    return [k for k, v in fa.items()
+            if not (torch.equal(v, fb[k]) if isinstance(v, torch.Tensor) else v == fb[k])]
+
+
+def run_script(script: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python SCRIPT ARGS`` in a fresh interpreter on this checkout's gankit, one thread."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(TESTS)]),
+               OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def run_and_save(trainer: Any, out: str | Path, resume: bool, state: dict[str, Any],
+                 log_keys: tuple[str, ...] | None = None) -> Any:
+    """A resume script's run: resume (if asked) and train, then save what the test compares,
+    ``state()`` to ``final.pt`` and the LogReport's entries (``log_keys`` prefixes only) to
+    ``final_log.json``."""
+    if resume:
+        trainer.resume(out)
+    trainer.run()
+    torch.save(state(trainer), Path(out) / "final.pt")
+    log = [{k: v for k, v in e.items() if log_keys is None or k.startswith(log_keys)}
+           for e in trainer.get_extension("LogReport").log]
+    Path(out, "final_log.json").write_text(json.dumps(log))
+    return trainer
+
+
+def script_main(run: Any, argv: list[str] | None = None) -> None:
+    """``python SCRIPT OUT ITERATIONS [--resume]`` for a resume script's ``run``."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out")
+    parser.add_argument("iterations", type=int)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    run(args.out, args.iterations, args.resume)
