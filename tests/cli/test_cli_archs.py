@@ -25,7 +25,7 @@ SMALL = {"resnet": ["--width", "4", "--z-dim", "8"],
          "biggan": ["--width", "2", "--z-dim", "8", "--conditional"],
          # R1 every 2nd D step and the path length every 4th G step, so both lazy terms and
          # the path-length mean are in the resumed state
-         "stylegan2": ["--width", "8", "--z-dim", "8", "--penalty-every", "2",
+         "stylegan2": ["--width", "2", "--z-dim", "8", "--penalty-every", "2",
                        "--path-length", "2"]}
 LOSS = {"resnet": "hinge", "biggan": "hinge", "stylegan2": "ns"}
 
@@ -137,18 +137,18 @@ def test_stylegan2_lazy_regularisation_rescales_adam(tmp_path: Path, small_shape
     # the path length every 4 G steps -> G's lr * 4/5. config.json keeps the options as given.
     out = tmp_path / "run"
     assert main(["train", "--data", "shapes32", "--arch", "stylegan2", "--out", str(out),
-                 "--iterations", "1", "--batch-size", "4", "--width", "8", "--z-dim", "8",
+                 "--iterations", "1", "--batch-size", "4", "--width", "2", "--z-dim", "8",
                  "--path-length", "2", "--device", "cpu", "--quiet"]) == 0
     config = json.loads((out / "config.json").read_text())
     assert (config["lr_dis"], config["beta2"], config["penalty_every"], config["width"]) == (
-        2.5e-3, 0.99, 16, 8)
+        2.5e-3, 0.99, 16, 2)
     optimizers = load_state(out / "snapshot_iter_1.pt")["updater"]["optimizers"]
     dis, gen = optimizers["dis"]["param_groups"][0], optimizers["gen"]["param_groups"][0]
     assert dis["lr"] == pytest.approx(2.5e-3 * 16 / 17)
     assert dis["betas"][1] == pytest.approx(0.99 ** (16 / 17)) and dis["betas"][0] == 0
     assert gen["lr"] == pytest.approx(2.5e-3 * 4 / 5)
     assert gen["betas"][1] == pytest.approx(0.99 ** (4 / 5))
-    # --width is the channel cap: 8 channels at 16x16 and below, 4 at 32x32
+    # width 2: channel_base 128, cap 8: 8 channels at 16x16 and below, 4 at 32x32
     models = load_state(out / "snapshot_iter_1.pt")["updater"]["models"]
     assert max(v.shape[0] for k, v in models["gen"].items() if k.endswith("weight")
                and "synthesis" in k and v.dim() == 4) == 8

@@ -210,17 +210,13 @@ def test_registry_names_papers_defaults_and_errors() -> None:
         build_networks("resnet", (3, 32, 32), z_dim=8, width=2, norm="batch")
 
 
-def test_stylegan2_width_is_the_channel_cap() -> None:
-    # The default width 128 is the module's CPU widths (base 2048, cap 128): the README's counts.
+def test_stylegan2_default_width_is_the_cpu_config() -> None:
+    # The default width 32 is the module's CPU widths (base 2048, cap 128): the README's counts.
     def count(module: nn.Module) -> int:
         return sum(p.numel() for p in module.parameters())
 
-    gen, dis = build_networks("stylegan2", (3, 32, 32), z_dim=128)
+    gen, dis = build_networks("stylegan2", (3, 32, 32), z_dim=128, width=32)
     assert (count(gen), count(dis)) == (1_149_267, 1_153_473)
-    small, _ = build_networks("stylegan2", (3, 32, 32), z_dim=8, width=16)
-    outs = [m.weight.shape[0] for m in small.synthesis.modules()
-            if isinstance(getattr(m, "weight", None), nn.Parameter) and m.weight.dim() == 4]
-    assert max(outs) == 16 and 8 in outs  # 16 channels at 16x16 and below, 8 at 32x32
 
 
 def test_dcgan_through_the_registry_is_todays_pair() -> None:

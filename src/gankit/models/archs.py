@@ -85,13 +85,9 @@ def _stylegan2(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_class
                norm: str | None) -> tuple[nn.Module, nn.Module]:
     from gankit.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
-    # --width is the channel cap; the module's channel_base/channel_max ratio (16) is kept,
-    # so the default 128 is its CPU widths (64 channels at 32x32, 128 at 16x16 and below).
-    width = width or 128
-    return (StyleGAN2Generator(z_dim, _image(shape), n_classes=n_classes,
-                               channel_base=16 * width, channel_max=width),
-            StyleGAN2Discriminator(_image(shape), n_classes=n_classes,
-                                   channel_base=16 * width, channel_max=width))
+    # width W: channel_base 64W, channel_max 4W; the default 32 is the module's CPU widths
+    return (StyleGAN2Generator(z_dim, _image(shape), n_classes=n_classes, width=width),
+            StyleGAN2Discriminator(_image(shape), n_classes=n_classes, width=width))
 
 
 # Miyato et al. 2018, table 3 (CIFAR-10, hinge, setting C): Adam 2e-4, betas (0, 0.9), n_dis
@@ -116,7 +112,7 @@ def _biggan_defaults(shape: tuple[int, ...]) -> dict[str, Any]:
 def _stylegan2_defaults(shape: tuple[int, ...]) -> dict[str, Any]:
     return dict(batch_size=64, z_dim=128, n_dis=1, lr_gen=2.5e-3, lr_dis=2.5e-3, beta1=0.0,
                 beta2=0.99, loss="ns", penalty="r1", penalty_weight=0.01, penalty_every=16,
-                norm="none", width=128, path_length=0.0)
+                norm="none", width=32, path_length=0.0)
 
 
 ARCHS: dict[str, Arch] = {
