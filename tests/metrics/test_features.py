@@ -173,6 +173,20 @@ def test_corrupt_cache_is_retrained_with_warning(
     assert len(count_training) == 2
 
 
+def test_a_hit_counts_only_when_every_rank_hit(bars, tmp_path: Path, count_training: list[int],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under torch.distributed the ranks ask any_rank(miss): a rank that finds the entry
+    # while another rank does not trains too, so the training's collective stop polls pair up.
+    cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST)
+    asked: list[bool] = []
+    monkeypatch.setattr(features, "any_rank", lambda miss: asked.append(miss) or True)
+    _, acc = cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST)
+    assert asked == [False] and len(count_training) == 2  # this rank hit, another missed
+    monkeypatch.setattr(features, "any_rank", lambda miss: miss)
+    _, acc2 = cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST)
+    assert len(count_training) == 2 and acc2 == acc
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.jit.script/save
 def test_torchscript_round_trip(tmp_path: Path) -> None:
     model = DigitClassifier(width=8).eval()

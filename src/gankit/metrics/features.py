@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from gankit.data.datasets import to_unit
 from gankit.errors import GankitError
 from gankit.training.checkpoint import write_atomic
+from gankit.training.distributed import any_rank
 from gankit.training.eval_mode import eval_mode
 from gankit.training.stop import check_stop
 
@@ -355,24 +356,14 @@ def cached_classifier(
     folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     path = folder / f"classifier-{key[:32]}.pt"
 
-    if path.exists():
-        try:
-            # weights_only: the entry holds only tensors and plain values, so no pickle code runs.
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            if entry["key"] != key:
-                raise ValueError("cache key mismatch")
-            # Built under a forked RNG: a cache hit must draw from the global streams no more
-            # than a miss does (training forks too), or a run would depend on the cache.
-            with torch.random.fork_rng(devices=[]):
-                model = SmallCNN(**entry["config"])
-            model.load_state_dict(entry["state_dict"])
-            return model.to(device).eval(), float(entry["accuracy"])
-        except Exception as exc:  # any damage to the file means: train again
-            warnings.warn(
-                f"ignoring unreadable classifier cache {path} ({exc!r}); retraining",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+    hit = _load_cached(path, key, device)
+    # Under torch.distributed every rank takes the same branch, since training polls the stop
+    # flag collectively: one rank's hit beside another's miss (an entry written in between)
+    # would leave the other's polls unanswered. A hit counts only when every rank hit.
+    if any_rank(hit is None):
+        hit = None
+    if hit is not None:
+        return hit
 
     model, accuracy = train_classifier(
         train_x, train_y, val_x, val_y, n_classes=n_classes, epochs=epochs,
@@ -395,6 +386,28 @@ def cached_classifier(
             f"could not write classifier cache {path} ({exc!r})", RuntimeWarning, stacklevel=2
         )
     return model, accuracy
+
+
+def _load_cached(path: Path, key: str,
+                 device: str | torch.device) -> tuple[SmallCNN, float] | None:
+    """The cache entry at ``path`` for ``key``; None when absent or unreadable (warned)."""
+    if not path.exists():
+        return None
+    try:
+        # weights_only: the entry holds only tensors and plain values, so no pickle code runs.
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+        if entry["key"] != key:
+            raise ValueError("cache key mismatch")
+        # Built under a forked RNG: a cache hit must draw from the global streams no more
+        # than a miss does (training forks too), or a run would depend on the cache.
+        with torch.random.fork_rng(devices=[]):
+            model = SmallCNN(**entry["config"])
+        model.load_state_dict(entry["state_dict"])
+        return model.to(device).eval(), float(entry["accuracy"])
+    except Exception as exc:  # any damage to the file means: train again
+        warnings.warn(f"ignoring unreadable classifier cache {path} ({exc!r}); retraining",
+                      RuntimeWarning, stacklevel=3)
+        return None
 
 
 def load_feature_net(path: str | Path, *, device: str | torch.device = "cpu") -> FeatureNet:
