@@ -48,6 +48,12 @@ def test_resume_on_a_lazy_source_with_two_workers_is_bitwise(tmp_path):
     argv[argv.index("lazy")] = "memory"
     assert main(argv) == 0
     assert all(torch.equal(v, final_models(mem)[k]) for k, v in a.items())
+    # So a run may continue from the other source.
+    switched = tmp_path / "switched"
+    assert main(["train", *args, "--iterations", "6", "--out", str(switched)]) == 0
+    assert main(["train", "--resume", str(switched), "--iterations", "10", "--data-mode",
+                 "memory", "--quiet"]) == 0
+    assert all(torch.equal(v, final_models(switched)[k]) for k, v in a.items())
 
 
 def test_corrupt_file_in_lazy_training_exits_2_or_is_skipped(tmp_path, capsys):
@@ -66,6 +72,22 @@ def test_corrupt_file_in_lazy_training_exits_2_or_is_skipped(tmp_path, capsys):
     assert "skipping: cannot read image" in capsys.readouterr().err
     log = read_log(out / "log.json")
     assert log[-1]["data/skipped"] == 1.0  # one file, counted once over several epochs
+
+
+def test_a_file_broken_after_the_start_is_skipped_on_resume(tmp_path, capsys):
+    data = folder(tmp_path / "imgs")
+    out = tmp_path / "run"
+    args = ["--data", f"folder:{data}", "--data-mode", "lazy", *FAST]
+    assert main(["train", *args, "--iterations", "3", "--out", str(out)]) == 0
+    bad = data / "007.png"
+    bad.write_bytes(bad.read_bytes()[:60])
+    snapshot = list_snapshots(out)[-1].read_bytes()
+    assert main(["train", "--resume", str(out), "--iterations", "12", "--quiet"]) == 2
+    assert "--skip-corrupt" in capsys.readouterr().err
+    assert list_snapshots(out)[-1].read_bytes() == snapshot  # nothing lost
+    assert main(["train", "--resume", str(out), "--iterations", "12", "--skip-corrupt",
+                 "--quiet"]) == 0
+    assert load_state(list_snapshots(out)[-1])["updater"]["iteration"] == 12
 
 
 def test_prepare_then_train_on_the_archive(tmp_path, capsys):

@@ -17,9 +17,11 @@ from gankit.training.updater import resolve_device
 # The held-out quality signal, plotted into metrics.png one panel per key (absent keys skipped).
 HELD_OUT_KEYS = ("val/fid", "val/kid", "val/precision", "val/recall", "val/modes")
 
-# Options a continued run may change: they do not change what the networks learn.
+# Options a continued run may change: they do not change what the networks learn (the
+# lazy and in-memory sources give the same batches), or, for --skip-corrupt, they are the
+# way out of a file that broke after the run started.
 RESUMABLE_CHANGES = ("epochs", "iterations", "device", "workers", "snapshot_every",
-                     "keep_snapshots", "keep_samples")
+                     "keep_snapshots", "keep_samples", "data_mode", "skip_corrupt")
 
 
 def _check_writable(out: Path) -> None:
