@@ -135,7 +135,7 @@ def test_full_resolution_translator_sees_a_square_around_each_pixel(n_blocks: in
 
 
 def test_downsampling_translator_sees_the_whole_small_image() -> None:
-    # The paper's layout scaled down to 8x8: what lets a translation draw another digit.
+    # The paper's layout scaled down to 8x8 (one stride-2 level): every pixel in view.
     torch.manual_seed(0)
     seen = _input_pixels_seen(ResnetTranslator((1, 8, 8), 8, n_blocks=3, down=1), (1, 8, 8),
                               (0, 0))

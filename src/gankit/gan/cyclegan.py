@@ -55,13 +55,14 @@ class ResnetTranslator(nn.Module):
     ``n_blocks`` residual blocks there, as many transposed convs back to H and a 3x3 conv
     with tanh; instance norm after every conv but the last, as in the paper.
 
-    ``down=0`` keeps every layer at full resolution, so each output pixel sees only the
-    ``(5 + 4 * n_blocks)``-pixel square around it (and, through instance norm, each
-    channel's mean and spread over the image). That is what keeps a digit a digit: the cycle
-    loss is as content with a G that turns 4s into inverted 2s and an F that turns them
-    back, and a network that sees the whole image (``down=1`` with 3 blocks at 8x8, or at
-    32x32) learns such a swap as easily as the right map, while a local one cannot draw
-    another digit. The default ``down=1, n_blocks=3`` is the paper's layout scaled down.
+    ``down=0`` keeps every layer at full resolution (each output pixel sees the
+    ``(5 + 4 * n_blocks)``-pixel square around it, and, through instance norm, each
+    channel's mean and spread over the image). That is what kept digits digits on small
+    images: the cycle loss is as content with a G that turns 4s into inverted 2s and an F
+    that turns them back, and with a stride-2 level (``down=1``, 3 blocks, at 8x8) the seed
+    decided which of the two a run found; at full resolution, with 1 or 3 blocks, every
+    seed found the map that leaves the strokes in place (benchmarks/cyclegan_study.py).
+    The default ``down=1, n_blocks=3`` is the paper's layout scaled down.
     """
 
     def __init__(self, shape: tuple[int, int, int] = (1, 8, 8), base: int = 32,

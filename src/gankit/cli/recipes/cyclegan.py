@@ -53,12 +53,11 @@ class CycleGANRecipe(Recipe):
     #: how domain B is made from the images at odd positions (see DOMAIN_TRANSFORMS)
     transform = "invert"
     #: the translators' stride-2 levels and residual blocks (see ResnetTranslator): one
-    #: block at full resolution, so each output pixel sees a 9x9 square. In runs of 400
-    #: iterations on digits vs inverted digits, 98.7% or more of the held-out translations
-    #: were judged the target domain with their digit kept, both ways, on each of six seeds;
-    #: the paper's layout scaled down (one stride-2 level, three blocks at H/2, which see the
-    #: whole image) got 7%, 77% and 53% on seeds 0-2, the worse way
-    #: (benchmarks/cyclegan_study.py).
+    #: block at full resolution (a 9x9 view). In runs of 400 iterations on digits vs
+    #: inverted digits, 98.7% or more of the held-out translations were judged the target
+    #: domain with their digit kept, both ways, on each of six seeds; the paper's layout
+    #: scaled down (one stride-2 level, three blocks at H/2) got 7%, 77% and 53% on seeds
+    #: 0-2, the worse way (benchmarks/cyclegan_study.py).
     down = 0
     n_blocks = 1
 
