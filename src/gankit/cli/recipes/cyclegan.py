@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 # The paper's cycle weight λ = 10. Its identity loss (0.5·λ) is off: it asks G to leave B
 # images alone while inverting A ones, so G must first tell the domains apart, and with it
 # the translations turned digits into other digits (400 iterations, seeds 0-2: 3-7% of
-# digits kept with it, 99% without, benchmarks/cyclegan_study.py; `--weight identity=0.5`
-# brings it back).
+# translations judged the target domain with the digit kept with it, 99% without,
+# benchmarks/cyclegan_study.py; `--weight identity=0.5` brings it back).
 CYCLEGAN_WEIGHTS: dict[str, float] = {"cycle": 10.0, "identity": 0.0}
 
 # The paper's Adam settings (lr 2e-4, β1 0.5) and schedule (the full rate for the first half,
