@@ -11,8 +11,10 @@ prints, each against a baseline measured in the same run:
   share with both, against the identity map (keeps every digit, never the domain) and the
   exact transform (the ceiling); and the held-out cycle errors.
 
+CycleGAN trains once per ``--seeds`` entry; the classifiers and baselines are shared.
+
 Run: OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/recipes_quality.py [--out DIR]
-     [--only vaegan|cyclegan] [--epochs N] [--reuse]
+     [--only vaegan|cyclegan] [--epochs N] [--reuse] [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ from gankit.gan.vaegan import reconstruct
 from gankit.metrics.features import cached_classifier, train_classifier
 
 
-def train(recipe: str, out: Path, epochs: int | None, reuse: bool) -> float:
+def train(recipe: str, out: Path, epochs: int | None, reuse: bool, seed: int = 0) -> float:
     """Train (unless ``reuse`` and a finished run exists); the wall time in seconds."""
     if reuse and (out / "config.json").exists():
         return float("nan")
-    argv = ["train", "--recipe", recipe, "--data", "digits", "--out", str(out), "--quiet"]
+    argv = ["train", "--recipe", recipe, "--data", "digits", "--out", str(out), "--quiet",
+            "--seed", str(seed)]
     if epochs:
         argv += ["--epochs", str(epochs)]
     start = time.perf_counter()
@@ -86,8 +89,10 @@ def vaegan_figures(run: Path, digits: torch.nn.Module) -> None:
           f"{run / 'quality_vaegan.png'}")
 
 
-def cyclegan_figures(run: Path, digits: torch.nn.Module) -> None:
-    _, recipe, trainer, _, _ = load_run(str(run), "cpu")
+def cyclegan_figures(runs: dict[int, Path], digits: torch.nn.Module) -> None:
+    """The figures of the CycleGAN runs ``{seed: run}`` (one recipe), the classifiers and
+    the baselines measured once for all of them."""
+    _, recipe, _, _, _ = load_run(str(next(iter(runs.values()))), "cpu")
     transform = recipe.transform
     train, val = load_dataset("digits", "train"), load_dataset("digits", "val")
     train_d, val_d = make_domains(train, transform), make_domains(val, transform)
@@ -104,8 +109,6 @@ def cyclegan_figures(run: Path, digits: torch.nn.Module) -> None:
                                        n_classes=10)
     print(f"cyclegan ({transform}) A-vs-B classifier: held-out accuracy on real images "
           f"{acc:.3f}; digit classifier of domain B: {acc_b:.3f}")
-    models = trainer.updater.raw_models
-    g, f = models["gen_ab"], models["gen_ba"]
 
     def scores(to_b: torch.Tensor, to_a: torch.Tensor) -> tuple[float, ...]:
         """(judged B, kept digit, both) for translations of val A, then the same for val B."""
@@ -118,9 +121,16 @@ def cyclegan_figures(run: Path, digits: torch.nn.Module) -> None:
                     (judged & kept).float().mean().item()]
         return tuple(out)
 
-    fake_b, fake_a = translate(g, val_d.a), translate(f, val_d.b)
-    rows = [
-        ("CycleGAN (this run)", scores(fake_b, fake_a)),
+    rows = []
+    translations = {}
+    for seed, run in runs.items():
+        _, _, trainer, _, _ = load_run(str(run), "cpu")
+        models = trainer.updater.raw_models
+        g, f = models["gen_ab"], models["gen_ba"]
+        fake_b, fake_a = translate(g, val_d.a), translate(f, val_d.b)
+        translations[seed] = (run, g, f, fake_b, fake_a)
+        rows.append((f"CycleGAN, seed {seed}", scores(fake_b, fake_a)))
+    rows += [
         ("baseline: identity map", scores(val_d.a, val_d.b)),
         ("ceiling: the exact transform", scores(transform_images(val_d.a, transform),
                                                 transform_images(val_d.b, transform))),
@@ -132,16 +142,19 @@ def cyclegan_figures(run: Path, digits: torch.nn.Module) -> None:
     for name, v in rows:
         print(f"{name:30} {v[0]:9.3f} {v[1]:6.3f} {v[2]:6.3f} | {v[3]:9.3f} {v[4]:6.3f} "
               f"{v[5]:6.3f}")
-    aba, bab = translate(f, fake_b), translate(g, fake_a)
-    for name, rec, x in (("F(G(a)) vs a", aba, val_d.a), ("G(F(b)) vs b", bab, val_d.b)):
-        print(f"cyclegan cycle error {name}: L1 {F.l1_loss(rec, x).item():.4f}, "
-              f"MSE {F.mse_loss(rec, x).item():.4f} (a blank image: L1 "
-              f"{F.l1_loss(torch.full_like(x, -1.0), x).item():.4f})")
-    grid = torch.cat([val_d.a[:10], fake_b[:10], aba[:10],
-                      transform_images(val_d.a[:10], transform)])
-    save_image_grid(grid, run / "quality_cyclegan.png", nrow=10, scale=4)
-    print(f"cyclegan picture (a, G(a), F(G(a)), the exact {transform} of a): "
-          f"{run / 'quality_cyclegan.png'}")
+    worst = min(min(v[2], v[5]) for _, v in rows[:len(runs)])
+    print(f"cyclegan worst 'both' over {len(runs)} seed(s) and the two ways: {worst:.3f}")
+    for seed, (run, g, f, fake_b, fake_a) in translations.items():
+        aba, bab = translate(f, fake_b), translate(g, fake_a)
+        for name, rec, x in (("F(G(a)) vs a", aba, val_d.a), ("G(F(b)) vs b", bab, val_d.b)):
+            print(f"cyclegan seed {seed} cycle error {name}: L1 {F.l1_loss(rec, x).item():.4f}, "
+                  f"MSE {F.mse_loss(rec, x).item():.4f} (a blank image: L1 "
+                  f"{F.l1_loss(torch.full_like(x, -1.0), x).item():.4f})")
+        grid = torch.cat([val_d.a[:10], fake_b[:10], aba[:10],
+                          transform_images(val_d.a[:10], transform)])
+        save_image_grid(grid, run / "quality_cyclegan.png", nrow=10, scale=4)
+        print(f"cyclegan seed {seed} picture (a, G(a), F(G(a)), the exact {transform} of a): "
+              f"{run / 'quality_cyclegan.png'}")
 
 
 def run_main() -> None:
@@ -150,16 +163,25 @@ def run_main() -> None:
     parser.add_argument("--only", choices=("vaegan", "cyclegan"))
     parser.add_argument("--epochs", type=int, default=None, help="override the default")
     parser.add_argument("--reuse", action="store_true", help="measure finished runs again")
+    parser.add_argument("--seeds", default="0",
+                        help="CycleGAN seeds, comma-separated (seed 0 in OUT/cyclegan, seed S "
+                             "in OUT/cyclegan_seedS)")
     args = parser.parse_args()
     out = Path(args.out)
     start = time.perf_counter()
     digits = digit_classifier(out)
-    for name, figures in (("vaegan", vaegan_figures), ("cyclegan", cyclegan_figures)):
-        if args.only and name != args.only:
-            continue
-        seconds = train(name, out / name, args.epochs, args.reuse)
-        print(f"== {name}: trained in {seconds:.1f} s wall (nan: reused)")
-        figures(out / name, digits)
+    if args.only != "cyclegan":
+        seconds = train("vaegan", out / "vaegan", args.epochs, args.reuse)
+        print(f"== vaegan: trained in {seconds:.1f} s wall (nan: reused)")
+        vaegan_figures(out / "vaegan", digits)
+    if args.only != "vaegan":
+        runs = {}
+        for seed in (int(s) for s in args.seeds.split(",")):
+            run = out / ("cyclegan" if seed == 0 else f"cyclegan_seed{seed}")
+            seconds = train("cyclegan", run, args.epochs, args.reuse, seed)
+            print(f"== cyclegan seed {seed}: trained in {seconds:.1f} s wall (nan: reused)")
+            runs[seed] = run
+        cyclegan_figures(runs, digits)
     print(f"total wall time {time.perf_counter() - start:.1f} s; "
           f"torch threads {torch.get_num_threads()}")
 

@@ -102,6 +102,54 @@ def test_translator_refuses_odd_sides() -> None:
         ResnetTranslator((1, 7, 7))
 
 
+def _input_pixels_seen(net: ResnetTranslator, shape: tuple[int, int, int],
+                       pixel: tuple[int, int]) -> torch.Tensor:
+    """Which input pixels the output at ``pixel`` depends on through the convs: instance
+    norm (whose statistics span the image) is swapped for the identity first."""
+    for module in list(net.modules()):
+        for child, sub in list(module.named_children()):
+            if isinstance(sub, nn.InstanceNorm2d):
+                setattr(module, child, nn.Identity())
+    # Over 16 inputs, so that no input pixel in reach is missed because the ReLUs on its
+    # path happen to be off for one input.
+    x = torch.randn(16, *shape, requires_grad=True)
+    net(x)[:, 0, pixel[0], pixel[1]].sum().backward()
+    assert x.grad is not None
+    return x.grad.abs().sum((0, 1)) > 0
+
+
+@pytest.mark.parametrize(("n_blocks", "side"), [(0, 5), (1, 9), (2, 13)])
+def test_full_resolution_translator_sees_a_square_around_each_pixel(n_blocks: int,
+                                                                   side: int) -> None:
+    torch.manual_seed(0)
+    shape = (1, 16, 16)
+    net = ResnetTranslator(shape, 8, n_blocks=n_blocks, down=0)
+    assert net(torch.randn(2, *shape)).shape == (2, *shape)
+    assert ResnetTranslator((3, 7, 7), 4, n_blocks, down=0)(torch.randn(2, 3, 7, 7)).shape == (
+        2, 3, 7, 7)  # no level to halve: any side
+    seen = _input_pixels_seen(net, shape, (8, 8))
+    expected = torch.zeros(16, 16, dtype=torch.bool)
+    r = side // 2
+    expected[8 - r:8 + r + 1, 8 - r:8 + r + 1] = True
+    assert torch.equal(seen, expected)
+
+
+def test_downsampling_translator_sees_the_whole_small_image() -> None:
+    # The paper's layout scaled down to 8x8 (one stride-2 level): every pixel in view.
+    torch.manual_seed(0)
+    seen = _input_pixels_seen(ResnetTranslator((1, 8, 8), 8, n_blocks=3, down=1), (1, 8, 8),
+                              (0, 0))
+    assert seen.all()
+
+
+@pytest.mark.parametrize(("shape", "down"), [((1, 6, 6), 2), ((1, 4, 4), 2), ((1, 1, 1), 0)])
+def test_translator_refuses_sides_its_levels_cannot_halve(shape: tuple[int, int, int],
+                                                          down: int) -> None:
+    step = 2 ** down
+    with pytest.raises(GankitError, match=rf"divisible by {step} and at least {2 * step}"):
+        ResnetTranslator(shape, down=down)
+
+
 def test_domains_share_no_source_image() -> None:
     data = load_dataset("digits", "val")
     d = make_domains(data, "rot90")

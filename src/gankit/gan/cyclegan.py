@@ -51,30 +51,43 @@ class ResnetTranslator(nn.Module):
     """Image-to-image network (B, C, H, W) -> (B, C, H, W) in [-1, 1]: the paper's ResNet
     generator scaled down to small images.
 
-    3x3 conv, one stride-2 4x4 conv down to H/2, ``n_blocks`` residual blocks there, a
-    transposed conv back to H and a 3x3 conv with tanh. At 8x8 three blocks already see the
-    whole image, which a rotation needs (every output pixel comes from a far input pixel).
-    Instance norm after every conv but the last, as in the paper.
+    3x3 conv, ``down`` stride-2 4x4 convs (each halving the side and doubling the channels),
+    ``n_blocks`` residual blocks there, as many transposed convs back to H and a 3x3 conv
+    with tanh; instance norm after every conv but the last, as in the paper.
+
+    ``down=0`` keeps every layer at full resolution (each output pixel sees the
+    ``(5 + 4 * n_blocks)``-pixel square around it, and, through instance norm, each
+    channel's mean and spread over the image). That is what kept digits digits on small
+    images: the cycle loss is as content with a G that turns 4s into inverted 2s and an F
+    that turns them back, and with a stride-2 level (``down=1``, 3 blocks, at 8x8) the seed
+    decided which of the two a run found; at full resolution, with 1 or 3 blocks, every
+    seed found the map that leaves the strokes in place (benchmarks/cyclegan_study.py).
+    The default ``down=1, n_blocks=3`` is the paper's layout scaled down.
     """
 
     def __init__(self, shape: tuple[int, int, int] = (1, 8, 8), base: int = 32,
-                 n_blocks: int = 3) -> None:
+                 n_blocks: int = 3, down: int = 1) -> None:
         super().__init__()
         c, h, w = (int(d) for d in shape)
-        if h % 2 or w % 2 or h < 4 or w < 4:
-            raise GankitError(f"image shape {tuple(shape)} is not supported by the translator; "
-                              "it needs an even height and width of at least 4.")
-        if base < 1 or n_blocks < 0:
-            raise GankitError(f"base={base} must be positive and n_blocks={n_blocks} not "
-                              "negative.")
+        step = 2 ** max(down, 0)
+        if h % step or w % step or h < 2 * step or w < 2 * step:
+            raise GankitError(f"image shape {tuple(shape)} is not supported by the translator "
+                              f"with down={down}; it needs a height and width divisible by "
+                              f"{step} and at least {2 * step}.")
+        if base < 1 or n_blocks < 0 or down < 0:
+            raise GankitError(f"base={base} must be positive and n_blocks={n_blocks} and "
+                              f"down={down} not negative.")
         self.shape = (c, h, w)
-        self.net = nn.Sequential(
-            nn.Conv2d(c, base, 3, 1, 1), _norm(base), nn.ReLU(inplace=True),
-            nn.Conv2d(base, 2 * base, 4, 2, 1), _norm(2 * base), nn.ReLU(inplace=True),
-            *[_ResBlock(2 * base) for _ in range(n_blocks)],
-            nn.ConvTranspose2d(2 * base, base, 4, 2, 1), _norm(base), nn.ReLU(inplace=True),
-            nn.Conv2d(base, c, 3, 1, 1), nn.Tanh(),
-        )
+        layers: list[nn.Module] = [nn.Conv2d(c, base, 3, 1, 1), _norm(base), nn.ReLU(inplace=True)]
+        for i in range(down):
+            layers += [nn.Conv2d(base * 2 ** i, base * 2 ** (i + 1), 4, 2, 1),
+                       _norm(base * 2 ** (i + 1)), nn.ReLU(inplace=True)]
+        layers += [_ResBlock(base * 2 ** down) for _ in range(n_blocks)]
+        for i in reversed(range(down)):
+            layers += [nn.ConvTranspose2d(base * 2 ** (i + 1), base * 2 ** i, 4, 2, 1),
+                       _norm(base * 2 ** i), nn.ReLU(inplace=True)]
+        layers += [nn.Conv2d(base, c, 3, 1, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)

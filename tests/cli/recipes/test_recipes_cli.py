@@ -115,6 +115,15 @@ def test_cyclegan_samples_are_translations_of_held_out_images(tmp_path: Path) ->
     dist, nearest = torch.cdist(samples.flatten(1), translated.flatten(1)).min(1)
     assert dist.max() < 1e-2
     assert len(set(nearest[:150].tolist())) == 150
+    # The translators keep every layer at full resolution, with one residual block: the
+    # layout that kept the digits on every seed (README, CycleGAN); the paper's, with a
+    # stride-2 level, swapped them on some.
+    for name in ("gen_ab", "gen_ba"):
+        net = trainer.updater.raw_models[name]
+        convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert convs and all(m.stride == (1, 1) for m in convs)
+        assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+        assert sum(type(m).__name__ == "_ResBlock" for m in net.modules()) == 1
 
 
 @pytest.mark.parametrize(("recipe", "extra", "message"), [
