@@ -69,6 +69,18 @@ def _channels(res: int, channel_base: int, channel_max: int) -> int:
     return max(1, min(channel_base // res, channel_max))
 
 
+def _widths(width: int | None, channel_base: int, channel_max: int) -> tuple[int, int]:
+    """``(channel_base, channel_max)``: from ``width`` when given (64x and 4x it), else as given.
+
+    One number scales every layer's channels, as ``--width`` does for the other archs;
+    width 32 gives the defaults (2048, 128).
+    """
+    if width is None:
+        return channel_base, channel_max
+    check_positive(width=width)
+    return 64 * width, 4 * width
+
+
 def _normalize_2nd_moment(x: Tensor, eps: float = 1e-8) -> Tensor:
     return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + eps)
 
@@ -223,7 +235,9 @@ class StyleGAN2Generator(NoiseSampling, nn.Module):
         n_classes: 0 for unconditional, else the class count (the mapping network embeds y).
         w_dim: size of w (default: ``z_dim``). mapping_layers, mapping_lr_mul: the mapping
             network. channel_base, channel_max: ``min(channel_base // res, channel_max)``
-            channels at resolution ``res``.
+            channels at resolution ``res``. width: one knob for both (``--width`` of
+            ``gankit train``): ``channel_base = 64 * width``, ``channel_max = 4 * width``,
+            so width 32 is the CPU default (the paper's CIFAR-10 widths need channel_base).
     """
 
     w_avg: Tensor
@@ -239,6 +253,7 @@ class StyleGAN2Generator(NoiseSampling, nn.Module):
         mapping_lr_mul: float = 0.01,
         channel_base: int = 2048,
         channel_max: int = 128,
+        width: int | None = None,
         mixing_prob: float = 0.9,
         w_avg_beta: float = 0.995,
         truncation_psi: float = 1.0,
@@ -246,6 +261,7 @@ class StyleGAN2Generator(NoiseSampling, nn.Module):
         noise_mode: str = "auto",
     ) -> None:
         super().__init__()
+        channel_base, channel_max = _widths(width, channel_base, channel_max)
         w_dim = z_dim if w_dim is None else w_dim
         check_positive(n_classes, z_dim=z_dim, w_dim=w_dim, mapping_layers=mapping_layers,
                         channel_base=channel_base, channel_max=channel_max)
@@ -359,10 +375,12 @@ class StyleGAN2Discriminator(nn.Module):
         n_classes: int = 0,
         channel_base: int = 2048,
         channel_max: int = 128,
+        width: int | None = None,
         mbstd_group: int = 4,
         mbstd_channels: int = 1,
     ) -> None:
         super().__init__()
+        channel_base, channel_max = _widths(width, channel_base, channel_max)
         check_positive(n_classes, channel_base=channel_base, channel_max=channel_max,
                         mbstd_group=mbstd_group, mbstd_channels=mbstd_channels)
         levels = stylegan2_levels(shape)
