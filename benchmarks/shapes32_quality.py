@@ -95,8 +95,8 @@ def calibrate(arch: str, argv: list[str], steps: int, warmup: int) -> dict[str, 
     from gankit.data import load_dataset
 
     torch.set_num_threads(1)
-    args = build_parser().parse_args(["train", *argv, "--out", tempfile.mkdtemp()])
-    cfg, _ = resolve_config(args)
+    with tempfile.TemporaryDirectory() as out:  # an empty --out: a fresh run's options
+        cfg, _ = resolve_config(build_parser().parse_args(["train", *argv, "--out", out]))
     recipe = get_recipe(cfg.recipe)
     train = load_dataset(cfg.data, "train")
     cfg = cfg.merged({k: v for k, v in recipe.defaults(train, cfg).items()
