@@ -222,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         meets = r["precision"] >= 0.80 and r["recall"] >= 0.850
-        print(f"| {r['name']} | `{r['options']}` | {r['cpu']:.0f} ({r['cpu'] / base['cpu']:.2f}) "
+        options = f"`{r['options']}`" if r["options"] else "(none)"
+        print(f"| {r['name']} | {options} | {r['cpu']:.0f} ({r['cpu'] / base['cpu']:.2f}) "
               f"| {r['fid']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
               f"{'yes' if meets else 'no'} |")
     f = base["floor"]
