@@ -17,9 +17,13 @@ recipe defaults (resnet: SNGAN's hinge loss, n_dis 5, Adam(2e-4, 0, 0.9)) and th
 ARCHS. Runs go side by side (``--jobs``); a run directory under ``--out`` that already holds
 its result is read back, not rerun, so an interrupted benchmark resumes.
 
-    .venv/bin/python benchmarks/data_efficiency.py --out /tmp/deff  # the README's table
-    .venv/bin/python benchmarks/data_efficiency.py --archs dcgan --iterations 1000 \\
-        --methods none,diffaug,ada  # the first, shorter measurement
+Measured on 2026-12-01 with the defaults: 57 min of wall clock for the 8 runs side by side
+(``--jobs 8``) on two CPU cores shared with other jobs (load 11-33).
+
+    .venv/bin/python benchmarks/data_efficiency.py --out /tmp/deff/bench --jobs 8  # README
+    .venv/bin/python benchmarks/data_efficiency.py --out /tmp/deff/bench --curves  # so far
+    .venv/bin/python benchmarks/data_efficiency.py --archs dcgan --image-size 16 \\
+        --iterations 3000 --eval-every 500 --methods none,diffaug,diffaug-tc  # longer, cheaper
 """
 
 from __future__ import annotations
