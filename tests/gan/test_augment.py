@@ -87,6 +87,50 @@ def test_diffaug_cutout_zeroes_a_half_side_square() -> None:
     assert zeros.max() == 64 and zeros.min() > 0  # an 8x8 square, clipped at the borders
 
 
+def test_diffaug_cutout_at_32_is_16x16_and_translation_at_most_4() -> None:
+    # The paper's ratios at the benchmark's size: cutout int(32 * 0.5 + 0.5) = 16 on a side,
+    # translation up to int(32 * 0.125 + 0.5) = 4 pixels each way.
+    torch.manual_seed(17)
+    x = torch.ones(256, 1, 32, 32)
+    zeros = (DiffAugment(("cutout",))(x) == 0).flatten(1).sum(1)
+    assert zeros.max() == 256 and zeros.min() > 0
+    ramp = torch.arange(32.0).expand(256, 1, 32, 32) + 1  # column index + 1, no zeros
+    out = DiffAugment(("translation",))(ramp)
+    inner = (out - ramp)[:, 0, 8:24, 8:24]  # away from the zero border: one column shift
+    assert torch.equal(inner, inner[:, :1, :1].expand_as(inner))
+    assert set(inner[:, 0, 0].tolist()) == set(range(-4, 5))
+
+
+def test_diffaug_color_is_the_papers_brightness_saturation_contrast() -> None:
+    torch.manual_seed(18)
+    aug = DiffAugment(("color",))
+    # A constant image: saturation and contrast act around means it equals, so only the
+    # brightness offset U[-0.5, 0.5] remains, one per sample.
+    flat = torch.full((512, 3, 4, 4), 0.2)
+    shift = aug(flat) - flat
+    assert torch.allclose(shift, shift[:, :1, :1, :1].expand_as(shift), atol=1e-6)
+    assert shift.min() >= -0.5 and shift.max() <= 0.5
+    assert shift.min() < -0.45 and shift.max() > 0.45
+    # A grey image with zero mean: saturation is a no-op, contrast scales by U[0.5, 1.5].
+    grey = torch.randn(512, 1, 4, 4).expand(512, 3, 4, 4)
+    grey = grey - grey.mean(dim=(1, 2, 3), keepdim=True)
+    out = aug(grey)
+    centred = out - out.mean(dim=(1, 2, 3), keepdim=True)
+    k = (centred.flatten(1) * grey.flatten(1)).sum(1) / grey.flatten(1).pow(2).sum(1)
+    assert torch.allclose(centred, k[:, None, None, None] * grey, atol=1e-5)
+    assert k.min() >= 0.5 - 1e-5 and k.max() <= 1.5 + 1e-5
+    assert k.min() < 0.6 and k.max() > 1.4
+    # Zero channel mean at every pixel: saturation U[0, 2] times contrast U[0.5, 1.5].
+    chroma = torch.randn(512, 3, 4, 4)
+    chroma = chroma - chroma.mean(dim=1, keepdim=True)
+    out = aug(chroma)
+    centred = out - out.mean(dim=(1, 2, 3), keepdim=True)
+    k = (centred.flatten(1) * chroma.flatten(1)).sum(1) / chroma.flatten(1).pow(2).sum(1)
+    assert torch.allclose(centred, k[:, None, None, None] * chroma, atol=1e-5)
+    assert k.min() >= 0 and k.max() <= 3 + 1e-5
+    assert k.min() < 0.1 and k.max() > 2.2  # beyond what contrast alone reaches
+
+
 def test_ada_color_on_grey_images_keeps_them_grey_and_hue_saturation_are_grey_neutral() -> None:
     torch.manual_seed(8)
     x = torch.zeros(16, 3, 4, 4)  # grey pixels: hue and saturation must leave them grey
@@ -221,3 +265,25 @@ def test_updater_ada_p_rises_with_an_overfitting_d_and_is_reported() -> None:
     for _ in range(8):
         down.update()
     assert down.augment.p.item() == pytest.approx(0.5 - 2 * 4 * 16 / 1000)
+
+
+def test_generator_gradient_flows_through_diffaugment_in_its_step() -> None:
+    # The generator is only ever judged through the augmentation: its step's loss must
+    # reach its weights through the (differentiable) DiffAugment ops.
+    class LinD(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(16, 1)
+
+        def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+            return self.lin(x.flatten(1))
+
+    torch.manual_seed(19)
+    updater = _updater(LinD(), DiffAugment())
+    gen = updater.raw_models["gen"]
+    before = gen.lin.weight.detach().clone()
+    grads: list[torch.Tensor] = []
+    gen.lin.weight.register_hook(lambda g: grads.append(g.clone()))
+    updater.update()
+    assert len(grads) == 1 and grads[0].abs().sum() > 0
+    assert not torch.equal(gen.lin.weight, before)
