@@ -208,7 +208,8 @@ def summarize(results: list[dict[str, Any]], data_names: list[str],
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="5",
-                        help="N for seeds 0..N-1 (default 5), or a list such as 3,4")
+                        help="N for seeds 0..N-1 (default 5), or a list such as 3,4 "
+                             "('3,' for seed 3 alone)")
     parser.add_argument("--recipes", default="ns-r1,hinge-r1,wgan-gp,ns")
     parser.add_argument("--data", default="ring8,grid25")
     parser.add_argument("--iterations", type=int, default=None)
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.overrides:
         key, _, value = item.partition("=")
         overrides[key] = _parse_value(value)
-    seeds = ([int(s) for s in args.seeds.split(",")] if "," in args.seeds
+    seeds = ([int(s) for s in args.seeds.split(",") if s] if "," in args.seeds
              else list(range(int(args.seeds))))
     jobs = [(d, r, s, args.iterations, overrides, args.eval_every)
             for d in data_names for r in recipes for s in seeds]
