@@ -5,13 +5,18 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import sys
 import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import tomllib
+# tomllib is in the standard library from Python 3.11; tomli is the same parser for 3.10.
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 from gankit.errors import GankitError
 from gankit.extensions.lr_scheduler import LR_DECAYS
