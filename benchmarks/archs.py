@@ -32,16 +32,14 @@ def measure(arch: str, steps: int, warmup: int, batch: int) -> dict[str, float]:
 
     from gankit.cli.config import TrainConfig
     from gankit.cli.recipes.dcgan import DCGANRecipe
+    from gankit.cli.train import apply_defaults
     from gankit.data import load_dataset
 
     torch.manual_seed(0)
     train = load_dataset("shapes32", "train")
     recipe = DCGANRecipe()
-    cfg = TrainConfig(data="shapes32", arch=arch, device="cpu",
-                      conditional=arch == "biggan")
-    cfg = cfg.merged({k: v for k, v in recipe.defaults(train, cfg).items()
-                      if getattr(cfg, k) is None})
-    cfg = cfg.merged({"batch_size": batch})
+    cfg = apply_defaults(TrainConfig(data="shapes32", arch=arch, device="cpu", batch_size=batch,
+                                     conditional=arch == "biggan"), recipe, train)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     updater = recipe.build(cfg, train)
     params = {name: sum(p.numel() for p in m.parameters())

@@ -23,6 +23,7 @@ import torch
 
 if TYPE_CHECKING:
     from gankit.data import ArrayDataset
+    from gankit.training import Updater
 
 CONFIGS = ("fp32", "tf32", "bf16", "fp16", "fp32+compile", "bf16+compile")
 ARCHS = ("dcgan", "resnet", "biggan", "stylegan2")
@@ -50,6 +51,11 @@ def run(config: str, args: argparse.Namespace, train: ArrayDataset) -> tuple[flo
         device="cuda", precision="fp32" if precision == "tf32" else precision,
     )
     prepare_updater(updater, compile=bool(compiled), channels_last=True)
+    return timed(updater, args)
+
+
+def timed(updater: Updater, args: argparse.Namespace) -> tuple[float, float]:
+    """(seconds for args.steps updates after args.warmup, peak GiB allocated meanwhile)."""
     for _ in range(args.warmup):
         updater.update()
     torch.cuda.synchronize()
@@ -66,43 +72,29 @@ def run_arch(arch: str, precision: str, args: argparse.Namespace,
     """(seconds for args.steps updates, peak GiB, n_dis) for ``--arch arch`` at 32x32."""
     from gankit.cli.config import TrainConfig
     from gankit.cli.recipes.dcgan import DCGANRecipe
+    from gankit.cli.train import apply_defaults
     from gankit.training.distributed import prepare_updater
 
     torch.manual_seed(0)
     recipe = DCGANRecipe()
-    cfg = TrainConfig(data="shapes32", arch=arch, device="cuda", precision=precision,
-                      conditional=arch == "biggan")
-    cfg = cfg.merged({k: v for k, v in recipe.defaults(train, cfg).items()
-                      if getattr(cfg, k) is None})
-    cfg = cfg.merged({"batch_size": args.arch_batch})
+    cfg = apply_defaults(TrainConfig(data="shapes32", arch=arch, device="cuda",
+                                     precision=precision, batch_size=args.arch_batch,
+                                     conditional=arch == "biggan"), recipe, train)
     updater = recipe.build(cfg, train)
     prepare_updater(updater, channels_last=True)
-    for _ in range(args.warmup):
-        updater.update()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        updater.update()
-    torch.cuda.synchronize()
-    return (time.perf_counter() - start, torch.cuda.max_memory_allocated() / 2**30,
-            int(cfg.n_dis or 1))
+    return (*timed(updater, args), int(cfg.n_dis or 1))
 
 
 def arch_table(args: argparse.Namespace) -> None:
-    import importlib.util
-
     from gankit.data import load_dataset
 
     train = load_dataset("shapes32", "train")
-    archs = [a for a in args.archs if a != "stylegan2"
-             or importlib.util.find_spec("gankit.models.stylegan2") is not None]
     print(f"\n--arch at 32x32 (shapes32), batch {args.arch_batch}, paper defaults; a step is "
           "one D batch (+ a G step every n_dis)", flush=True)
     print(f"{'arch':<10} {'precision':<9} {'n_dis':>5} {'steps/s':>8} {'vs dcgan fp32':>13} "
           f"{'peak GiB':>9}", flush=True)
     base = None
-    for arch in archs:
+    for arch in args.archs:
         for precision in ("fp32", "bf16"):
             try:
                 seconds, peak, n_dis = run_arch(arch, precision, args, train)

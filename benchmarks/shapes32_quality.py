@@ -91,7 +91,7 @@ def calibrate(arch: str, argv: list[str], steps: int, warmup: int) -> dict[str, 
 
     from gankit.cli.parser import build_parser
     from gankit.cli.recipes import get_recipe
-    from gankit.cli.train import resolve_config
+    from gankit.cli.train import apply_defaults, resolve_config
     from gankit.data import load_dataset
 
     torch.set_num_threads(1)
@@ -99,9 +99,7 @@ def calibrate(arch: str, argv: list[str], steps: int, warmup: int) -> dict[str, 
         cfg, _ = resolve_config(build_parser().parse_args(["train", *argv, "--out", out]))
     recipe = get_recipe(cfg.recipe)
     train = load_dataset(cfg.data, "train")
-    cfg = cfg.merged({k: v for k, v in recipe.defaults(train, cfg).items()
-                      if getattr(cfg, k) is None and k not in ("epochs", "iterations")})
-    cfg = cfg.merged({"device": "cpu"})
+    cfg = apply_defaults(cfg, recipe, train).merged({"device": "cpu"})
     cfg.validate()
     torch.manual_seed(cfg.seed)
     updater = recipe.build(cfg, train)

@@ -13,9 +13,26 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TESTS = Path(__file__).resolve().parent
+
+
+class TinyG(nn.Module):
+    """A 4x4 one-channel generator from 4-d noise, for GANUpdater tests of seconds."""
+
+    n_classes = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 16)
+
+    def sample_z(self, n: int, device: torch.device | None = None) -> torch.Tensor:
+        return torch.randn(n, 4, device=device)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.tanh(self.lin(z)).view(-1, 1, 4, 4)
 
 
 def load_module(path: Path, name: str) -> Any:

@@ -9,6 +9,7 @@ from torch import nn
 
 from gankit.gan.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augment
 from gankit.gan.updaters import GANUpdater
+from testsupport import TinyG
 
 AUGMENTS = {
     **{f"diffaug-{op}": (lambda op=op: DiffAugment((op,))) for op in DIFFAUG_OPS},
@@ -218,20 +219,6 @@ class SpyD(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         self.seen.append(x.detach())
         return self.sign * 5.0 + self.w * x.flatten(1).mean(1)
-
-
-class TinyG(nn.Module):
-    n_classes = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(4, 16)
-
-    def sample_z(self, n: int, device: torch.device | None = None) -> torch.Tensor:
-        return torch.randn(n, 4, device=device)
-
-    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.tanh(self.lin(z)).view(-1, 1, 4, 4)
 
 
 def _updater(dis: nn.Module, augment: Augment | str | None, **kw) -> GANUpdater:

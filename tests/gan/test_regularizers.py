@@ -9,6 +9,7 @@ from torch import nn
 import gankit
 from gankit.gan.regularizers import LeCam, bcr_penalty, lecam_penalty
 from gankit.gan.updaters import GANUpdater
+from testsupport import TinyG
 
 
 def test_lecam_penalty_on_known_inputs() -> None:
@@ -67,20 +68,6 @@ class LinD(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         self.seen.append(x.detach())
         return (x.flatten(1) * self.w).sum(1)
-
-
-class TinyG(nn.Module):
-    n_classes = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(4, 16)
-
-    def sample_z(self, n: int, device: torch.device | None = None) -> torch.Tensor:
-        return torch.randn(n, 4, device=device)
-
-    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.tanh(self.lin(z)).view(-1, 1, 4, 4)
 
 
 def _updater(**kw) -> GANUpdater:

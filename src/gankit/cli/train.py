@@ -7,12 +7,17 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gankit.cli.config import TrainConfig, load_toml
 from gankit.cli.runs import build_run, configure_threads, load_data
 from gankit.errors import GankitError
 from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
 from gankit.training.updater import resolve_device
+
+if TYPE_CHECKING:
+    from gankit.cli.recipes import Recipe
+    from gankit.data import ArrayDataset
 
 # The held-out quality signal, plotted into metrics.png one panel per key (absent keys skipped).
 HELD_OUT_KEYS = ("val/fid", "val/kid", "val/precision", "val/recall", "val/modes")
@@ -96,6 +101,19 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
     return cfg, bool(list_snapshots(run))
 
 
+def apply_defaults(cfg: TrainConfig, recipe: Recipe, train: ArrayDataset) -> TrainConfig:
+    """``cfg`` with the recipe's defaults for this data (and its ``--arch``) where it has no
+    value; a run length or a decay the user gave keeps the defaults' companions out (no
+    default epochs beside ``--iterations``, no default decay start beside ``--lr-decay``)."""
+    defaults = recipe.defaults(train, cfg)
+    if cfg.epochs is not None or cfg.iterations is not None:
+        defaults.pop("epochs", None)
+        defaults.pop("iterations", None)
+    if cfg.lr_decay is not None:
+        defaults.pop("lr_decay_start", None)
+    return cfg.merged({k: v for k, v in defaults.items() if getattr(cfg, k) is None})
+
+
 def _toml_keys(path: str) -> set[str]:
     return set(load_toml(path))
 
@@ -126,13 +144,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "--conditional or give labelled data (folder:DIR with one subfolder per class)."
         )
     if not resuming:
-        defaults = recipe.defaults(train, cfg)
-        if cfg.epochs is not None or cfg.iterations is not None:
-            defaults.pop("epochs", None)
-            defaults.pop("iterations", None)
-        if cfg.lr_decay is not None:  # a decay of the user's own: no default start for it
-            defaults.pop("lr_decay_start", None)
-        cfg = cfg.merged({k: v for k, v in defaults.items() if getattr(cfg, k) is None})
+        cfg = apply_defaults(cfg, recipe, train)
         cfg.validate()
     cfg = cfg.merged({"device": str(resolve_device(cfg.device))})
     # Under torchrun: join the process group; each rank trains on its own device.
