@@ -6,8 +6,9 @@ k=3 precision/recall in gankit's digits-classifier features), each in its own pr
 its CPU seconds are the training process's alone (a shared machine inflates wall time, not
 CPU time). The baseline, today's defaults, runs in the same invocation. Variants that need
 a network or loss the CLI has no option for (minibatch std in D, a wider D only, one-sided
-label smoothing, a categorical latent code, InfoGAN's code-recovery head) patch the DCGAN
-builder / updater inside their child process only; nothing in gankit changes. Run from the
+label smoothing, a categorical latent code, InfoGAN's code-recovery head, top-k training)
+patch the DCGAN builder / updater inside their child process only; nothing in gankit
+changes. Run from the
 repository root (about 1.5 CPU-minutes per variant):
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/digits_demo_study.py \\
@@ -50,6 +51,15 @@ VARIANTS: dict[str, tuple[list[str], dict[str, float]]] = {
                               {"onehot": 10, "info": 0.2}),
     "cond-lr5e-4": (["--conditional", "--lr-gen", "5e-4", "--lr-dis", "5e-4"], {}),
     "cond-mbstd": (["--conditional"], {"mbstd": 4}),
+    "diffaug-t": (["--augment", "diffaug:translation"], {}),
+    "diffaug-tc": (["--augment", "diffaug:translation,cutout"], {}),
+    "ada": (["--augment", "ada"], {}),
+    "ada-kimg100": (["--augment", "ada:0.6:100"], {}),
+    "topk0.5": ([], {"topk": 0.5}),
+    "lr5e-4-topk0.5": (["--lr-gen", "5e-4", "--lr-dis", "5e-4"], {"topk": 0.5}),
+    "cond-topk0.5": (["--conditional"], {"topk": 0.5}),
+    "cond-decay50-topk0.5": (["--conditional", "--lr-decay", "linear", "--lr-decay-start",
+                              "0.5"], {"topk": 0.5}),
 }
 
 
@@ -134,6 +144,20 @@ def apply_patches(patches: dict[str, float]) -> None:
 
         smoothed = dataclasses.replace(ns, dis_real=dis_real)
         updaters.get_loss = lambda name: smoothed if name == "ns" else get_loss(name)
+
+    if "topk" in patches:  # Sinha et al. 2020: G learns from its k best fakes by D's score
+        floor, ns = patches["topk"], get_loss("ns")
+        calls = [0]
+        per_epoch = 23  # iterations per epoch of the digits' train split at batch 64
+
+        def gen_topk(out: Tensor) -> Tensor:
+            frac = max(floor, 0.99 ** (calls[0] // per_epoch))  # k decays 1% per epoch
+            calls[0] += 1
+            flat = out.flatten()
+            return ns.gen(flat.topk(max(1, int(frac * flat.numel()))).values)
+
+        topk = dataclasses.replace(ns, gen=gen_topk)
+        updaters.get_loss = lambda name: topk if name == "ns" else get_loss(name)
 
     if patches.get("info"):
         weight = float(patches["info"])
