@@ -65,7 +65,8 @@ def test_resume_in_a_new_process_is_bitwise(tmp_path: Path) -> None:
     (["--lr-decay", "cosine"], "unknown --lr-decay 'cosine'; choose one of: none, linear."),
     (["--lr-decay", "linear", "--lr-decay-start", "1"], "--lr-decay-start must be a fraction"),
     (["--lr-decay", "none", "--lr-decay-start", "0.5"], "has no effect with --lr-decay none"),
-    (["--lr-decay-start", "0.5"], "has no effect without a decay"),
+    # digits: its defaults have no decay (the point data's decay from half-way)
+    (["--data", "digits", "--lr-decay-start", "0.5"], "has no effect without a decay"),
     (["--lr-warmup", "50"], "--lr-warmup 50 is longer than the run (20 iterations)"),
 ])
 def test_bad_schedules_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -89,8 +90,31 @@ def test_a_resumed_run_keeps_its_schedule(tmp_path: Path,
     out = tmp_path / "run"
     assert main(["train", "--data", "ring8", "--iterations", "4", "--width", "8", "--quiet",
                  "--out", str(out)]) == 0
-    assert main(["train", "--resume", str(out), "--lr-decay", "linear"]) == 2
-    assert "--lr-decay is 'linear' but the run in" in capsys.readouterr().err
+    assert main(["train", "--resume", str(out), "--lr-decay", "none"]) == 2
+    assert "--lr-decay is 'none' but the run in" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "decay", "start"), [
+    ([], "linear", 0.5),  # the point defaults: decay over the second half
+    (["--lr-decay-start", "0.25"], "linear", 0.25),  # a start alone moves the default decay
+    (["--lr-decay", "linear"], "linear", None),  # a decay given alone runs from iteration 0
+    (["--lr-decay", "none"], "none", None),
+])
+def test_point_defaults_decay_from_half_way(tmp_path: Path, extra: list[str], decay: str,
+                                           start: float | None) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--data", "ring8", "--iterations", "8", "--width", "8", "--quiet",
+                 "--log-every", "1", "--out", str(out), *extra]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert (config["lr_decay"], config["lr_decay_start"]) == (decay, start)
+    assert config["penalty_weight"] == 0.1
+    lrs = [e.get("gen/lr") for e in read_log(out / "log.json")]
+    if decay == "none":
+        assert lrs == [None] * 8
+    else:
+        full = round(8 * (start or 0.0))  # iterations at the full rate before the decay
+        assert lrs[:full] == pytest.approx([1e-3] * full) and lrs[-1] == 0.0
+        assert all(a > b for a, b in zip(lrs[full:], lrs[full + 1:], strict=False))
 
 
 @pytest.mark.parametrize(("recipe", "optimizers"), [
