@@ -12,7 +12,8 @@ each run's FID curve (the papers' point is what happens late, once D has memoris
 Methods: none, DiffAugment with its full policy (color,translation,cutout) and without colour
 (translation,cutout: on grey digits colour is only brightness and contrast), ADA (target 0.6).
 ADA at the paper's speed (p 0 -> 1 in 500k images) would not move in a run this short, so it
-runs at ``--ada-kimg`` (default 5: p can go 0 -> 1 in 5k images). Each arch runs at its own
+runs at ARCHS' ``ada_kimg`` (dcgan 5: p can go 0 -> 1 in 5k images; resnet 25, the same speed
+per generator step) or ``--ada-kimg`` for every arch. Each arch runs at its own
 recipe defaults (resnet: SNGAN's hinge loss, n_dis 5, Adam(2e-4, 0, 0.9)) and the width in
 ARCHS. Runs go side by side (``--jobs``); a run directory under ``--out`` that already holds
 its result is read back, not rerun, so an interrupted benchmark resumes.
@@ -42,10 +43,12 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
 
-#: per arch: the width, the iterations (discriminator steps) and the iterations between the
-#: run's own FID evaluations
-ARCHS = {"dcgan": {"width": 16, "iterations": 2000, "eval_every": 500},
-         "resnet": {"width": 8, "iterations": 1000, "eval_every": 250}}
+#: per arch: the width, the iterations (discriminator steps), the iterations between the
+#: run's own FID evaluations and ADA's speed (thousands of reals for p to go 0 -> 1): resnet's
+#: D sees n_dis = 5 real batches per generator step, so its kimg is 5x dcgan's, which moves p
+#: at the same speed per generator step
+ARCHS = {"dcgan": {"width": 16, "iterations": 2000, "eval_every": 500, "ada_kimg": 5.0},
+         "resnet": {"width": 8, "iterations": 3000, "eval_every": 750, "ada_kimg": 25.0}}
 METHODS = {"none": "none", "diffaug": "diffaug:color,translation,cutout",
            "diffaug-tc": "diffaug:translation,cutout", "ada": "ada:0.6:{kimg}"}
 
@@ -59,22 +62,31 @@ def _gankit(argv: list[str]) -> None:
         raise SystemExit(f"gankit {' '.join(argv)} failed:\n{done.stderr[-2000:]}")
 
 
-def _settings(arch: str, args: argparse.Namespace) -> tuple[int, int, int]:
-    """(width, iterations, eval_every) of ``arch``: ARCHS' unless given on the command line."""
+def _settings(arch: str, args: argparse.Namespace) -> tuple[int, int, int, float]:
+    """(width, iterations, eval_every, ada_kimg) of ``arch``: ARCHS' unless given on the
+    command line."""
     width = args.width or ARCHS[arch]["width"]
     iterations = args.iterations or ARCHS[arch]["iterations"]
-    return width, iterations, args.eval_every or ARCHS[arch]["eval_every"]
+    return (int(width), int(iterations), int(args.eval_every or ARCHS[arch]["eval_every"]),
+            float(args.ada_kimg or ARCHS[arch]["ada_kimg"]))
+
+
+def _spec(arch: str, name: str, args: argparse.Namespace) -> str:
+    """The ``--augment`` value of method ``name`` for ``arch``."""
+    return METHODS[name].format(kimg=f"{_settings(arch, args)[3]:g}")
 
 
 def _run_dir(arch: str, name: str, seed: int, args: argparse.Namespace, out: Path) -> Path:
-    width, iterations, _ = _settings(arch, args)
+    width, iterations, _, kimg = _settings(arch, args)
     size = "" if args.image_size == 32 else f"-r{args.image_size}"
-    return out / f"{arch}{size}-w{width}-i{iterations}-{name}-s{seed}"
+    # ADA's directory names its speed, so a run at another speed is not read back for it.
+    method = f"{name}-k{kimg:g}" if name == "ada" else name
+    return out / f"{arch}{size}-w{width}-i{iterations}-{method}-s{seed}"
 
 
 def train(arch: str, name: str, seed: int, args: argparse.Namespace, run: Path) -> None:
-    width, iterations, eval_every = _settings(arch, args)
-    spec = METHODS[name].format(kimg=f"{args.ada_kimg:g}")
+    width, iterations, eval_every, _ = _settings(arch, args)
+    spec = _spec(arch, name, args)
     _gankit([
         "train", "--data", "digits", "--image-size", str(args.image_size),
         "--train-fraction", str(args.fraction),
@@ -88,7 +100,7 @@ def train(arch: str, name: str, seed: int, args: argparse.Namespace, run: Path) 
 def run_one(arch: str, name: str, seed: int, args: argparse.Namespace,
             out: Path) -> dict[str, object]:
     """Train and score one run; its result is cached in ``result.json`` beside it."""
-    width, iterations, _ = _settings(arch, args)
+    width, iterations, _, _ = _settings(arch, args)
     run = _run_dir(arch, name, seed, args, out)
     cached = run / "result.json"
     if cached.is_file():
@@ -145,7 +157,8 @@ def main_benchmark() -> None:
     ap.add_argument("--image-size", type=int, default=32,
                     help="the issue's is 32; 16 is a 4x cheaper proxy for long runs (dcgan only)")
     ap.add_argument("--fraction", type=float, default=0.1)
-    ap.add_argument("--ada-kimg", type=float, default=5.0)
+    ap.add_argument("--ada-kimg", type=float, default=None,
+                    help="ADA's speed for every arch (default: ARCHS' per-arch value)")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--eval-every", type=int, default=None,
                     help="iterations between the run's own FID evaluations, the curve "
@@ -199,7 +212,8 @@ def main_benchmark() -> None:
             fid = statistics.fmean(r["fid"] for r in rs)
             p = statistics.fmean(r["p"] for r in rs)
             curve = [statistics.fmean(r["curve"][k] for r in rs) for k in points]
-            print(f"{name:<12}{_mean_spread([r['fid'] for r in rs]):>16}"
+            label = _spec(arch, name, args) if name == "ada" else name
+            print(f"{label:<12}{_mean_spread([r['fid'] for r in rs]):>16}"
                   f"{_mean_spread([r['kid'] for r in rs]):>16}{fid / base:>9.2f}"
                   f"{(f'{p:.3f}' if p == p else '-'):>9}  "
                   + "  ".join(f"{v:>9.2f}" for v in curve))

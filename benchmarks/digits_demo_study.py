@@ -58,6 +58,8 @@ VARIANTS: dict[str, tuple[list[str], dict[str, float]]] = {
     "topk0.5": ([], {"topk": 0.5}),
     "lr5e-4-topk0.5": (["--lr-gen", "5e-4", "--lr-dis", "5e-4"], {"topk": 0.5}),
     "cond-topk0.5": (["--conditional"], {"topk": 0.5}),
+    "cond-ms1": (["--conditional"], {"ms": 1.0}),
+    "cond-ms1-topk0.5": (["--conditional"], {"ms": 1.0, "topk": 0.5}),
     "cond-decay50-topk0.5": (["--conditional", "--lr-decay", "linear", "--lr-decay-start",
                               "0.5"], {"topk": 0.5}),
 }
@@ -158,6 +160,38 @@ def apply_patches(patches: dict[str, float]) -> None:
 
         topk = dataclasses.replace(ns, gen=gen_topk)
         updaters.get_loss = lambda name: topk if name == "ns" else get_loss(name)
+
+    if patches.get("ms"):
+        ms_weight = float(patches["ms"])
+
+        class ModeSeekingUpdater(updaters.GANUpdater):
+            """Mao et al. 2019's mode-seeking term: the generator's step also maximises
+            |G(z1) - G(z2)| / |z1 - z2| over pairs of fakes with the same label. Plain
+            losses, no penalties or augmentation (the digits defaults have none)."""
+
+            def update_core(self, batch: Any) -> None:
+                x, y = updaters.split_batch(batch)
+                y = y if self.n_classes else None
+                gen, dis = self.models["gen"], self.models["dis"]
+                n = x.shape[0]
+                y_fake = self._fake_labels(n)
+                with torch.no_grad():
+                    fake = gen(self._z(n), y_fake)
+                loss_dis = self.loss.dis(dis(x, y), dis(fake, y_fake))
+                self.step("dis", loss_dis)
+                half = n // 2
+                y_fake = self._fake_labels(half)
+                y_pair = None if y_fake is None else torch.cat([y_fake, y_fake])
+                z = self._z(2 * half)
+                fake = gen(z, y_pair)
+                loss_gen = self.loss.gen(self.frozen("dis")(fake, y_pair))
+                ratio = ((fake[:half] - fake[half:]).abs().mean()
+                         / (z[:half] - z[half:]).abs().mean())
+                ms = 1.0 / (ratio + 1e-5)
+                self.step("gen", loss_gen + ms_weight * ms)
+                report({"dis/loss": loss_dis, "gen/loss": loss_gen, "gen/ms": ms})
+
+        recipe_mod.GANUpdater = ModeSeekingUpdater
 
     if patches.get("info"):
         weight = float(patches["info"])
