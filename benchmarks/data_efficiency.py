@@ -18,8 +18,9 @@ recipe defaults (resnet: SNGAN's hinge loss, n_dis 5, Adam(2e-4, 0, 0.9)) and th
 ARCHS. Runs go side by side (``--jobs``); a run directory under ``--out`` that already holds
 its result is read back, not rerun, so an interrupted benchmark resumes.
 
-Measured on 2026-12-01 with the defaults: 57 min of wall clock for the 8 runs side by side
-(``--jobs 8``) on two CPU cores shared with other jobs (load 11-33).
+Measured on 2026-12-01: dcgan's four runs side by side (``--jobs 8``, with resnet then at
+1,000 iterations) took 57 min of wall clock on two CPU cores shared with other jobs (load
+11-33); resnet's four at 10,000 iterations 450-530 s each, two at a time, on a quiet machine.
 
     .venv/bin/python benchmarks/data_efficiency.py --out /tmp/deff/bench --jobs 8  # README
     .venv/bin/python benchmarks/data_efficiency.py --out /tmp/deff/bench --curves  # so far
@@ -48,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: D sees n_dis = 5 real batches per generator step, so its kimg is 5x dcgan's, which moves p
 #: at the same speed per generator step
 ARCHS = {"dcgan": {"width": 16, "iterations": 2000, "eval_every": 500, "ada_kimg": 5.0},
-         "resnet": {"width": 8, "iterations": 3000, "eval_every": 750, "ada_kimg": 25.0}}
+         "resnet": {"width": 8, "iterations": 10000, "eval_every": 2500, "ada_kimg": 25.0}}
 METHODS = {"none": "none", "diffaug": "diffaug:color,translation,cutout",
            "diffaug-tc": "diffaug:translation,cutout", "ada": "ada:0.6:{kimg}"}
 
