@@ -7,9 +7,10 @@ its CPU seconds are the training process's alone (a shared machine inflates wall
 CPU time). The baseline, today's defaults, runs in the same invocation. Variants that need
 a network or loss the CLI has no option for (minibatch std in D, a wider D only, one-sided
 label smoothing, a categorical latent code, InfoGAN's code-recovery head, top-k training)
-patch the DCGAN builder / updater inside their child process only; nothing in gankit
-changes. Run from the
-repository root (about 1.5 CPU-minutes per variant):
+patch the DCGAN builder / updater inside their child process only (shown as [name=value]
+after the options); nothing in gankit changes. ``--z-scales 1.2,1.3`` adds a table of how
+each run's samples spread (see ``dispersion``). Run from the repository root (about 1.5
+CPU-minutes per variant):
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/digits_demo_study.py \\
         --variants defaults,lr5e-4,mbstd --seed 0
@@ -62,6 +63,65 @@ VARIANTS: dict[str, tuple[list[str], dict[str, float]]] = {
     "cond-ms1-topk0.5": (["--conditional"], {"ms": 1.0, "topk": 0.5}),
     "cond-decay50-topk0.5": (["--conditional", "--lr-decay", "linear", "--lr-decay-start",
                               "0.5"], {"topk": 0.5}),
+    "lecam0.01": (["--lecam", "0.01"], {}),
+    "lecam0.1": (["--lecam", "0.1"], {}),
+    "cond-lecam0.01": (["--conditional", "--lecam", "0.01"], {}),
+    "cond-lecam0.1": (["--conditional", "--lecam", "0.1"], {}),
+    "bcr1": (["--bcr", "1"], {}),
+    "bcr10": (["--bcr", "10"], {}),
+    "cond-bcr10": (["--conditional", "--bcr", "10"], {}),
+    "ema0.995": (["--ema", "0.995"], {}),
+    "ema0.9995": (["--ema", "0.9995"], {}),
+    "cond-ema0.9995": (["--conditional", "--ema", "0.9995"], {}),
+    "z64": (["--z-dim", "64"], {}),
+    "cond-bs128-lr4e-4": (["--conditional", "--batch-size", "128", "--lr-gen", "4e-4",
+                           "--lr-dis", "4e-4"], {}),
+    "cond-r1-0.1": (["--conditional", "--penalty", "r1", "--penalty-weight", "0.1"], {}),
+    "ema-ramp10": ([], {"ema_ramp": 10}),  # = defaults: checks the patch
+    "ema-ramp0": ([], {"ema_ramp": 0}),
+    "ema-ramp3": ([], {"ema_ramp": 3}),
+    "ema-ramp5": ([], {"ema_ramp": 5}),
+    "ema-ramp30": ([], {"ema_ramp": 30}),
+    "cond-ema-ramp3": (["--conditional"], {"ema_ramp": 3}),
+    "cond-cbn": (["--conditional"], {"cbn": 1}),
+    "cond-cbn-topk0.5": (["--conditional"], {"cbn": 1, "topk": 0.5}),
+    "cond-width64-e100": (["--conditional", "--width", "64", "--epochs", "100"], {}),
+    "cond-width48-e130": (["--conditional", "--width", "48", "--epochs", "130"], {}),
+    "cond-e100": (["--conditional", "--epochs", "100"], {}),
+    "minimax": (["--loss", "minimax"], {}),
+    "cond-minimax": (["--conditional", "--loss", "minimax"], {}),
+    "cond-lsgan": (["--conditional", "--loss", "lsgan"], {}),
+    "cond-hinge": (["--conditional", "--loss", "hinge"], {}),
+    "fkl": ([], {"fkl": 1}),
+    "jointbn": ([], {"jointbn": 1}),
+    "cond-noise0.1": (["--conditional"], {"noise": 0.1}),
+    "cond-noise0.2": (["--conditional"], {"noise": 0.2}),
+    "noise0.1": ([], {"noise": 0.1}),
+    "cond-lrgen1e-4": (["--conditional", "--lr-gen", "1e-4"], {}),
+    "cond-lrgen5e-5": (["--conditional", "--lr-gen", "5e-5"], {}),
+    "cond-ttur-5e-5": (["--conditional", "--lr-gen", "5e-5", "--lr-dis", "4e-4"], {}),
+    "cond-ttur-decay50": (["--conditional", "--lr-gen", "1e-4", "--lr-dis", "4e-4",
+                           "--lr-decay", "linear", "--lr-decay-start", "0.5"], {}),
+    "cond-ttur-topk0.5": (["--conditional", "--lr-gen", "1e-4", "--lr-dis", "4e-4"],
+                          {"topk": 0.5}),
+    "cond": (["--conditional"], {}),
+    "cond-ttur-decay": (["--conditional", "--lr-gen", "1e-4", "--lr-dis", "4e-4",
+                         "--lr-decay", "linear"], {}),
+    "cond-ttur-decay75": (["--conditional", "--lr-gen", "1e-4", "--lr-dis", "4e-4",
+                           "--lr-decay", "linear", "--lr-decay-start", "0.75"], {}),
+    "cond-ttur-z64-decay50": (["--conditional", "--lr-gen", "1e-4", "--lr-dis", "4e-4",
+                               "--z-dim", "64", "--lr-decay", "linear",
+                               "--lr-decay-start", "0.5"], {}),
+    "ddrop0.3": ([], {"ddrop": 0.3}),
+    "cond-ddrop0.3": (["--conditional"], {"ddrop": 0.3}),
+    "cond-ddrop0.5": (["--conditional"], {"ddrop": 0.5}),
+    "cond-ndis2": (["--conditional", "--n-dis", "2"], {}),
+    "cond-ttur": (["--conditional", "--lr-gen", "1e-4", "--lr-dis", "4e-4"], {}),
+    "cond-lrdis4e-4": (["--conditional", "--lr-dis", "4e-4"], {}),
+    "cond-lrgen4e-4": (["--conditional", "--lr-gen", "4e-4"], {}),
+    "cond-dwidth64": (["--conditional"], {"dwidth": 64}),
+    "cond-jointbn": (["--conditional"], {"jointbn": 1}),
+    "cond-fkl": (["--conditional"], {"fkl": 1}),
 }
 
 
@@ -81,6 +141,23 @@ def apply_patches(patches: dict[str, float]) -> None:
     from gankit.models.layers import projection_logits
     from gankit.models.stylegan2 import minibatch_stddev
     from gankit.training import report
+
+    if "ema_ramp" in patches:  # EMA decay min(decay, (1+t)/(c+t)), gankit's c being 10; 0: none
+        import gankit.extensions.ema as ema_mod
+
+        c = patches["ema_ramp"]
+
+        @torch.no_grad()
+        def ema_step(self: Any, trainer: Any) -> None:
+            t = self.num_updates
+            decay = min(self.decay, (1 + t) / (c + t)) if c else self.decay
+            torch._foreach_lerp_(list(self.average.parameters()),
+                                 [p.detach() for p in self.model.parameters()], 1.0 - decay)
+            for a, b in zip(self.average.buffers(), self.model.buffers(), strict=True):
+                a.copy_(b)
+            self.num_updates += 1
+
+        ema_mod.EMA.__call__ = ema_step
 
     code = int(patches.get("onehot", 0))
 
@@ -108,9 +185,14 @@ def apply_patches(patches: dict[str, float]) -> None:
             h = self.body[: self.split](x)
             if self.group:
                 h = minibatch_stddev(h, self.group, 1)
-            return self.body[self.split :](h).flatten(start_dim=1)
+            drop = patches.get("ddrop", 0.0)  # dropout before D's last conv and its head
+            h = F.dropout(h, drop, self.training) if drop else h
+            h = self.body[self.split :](h).flatten(start_dim=1)
+            return F.dropout(h, drop, self.training) if drop else h
 
         def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+            if self.training and patches.get("noise"):  # instance noise on all D sees
+                x = x + patches["noise"] * torch.randn_like(x)
             h = self.features(x)
             self.last_q = self.q(h) if self.q is not None else None
             return projection_logits(self.head, self.embed, h, y)
@@ -125,12 +207,46 @@ def apply_patches(patches: dict[str, float]) -> None:
             z[:, -code:] = F.one_hot(idx.to(z.device), code).to(z.dtype)
             return z
 
+    class CondBN(nn.Module):
+        """Class-conditional batch norm (de Vries et al. 2017; BigGAN's G): BN without its own
+        affine, then a gain and a bias looked up per class (initialised to 1 and 0)."""
+
+        def __init__(self, channels: int, n_classes: int) -> None:
+            super().__init__()
+            self.bn = nn.BatchNorm2d(channels, affine=False)
+            self.gain = nn.Embedding(n_classes, channels)
+            self.bias = nn.Embedding(n_classes, channels)
+            nn.init.ones_(self.gain.weight)
+            nn.init.zeros_(self.bias.weight)
+
+        def forward(self, h: Tensor, y: Tensor) -> Tensor:
+            return (self.bn(h) * self.gain(y)[:, :, None, None]
+                    + self.bias(y)[:, :, None, None])
+
+    class CBNG(DCGANGenerator):
+        """DCGAN's conditional G whose batch norms are class-conditional (the label embedding
+        stays concatenated to z)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            for seq in (self.project, self.blocks):
+                for i, m in enumerate(seq):
+                    if isinstance(m, nn.BatchNorm2d):
+                        seq[i] = CondBN(m.num_features, self.n_classes)
+
+        def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+            assert y is not None and self.embed is not None
+            h = torch.cat([z, self.embed(y)], dim=1)
+            for m in (*self.project, *self.blocks):
+                h = m(h, y) if isinstance(m, CondBN) else m(h)
+            return self.to_image(h)
+
     plain = archs.ARCHS["dcgan"]
 
     def builder(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,
                 norm: str | None) -> tuple[nn.Module, nn.Module]:
         image = (shape[0], shape[1], shape[2])
-        g_cls = CodeG if code else DCGANGenerator
+        g_cls = CodeG if code else CBNG if patches.get("cbn") else DCGANGenerator
         gen = g_cls(z_dim, image, width or 64, n_classes=n_classes)
         dis = StudyD(image, int(patches.get("dwidth", width or 64)), n_classes, norm or "batch")
         return gen, dis
@@ -165,6 +281,19 @@ def apply_patches(patches: dict[str, float]) -> None:
         topk = dataclasses.replace(ns, gen=gen_topk)
         updaters.get_loss = lambda name: topk if name == "ns" else get_loss(name)
 
+    if patches.get("fkl"):  # the forward KL's generator loss (Poole et al. 2016), see VARIANTS
+        ns = get_loss("ns")
+
+        def gen_fkl(out: Tensor) -> Tensor:
+            # For D's logit d = log p_r/p_g, KL(p_r || p_g)'s generator gradient is
+            # -E_g[exp(d) grad d]; the weights exp(d) are self-normalised over the batch.
+            d = out.flatten()
+            w = torch.softmax(d.detach(), 0) * d.numel()
+            return -(w * d).mean()
+
+        fkl = dataclasses.replace(ns, gen=gen_fkl)
+        updaters.get_loss = lambda name: fkl if name == "ns" else get_loss(name)
+
     if patches.get("ms"):
         ms_weight = float(patches["ms"])
 
@@ -196,6 +325,40 @@ def apply_patches(patches: dict[str, float]) -> None:
                 report({"dis/loss": loss_dis, "gen/loss": loss_gen, "gen/ms": ms})
 
         recipe_mod.GANUpdater = ModeSeekingUpdater
+
+    if patches.get("jointbn"):
+
+        class JointBNUpdater(updaters.GANUpdater):
+            """D sees each real batch and its fake batch in one forward, so its batch norms
+            normalise both with the same statistics (called apart, BN rescales each batch on
+            its own and hides a fake batch's too narrow or too wide spread from D). Plain
+            losses, no penalties or augmentation (the digits defaults have none)."""
+
+            def _both(self, dis: Any, x: Tensor, y: Tensor | None, fake: Tensor,
+                      y_fake: Tensor | None) -> tuple[Tensor, Tensor]:
+                labels = None if y is None or y_fake is None else torch.cat([y, y_fake])
+                out = dis(torch.cat([x, fake]), labels)
+                return out[: x.shape[0]], out[x.shape[0]:]
+
+            def update_core(self, batch: Any) -> None:
+                x, y = updaters.split_batch(batch)
+                y = y if self.n_classes else None
+                gen, dis = self.models["gen"], self.models["dis"]
+                n = x.shape[0]
+                y_fake = self._fake_labels(n)
+                with torch.no_grad():
+                    fake = gen(self._z(n), y_fake)
+                real_out, fake_out = self._both(dis, x, y, fake, y_fake)
+                loss_dis = self.loss.dis(real_out, fake_out)
+                self.step("dis", loss_dis)
+                y_fake = self._fake_labels(n)
+                fake = gen(self._z(n), y_fake)
+                _, fake_out = self._both(self.frozen("dis"), x, y, fake, y_fake)
+                loss_gen = self.loss.gen(fake_out)
+                self.step("gen", loss_gen)
+                report({"dis/loss": loss_dis, "gen/loss": loss_gen})
+
+        recipe_mod.GANUpdater = JointBNUpdater
 
     if patches.get("info"):
         weight = float(patches["info"])
@@ -229,16 +392,65 @@ def apply_patches(patches: dict[str, float]) -> None:
 
 
 def child(argv: list[str]) -> int:
-    """``--child VARIANT gankit-args...``: run the CLI with the variant's patches."""
+    """``--child VARIANT gankit-args...``: run the CLI with the variant's patches;
+    ``--child VARIANT --z-scales RUN S1,S2,...``: print that run's dispersion as JSON."""
     apply_patches(VARIANTS[argv[0]][1])
+    if argv[1] == "--z-scales":
+        print(json.dumps(dispersion(argv[2], [float(v) for v in argv[3].split(",")])))
+        return 0
     from gankit.cli import main
 
     return main(argv[1:])
 
 
-def run_variant(name: str, seed: int, epochs: int, out: Path) -> dict[str, Any]:
+def dispersion(run: str, scales: list[float]) -> dict[str, Any]:
+    """How the run's 2,000 EMA samples spread, in the eval's features: precision/recall with
+    z scaled by each of ``scales`` at sampling (eval's seed 0), and against 300 training
+    digits instead of the held-out ones (memorisation would raise that recall), and each
+    class's mean distance to its centroid over the training digits' (classes as the feature
+    classifier predicts them for the samples)."""
+    import torch
+
+    from gankit.cli.runs import load_run
+    from gankit.extensions.ema import sampling_model
+    from gankit.gan.sampling import generate
+    from gankit.metrics.features import extract_features
+    from gankit.metrics.precision_recall import precision_recall
+    from gankit.metrics.scoring import feature_space, real_subset, to_unit
+
+    _, _, trainer, train, val = load_run(run, "cpu")
+    space = feature_space(train, val, device="cpu")
+    assert space.classify is not None
+
+    def features(x: Any) -> Any:
+        return extract_features(space.features, to_unit(x), space.batch_size, device="cpu")
+
+    gen = sampling_model(trainer, "gen")
+    plain = gen.sample_z
+    real, train_feat = features(val.x), features(train.x)
+    out: dict[str, Any] = {}
+    for scale in scales:
+        gen.sample_z = lambda n, device=None, generator=None, s=scale: (
+            plain(n, device, generator) * s)
+        fake = features(generate(gen, 2000, seed=0))
+        out[f"{scale:g}"] = precision_recall(real, fake)
+        if scale == 1.0:
+            out["vs train"] = precision_recall(features(real_subset(train, 300, 1).x), fake)
+            with torch.no_grad():
+                pred = space.classify(fake).argmax(1)
+
+            def spread(f: Any, y: Any, c: int) -> float:
+                return float((f[y == c] - f[y == c].mean(0)).norm(dim=1).mean())
+
+            out["spread"] = [spread(fake, pred, c) / spread(train_feat, train.y, c)
+                             for c in range(space.n_classes)]
+    return out
+
+
+def run_variant(name: str, seed: int, epochs: int, out: Path,
+                scales: list[float] | None = None) -> dict[str, Any]:
     """Train and score one variant; its train CPU seconds, iteration and metrics."""
-    options, _ = VARIANTS[name]
+    options, patches = VARIANTS[name]
     run = out / f"{name}-s{seed}"
     me = [sys.executable, str(Path(__file__).resolve()), "--child", name]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -248,8 +460,14 @@ def run_variant(name: str, seed: int, epochs: int, out: Path) -> dict[str, Any]:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     subprocess.run([*me, "eval", str(run)], check=True, stdout=subprocess.DEVNULL)
     record = json.loads((run / "metrics.json").read_text())["records"][-1]
-    return {"name": name, "options": " ".join(options), "cpu": cpu, **record["metrics"],
-            "floor": record["floor"]}
+    shown = " ".join([*options, *(f"[{k}={v:g}]" for k, v in patches.items())])
+    row = {"name": name, "options": shown, "cpu": cpu, **record["metrics"],
+           "floor": record["floor"]}
+    if scales:
+        done = subprocess.run([*me, "--z-scales", str(run), ",".join(map(str, scales))],
+                              check=True, capture_output=True, text=True)
+        row["dispersion"] = json.loads(done.stdout.splitlines()[-1])
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -262,6 +480,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--out", default=None, help="keep the runs here (default: a temp dir)")
+    parser.add_argument("--z-scales", default=None, metavar="S1,S2,...",
+                        help="also score each run with z scaled by these at sampling, "
+                             "against training digits, and its per-class spread")
     args = parser.parse_args(argv)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in names if v not in VARIANTS]
@@ -269,11 +490,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown variant {unknown[0]!r}; choose from {', '.join(VARIANTS)}")
     if "defaults" not in names:
         names.insert(0, "defaults")  # the baseline is always measured in the same run
+    scales = sorted({1.0, *map(float, args.z_scales.split(","))}) if args.z_scales else None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out or tmp)
         rows = []
         for name in names:
-            rows.append(run_variant(name, args.seed, args.epochs, out))
+            rows.append(run_variant(name, args.seed, args.epochs, out, scales))
             r = rows[-1]
             print(f"{name}: FID {r['fid']:.2f} P {r['precision']:.3f} R {r['recall']:.3f} "
                   f"({r['cpu']:.0f} CPU s)", file=sys.stderr, flush=True)
@@ -291,6 +513,18 @@ def main(argv: list[str] | None = None) -> int:
     f = base["floor"]
     print(f"| real floor (train vs val) | | | {f['fid']:.2f} | {f['precision']:.3f} | "
           f"{f['recall']:.3f} | |")
+    if scales:
+        print("\nprecision / recall with z scaled at sampling; against 300 training digits; "
+              "per-class feature spread over the training digits' (min-max)")
+        print("| variant | " + " | ".join(f"z x {s:g}" for s in scales)
+              + " | vs train | spread |")
+        print("|---|" + "---|" * (len(scales) + 2))
+        for r in rows:
+            d = r["dispersion"]
+            cells = [f"{d[f'{s:g}'][0]:.3f} / {d[f'{s:g}'][1]:.3f}" for s in scales]
+            spread = f"{min(d['spread']):.2f}-{max(d['spread']):.2f}"
+            print(f"| {r['name']} | " + " | ".join(cells)
+                  + f" | {d['vs train'][0]:.3f} / {d['vs train'][1]:.3f} | {spread} |")
     return 0
 
 
