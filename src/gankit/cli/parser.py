@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--z-dim", type=_positive_int)
     t.add_argument("--width", type=_positive_int, help="base channels / hidden units")
     t.add_argument("--norm", help="discriminator normalisation: batch | none | spectral | layer")
-    t.add_argument("--ema", type=_number, help="EMA decay of the generator (0: off)")
+    t.add_argument("--ema", type=_number, help="EMA decay of the generator, reached through a ramp "
+                        "min(decay, (1+t)/(10+t)) at update t (0: off)")
     t.add_argument("--conditional", action="store_true", help="class-conditional networks")
     t.add_argument("--image-size", type=_positive_int, help="resize images to SIZE x SIZE")
     t.add_argument("--seed", type=_non_negative_int)
