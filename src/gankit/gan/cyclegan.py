@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from gankit.errors import GankitError
 from gankit.gan.losses import LOSSES
+from gankit.training.distributed import all_gather_object, is_distributed, rank_and_world_size
 from gankit.training.eval_mode import eval_mode
 from gankit.training.evaluator import Evaluator
 from gankit.training.reporter import report
@@ -280,8 +281,14 @@ class CycleGANUpdater(Updater):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         if self.history_a is not None and self.history_b is not None:
-            state["history"] = {"a": self.history_a.state_dict(),
-                                "b": self.history_b.state_dict()}
+            own = {"a": self.history_a.state_dict(), "b": self.history_b.state_dict()}
+            state["history"] = own
+            if is_distributed():
+                # Each rank keeps its own fakes: collective (every rank snapshots, as for the
+                # RNG streams), so each resumes its own history, not rank 0's.
+                state["history_per_rank"] = all_gather_object(
+                    {k: {**h, "images": None if h["images"] is None else h["images"].cpu()}
+                     for k, h in own.items()})
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -290,8 +297,12 @@ class CycleGANUpdater(Updater):
             if "history" not in state:
                 raise ValueError("the snapshot has no history buffers but this run keeps "
                                  f"{self.history} images of history.")
-            self.history_a.load_state_dict(state["history"]["a"])
-            self.history_b.load_state_dict(state["history"]["b"])
+            # A rank the snapshot has no history for (more ranks now) starts from rank 0's.
+            rank, _ = rank_and_world_size()
+            per_rank = state.get("history_per_rank") or []
+            history = per_rank[rank] if rank < len(per_rank) else state["history"]
+            self.history_a.load_state_dict(history["a"])
+            self.history_b.load_state_dict(history["b"])
 
 
 @torch.no_grad()
