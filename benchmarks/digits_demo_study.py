@@ -138,7 +138,7 @@ def apply_patches(patches: dict[str, float]) -> None:
     import gankit.models.archs as archs
     from gankit.gan.losses import get_loss
     from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
-    from gankit.models.layers import projection_logits
+    from gankit.models.layers import ClassBatchNorm2d, projection_logits
     from gankit.models.stylegan2 import minibatch_stddev
     from gankit.training import report
 
@@ -207,22 +207,6 @@ def apply_patches(patches: dict[str, float]) -> None:
             z[:, -code:] = F.one_hot(idx.to(z.device), code).to(z.dtype)
             return z
 
-    class CondBN(nn.Module):
-        """Class-conditional batch norm (de Vries et al. 2017; BigGAN's G): BN without its own
-        affine, then a gain and a bias looked up per class (initialised to 1 and 0)."""
-
-        def __init__(self, channels: int, n_classes: int) -> None:
-            super().__init__()
-            self.bn = nn.BatchNorm2d(channels, affine=False)
-            self.gain = nn.Embedding(n_classes, channels)
-            self.bias = nn.Embedding(n_classes, channels)
-            nn.init.ones_(self.gain.weight)
-            nn.init.zeros_(self.bias.weight)
-
-        def forward(self, h: Tensor, y: Tensor) -> Tensor:
-            return (self.bn(h) * self.gain(y)[:, :, None, None]
-                    + self.bias(y)[:, :, None, None])
-
     class CBNG(DCGANGenerator):
         """DCGAN's conditional G whose batch norms are class-conditional (the label embedding
         stays concatenated to z)."""
@@ -232,13 +216,13 @@ def apply_patches(patches: dict[str, float]) -> None:
             for seq in (self.project, self.blocks):
                 for i, m in enumerate(seq):
                     if isinstance(m, nn.BatchNorm2d):
-                        seq[i] = CondBN(m.num_features, self.n_classes)
+                        seq[i] = ClassBatchNorm2d(m.num_features, self.n_classes)
 
         def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
             assert y is not None and self.embed is not None
             h = torch.cat([z, self.embed(y)], dim=1)
             for m in (*self.project, *self.blocks):
-                h = m(h, y) if isinstance(m, CondBN) else m(h)
+                h = m(h, y) if isinstance(m, ClassBatchNorm2d) else m(h)
             return self.to_image(h)
 
     plain = archs.ARCHS["dcgan"]
@@ -294,6 +278,15 @@ def apply_patches(patches: dict[str, float]) -> None:
         fkl = dataclasses.replace(ns, gen=gen_fkl)
         updaters.get_loss = lambda name: fkl if name == "ns" else get_loss(name)
 
+    def d_step_inputs(u: Any, batch: Any) -> tuple[Tensor, Tensor | None, Tensor,
+                                                   Tensor | None]:
+        """A plain GAN step's discriminator inputs: reals, their labels, fakes, theirs."""
+        x, y = updaters.split_batch(batch)
+        y_fake = u._fake_labels(x.shape[0])
+        with torch.no_grad():
+            fake = u.models["gen"](u._z(x.shape[0]), y_fake)
+        return x, y if u.n_classes else None, fake, y_fake
+
     if patches.get("ms"):
         ms_weight = float(patches["ms"])
 
@@ -303,13 +296,9 @@ def apply_patches(patches: dict[str, float]) -> None:
             losses, no penalties or augmentation (the digits defaults have none)."""
 
             def update_core(self, batch: Any) -> None:
-                x, y = updaters.split_batch(batch)
-                y = y if self.n_classes else None
+                x, y, fake, y_fake = d_step_inputs(self, batch)
                 gen, dis = self.models["gen"], self.models["dis"]
                 n = x.shape[0]
-                y_fake = self._fake_labels(n)
-                with torch.no_grad():
-                    fake = gen(self._z(n), y_fake)
                 loss_dis = self.loss.dis(dis(x, y), dis(fake, y_fake))
                 self.step("dis", loss_dis)
                 half = n // 2
@@ -341,13 +330,9 @@ def apply_patches(patches: dict[str, float]) -> None:
                 return out[: x.shape[0]], out[x.shape[0]:]
 
             def update_core(self, batch: Any) -> None:
-                x, y = updaters.split_batch(batch)
-                y = y if self.n_classes else None
+                x, y, fake, y_fake = d_step_inputs(self, batch)
                 gen, dis = self.models["gen"], self.models["dis"]
                 n = x.shape[0]
-                y_fake = self._fake_labels(n)
-                with torch.no_grad():
-                    fake = gen(self._z(n), y_fake)
                 real_out, fake_out = self._both(dis, x, y, fake, y_fake)
                 loss_dis = self.loss.dis(real_out, fake_out)
                 self.step("dis", loss_dis)
