@@ -147,17 +147,10 @@ def apply_patches(patches: dict[str, float]) -> None:
 
         c = patches["ema_ramp"]
 
-        @torch.no_grad()
-        def ema_step(self: Any, trainer: Any) -> None:
-            t = self.num_updates
-            decay = min(self.decay, (1 + t) / (c + t)) if c else self.decay
-            torch._foreach_lerp_(list(self.average.parameters()),
-                                 [p.detach() for p in self.model.parameters()], 1.0 - decay)
-            for a, b in zip(self.average.buffers(), self.model.buffers(), strict=True):
-                a.copy_(b)
-            self.num_updates += 1
+        def decay_at(self: Any, t: int) -> float:
+            return min(self.decay, (1 + t) / (c + t)) if c else self.decay
 
-        ema_mod.EMA.__call__ = ema_step
+        ema_mod.EMA.decay_at = decay_at
 
     code = int(patches.get("onehot", 0))
 
@@ -410,6 +403,9 @@ def dispersion(run: str, scales: list[float]) -> dict[str, Any]:
     def features(x: Any) -> Any:
         return extract_features(space.features, to_unit(x), space.batch_size, device="cpu")
 
+    def spread(f: Any, y: Any, c: int) -> float:
+        return float((f[y == c] - f[y == c].mean(0)).norm(dim=1).mean())
+
     gen = sampling_model(trainer, "gen")
     plain = gen.sample_z
     real, train_feat = features(val.x), features(train.x)
@@ -423,10 +419,6 @@ def dispersion(run: str, scales: list[float]) -> dict[str, Any]:
             out["vs train"] = precision_recall(features(real_subset(train, 300, 1).x), fake)
             with torch.no_grad():
                 pred = space.classify(fake).argmax(1)
-
-            def spread(f: Any, y: Any, c: int) -> float:
-                return float((f[y == c] - f[y == c].mean(0)).norm(dim=1).mean())
-
             out["spread"] = [spread(fake, pred, c) / spread(train_feat, train.y, c)
                              for c in range(space.n_classes)]
     return out

@@ -94,3 +94,18 @@ def script_main(run: Any, argv: list[str] | None = None) -> None:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     run(args.out, args.iterations, args.resume)
+
+
+def make_cyclegan_updater(cls: Any = None, **kwargs: Any) -> Any:
+    """A seeded CycleGANUpdater (``cls``, default CycleGANUpdater) on 8x8 one-channel images:
+    two one-block translators, two width-4 DCGAN discriminators, one batch of 4 each."""
+    from gankit.gan.cyclegan import CycleGANUpdater, ResnetTranslator
+    from gankit.models import DCGANDiscriminator
+
+    torch.manual_seed(0)
+    gens = [ResnetTranslator((1, 8, 8), 4, n_blocks=1) for _ in range(2)]
+    dis = [DCGANDiscriminator((1, 8, 8), 4) for _ in range(2)]
+    batches = [(torch.rand(4, 1, 8, 8) * 2 - 1, torch.rand(4, 1, 8, 8) * 2 - 1)]
+    opt_gen = torch.optim.Adam([p for g in gens for p in g.parameters()], 1e-3)
+    opt_dis = torch.optim.Adam([p for d in dis for p in d.parameters()], 1e-3)
+    return (cls or CycleGANUpdater)(*gens, *dis, opt_gen, opt_dis, batches, **kwargs)

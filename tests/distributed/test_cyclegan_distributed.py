@@ -9,24 +9,13 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from gankit.gan.cyclegan import CycleGANUpdater, ResnetTranslator
-from gankit.models import DCGANDiscriminator
-
-
-def _updater() -> CycleGANUpdater:
-    torch.manual_seed(0)
-    gens = [ResnetTranslator((1, 8, 8), 4, n_blocks=1) for _ in range(2)]
-    dis = [DCGANDiscriminator((1, 8, 8), 4) for _ in range(2)]
-    opt_gen = torch.optim.Adam([p for g in gens for p in g.parameters()], 1e-3)
-    opt_dis = torch.optim.Adam([p for d in dis for p in d.parameters()], 1e-3)
-    batches = [(torch.zeros(4, 1, 8, 8), torch.zeros(4, 1, 8, 8))]
-    return CycleGANUpdater(*gens, *dis, opt_gen, opt_dis, batches, history=6)
+from testsupport import make_cyclegan_updater
 
 
 def _worker(rank: int, init: str, out: str, world: int, phase: str) -> None:
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
-        u = _updater()
+        u = make_cyclegan_updater(history=6)
         assert u.history_a is not None and u.history_b is not None
         if phase == "save":
             # Rank r's fakes are all r (a: r, b: 10 + r), 4 of the 6 slots filled.

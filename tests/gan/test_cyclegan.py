@@ -18,9 +18,9 @@ from gankit.gan.cyclegan import (
     ResnetTranslator,
     cycle_losses,
 )
-from gankit.models import DCGANDiscriminator
 from gankit.training import Trainer
 from gankit.training.reporter import report_scope
+from testsupport import make_cyclegan_updater as make_updater
 
 
 class Affine(nn.Module):
@@ -49,16 +49,6 @@ def test_cycle_and_identity_math(g: tuple[float, float], f: tuple[float, float],
     assert out["identity_a"].item() == pytest.approx(idt_a)
     torch.testing.assert_close(out["fake_b"], g[0] * a + g[1])
     assert "identity_a" not in cycle_losses(Affine(*g), Affine(*f), a, b, identity=False)
-
-
-def make_updater(cls: type[CycleGANUpdater] = CycleGANUpdater, **kwargs: Any) -> CycleGANUpdater:
-    torch.manual_seed(0)
-    gens = [ResnetTranslator((1, 8, 8), 4, n_blocks=1) for _ in range(2)]
-    dis = [DCGANDiscriminator((1, 8, 8), 4) for _ in range(2)]
-    batches = [(torch.rand(4, 1, 8, 8) * 2 - 1, torch.rand(4, 1, 8, 8) * 2 - 1)]
-    opt_gen = torch.optim.Adam([p for g in gens for p in g.parameters()], 1e-3)
-    opt_dis = torch.optim.Adam([p for d in dis for p in d.parameters()], 1e-3)
-    return cls(*gens, *dis, opt_gen, opt_dis, batches, **kwargs)
 
 
 @pytest.mark.parametrize(("cycle", "identity"), [(10.0, 0.5), (3.0, 0.0), (0.0, 1.0)])

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from gankit.errors import GankitError
 from gankit.gan.losses import LOSSES
-from gankit.training.distributed import all_gather_object, is_distributed, rank_and_world_size
+from gankit.training.distributed import all_gather_object, is_distributed, own_entry
 from gankit.training.eval_mode import eval_mode
 from gankit.training.evaluator import Evaluator
 from gankit.training.reporter import report
@@ -298,9 +298,7 @@ class CycleGANUpdater(Updater):
                 raise ValueError("the snapshot has no history buffers but this run keeps "
                                  f"{self.history} images of history.")
             # A rank the snapshot has no history for (more ranks now) starts from rank 0's.
-            rank, _ = rank_and_world_size()
-            per_rank = state.get("history_per_rank") or []
-            history = per_rank[rank] if rank < len(per_rank) else state["history"]
+            history = own_entry(state.get("history_per_rank"), state["history"])
             self.history_a.load_state_dict(history["a"])
             self.history_b.load_state_dict(history["b"])
 

@@ -46,6 +46,7 @@ __all__ = [
     "init_distributed",
     "is_distributed",
     "launched_by_torchrun",
+    "own_entry",
     "own_rng_state",
     "prepare_updater",
     "rank_and_world_size",
@@ -263,6 +264,13 @@ def prepare_updater(updater: Updater, *, compile: bool | Collection[str] = False
     return updater
 
 
+def own_entry(per_rank: list[Any] | None, fallback: Any) -> Any:
+    """This rank's entry of a list gathered from every rank when a snapshot was written
+    (``all_gather_object``), or ``fallback`` for a rank it has none for (more ranks now)."""
+    rank, _ = rank_and_world_size()
+    return per_rank[rank] if per_rank is not None and rank < len(per_rank) else fallback
+
+
 def own_rng_state(state: dict[str, Any]) -> dict[str, Any] | None:
     """The RNG streams this rank resumes from a trainer state, or None to keep its own.
 
@@ -279,4 +287,5 @@ def own_rng_state(state: dict[str, Any]) -> dict[str, Any] | None:
             f"the snapshot was written by {len(per_rank)} processes and this run has {world}; "
             "the data order and noise differ from an uninterrupted run.", stacklevel=2,
         )
-    return per_rank[rank] if rank < len(per_rank) else None
+    own: dict[str, Any] | None = own_entry(per_rank, None)
+    return own
