@@ -18,19 +18,19 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
+from gankit.cli.terms import PENALTY_TERMS, TERM_FIELDS
 from gankit.errors import GankitError
 from gankit.extensions.lr_scheduler import LR_DECAYS
 from gankit.extensions.snapshot import parse_duration
 from gankit.gan.augment import get_augment
 from gankit.gan.losses import LOSSES
-from gankit.gan.penalties import PENALTIES
 from gankit.models.archs import ARCHS
 from gankit.models.layers import NORMS
 
 #: Options only some recipes read; a recipe declares those it reads (``Recipe.reads``) and
 #: refuses the others when they differ from their defaults below.
 METHOD_OPTIONS = ("loss", "penalty", "penalty_weight", "penalty_every", "n_dis", "conditional",
-                  "ema", "z_dim", "feature_net", "augment", "lecam", "bcr", "arch", "path_length")
+                  "ema", "z_dim", "feature_net", "augment", "arch", *TERM_FIELDS)
 
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 
@@ -81,12 +81,12 @@ class TrainConfig:
     skip_nonfinite: bool = False
     # the evaluator's feature network: inception:PATH or a network file (None: the default)
     feature_net: str | None = None
-    # data efficiency: augmentation of what D sees, LeCam and bCR weights, a subsampled train split
+    # data efficiency: augmentation of what D sees, a subsampled train split
     augment: str | None = None
+    train_fraction: float | None = None
+    # the weights of the terms of cli/terms.py's TERM_OPTIONS (0 or None: off)
     lecam: float | None = None
     bcr: float | None = None
-    train_fraction: float | None = None
-    # StyleGAN2's path-length regulariser weight (0: off; the paper's FFHQ runs use 2)
     path_length: float | None = None
     # recipe-specific weights (VAE-GAN, CycleGAN)
     weights: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -119,7 +119,7 @@ class TrainConfig:
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise GankitError(f"--{_flag(name)} must be a positive integer, got {value!r}.")
-        for name in ("lr_gen", "lr_dis", "penalty_weight", "lecam", "bcr", "path_length"):
+        for name in ("lr_gen", "lr_dis", "penalty_weight", *TERM_FIELDS):
             value = getattr(self, name)
             ok = _is_number(value) and value >= 0 and math.isfinite(value)
             if value is not None and not ok:
@@ -150,7 +150,7 @@ class TrainConfig:
             raise GankitError(f"--seed must be a non-negative integer, got {self.seed!r}.")
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
             raise GankitError(f"--workers must be a non-negative integer, got {self.workers!r}.")
-        choices = {"loss": tuple(LOSSES), "penalty": PENALTIES, "norm": NORMS,
+        choices = {"loss": tuple(LOSSES), "penalty": tuple(PENALTY_TERMS), "norm": NORMS,
                    "arch": tuple(ARCHS)}
         for name, allowed in choices.items():
             value = getattr(self, name)

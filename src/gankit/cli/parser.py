@@ -7,6 +7,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from gankit.cli.terms import PENALTY_TERMS, TERM_OPTIONS
+from gankit.gan.losses import LOSSES
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -71,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--iterations", type=_positive_int)
     t.add_argument("--batch-size", type=_positive_int)
-    t.add_argument("--loss", help="ns | minimax | hinge | wgan | lsgan")
-    t.add_argument("--penalty", help="none | r1 | r2 | gp")
+    t.add_argument("--loss", help=" | ".join(LOSSES) + " (rpgan: relativistic pairing)")
+    t.add_argument("--penalty", help=" | ".join(PENALTY_TERMS) + " (r1r2: R1 and R2, γ/2 each)")
     t.add_argument("--penalty-weight", type=_number)
     t.add_argument("--penalty-every", type=_positive_int)
     t.add_argument("--n-dis", type=_positive_int, help="discriminator steps per generator step")
@@ -113,13 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", metavar="SPEC",
                    help="augment what D sees: none | diffaug[:color,translation,cutout] | "
                         "ada[:TARGET[:KIMG]] (adaptive; target 0.6, p 0->1 in 500k images)")
-    t.add_argument("--lecam", type=_number, metavar="WEIGHT",
-                   help="LeCam regularisation of D (e.g. 0.3; 0: off)")
-    t.add_argument("--bcr", type=_number, metavar="WEIGHT",
-                   help="balanced consistency regularisation of D (e.g. 10; 0: off)")
-    t.add_argument("--path-length", type=_number, metavar="WEIGHT",
-                   help="StyleGAN2's path-length regulariser on G, every 4 G steps "
-                        "(--arch stylegan2; e.g. 2; 0: off)")
+    for option in TERM_OPTIONS:
+        t.add_argument(option.flag, type=_number, metavar="WEIGHT", help=option.help)
     t.add_argument("--train-fraction", type=_number, metavar="F",
                    help="train on a fixed, class-stratified fraction F of the training split")
     t.add_argument("--weight", dest="weights", type=_weight, action="append",

@@ -81,10 +81,11 @@ def build_run(cfg: TrainConfig, train: ArrayDataset, val: ArrayDataset, *,
     # reference for their feature network and floor, so runs at any fraction share one scale.
     updater = recipe.build(cfg, take_fraction(train, cfg.train_fraction))
     if for_training:
-        # A penalised discriminator takes a double backward, which compiled graphs lack.
-        penalised = getattr(updater, "penalty", "none") != "none"
+        # A network regularised through its gradient takes a double backward, which compiled
+        # graphs lack.
+        twice: set[str] = getattr(updater, "double_backward_models", set())
         prepare_updater(updater, compile=cfg.compile and [
-            name for name in updater.models if not (penalised and name.startswith("dis"))])
+            name for name in updater.models if name not in twice])
         seed_rank(cfg.seed)  # same weights on every rank, different noise
     metadata = {"recipe": cfg.recipe, "data": cfg.data, "shape": list(train.shape)}
     trainer = Trainer(updater, cfg.stop_trigger(), cfg.out, metadata=metadata)

@@ -9,12 +9,12 @@ import torch
 
 from gankit.cli.config import METHOD_OPTIONS
 from gankit.cli.recipes import Recipe, interval_trigger
+from gankit.cli.terms import build_terms, term_problem
 from gankit.errors import GankitError
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.gan_evaluator import GANEvaluator
 from gankit.extensions.sample_grid import SampleGrid, fixed_noise_samples
 from gankit.extensions.snapshot import Snapshot
-from gankit.gan.penalties import lazy_regularization
 from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater
 from gankit.metrics.scoring import DEFAULT_N
@@ -46,10 +46,6 @@ POINT_DEFAULTS: dict[str, Any] = dict(
     log_every="250", sample_every="5000", snapshot_every="5000",
 )
 
-#: generator steps between path-length penalties (Karras et al. 2020: 4)
-PATH_LENGTH_EVERY = 4
-
-
 def build_networks(cfg: TrainConfig, train: ArrayDataset) -> tuple[nn.Module, nn.Module]:
     """The ``--arch`` pair (``gankit.models.archs``) for this data."""
     n_classes = train.n_classes if cfg.conditional else 0
@@ -75,34 +71,23 @@ class DCGANRecipe(Recipe):
 
     def check(self, cfg: TrainConfig, train: ArrayDataset) -> None:
         super().check(cfg, train)
-        # Augmentations and bCR transform images; LeCam acts on D's outputs and suits points too.
-        for name in ("augment", "bcr"):
-            if train.kind == "points" and getattr(cfg, name) not in (None, "none", 0):
-                raise GankitError(f"--{name} transforms images and does not apply to the 2-D "
-                                  f"point data {train.name!r}; leave it out.")
-        if cfg.path_length and cfg.arch != "stylegan2":
-            raise GankitError(f"--path-length regularises a style-based generator and does not "
-                              f"apply to --arch {cfg.arch}; use --arch stylegan2 or leave it out.")
+        if train.kind == "points" and cfg.augment not in (None, "none"):
+            raise GankitError(f"--augment transforms images and does not apply to the 2-D "
+                              f"point data {train.name!r}; leave it out.")
+        problem = term_problem(cfg, train.kind, train.name)
+        if problem is not None:
+            raise GankitError(problem)
 
     def make_updater(self, cfg: TrainConfig, train: ArrayDataset) -> GANUpdater:
         gen, dis = build_networks(cfg, train)
         opt_gen = self.adam(cfg, gen.parameters(), cfg.lr_gen)
         opt_dis = self.adam(cfg, dis.parameters(), cfg.lr_dis)
-        # Lazy regularisation (Karras et al. 2020, appendix B): a network regularised every
-        # k steps gets lr * k/(k+1) and betas ** (k/(k+1)). config.json keeps the options as
-        # given; the optimizers (and ObserveLR's lr/*) hold the rescaled values.
-        if cfg.penalty != "none":
-            lazy_regularization(opt_dis, cfg.penalty_every)
-        if cfg.path_length:
-            lazy_regularization(opt_gen, PATH_LENGTH_EVERY)
-        return GANUpdater(
-            gen, dis, opt_gen, opt_dis,
-            self.loader(cfg, train), loss=cfg.loss, n_dis=cfg.n_dis, penalty=cfg.penalty,
-            penalty_weight=cfg.penalty_weight, penalty_every=cfg.penalty_every,
-            augment=cfg.augment, lecam=cfg.lecam or 0.0, bcr=cfg.bcr or 0.0,
-            path_length_weight=cfg.path_length or 0.0, path_length_every=PATH_LENGTH_EVERY,
-            **self.engine(cfg),
-        )
+        # A lazy term rescales its network's optimizer (config.json keeps the options as
+        # given; the optimizers, and ObserveLR's lr/*, hold the rescaled values).
+        dis_terms, gen_terms = build_terms(cfg)
+        return GANUpdater(gen, dis, opt_gen, opt_dis, self.loader(cfg, train), loss=cfg.loss,
+                          n_dis=cfg.n_dis, dis_terms=dis_terms, gen_terms=gen_terms,
+                          augment=cfg.augment, **self.engine(cfg))
 
     def extensions(self, cfg: TrainConfig, updater: Updater, train: ArrayDataset,
                    val: ArrayDataset) -> list[Extension]:
