@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
+from gankit.errors import GankitError
 from gankit.training.updater import resolve_device
 
 if TYPE_CHECKING:
@@ -54,12 +55,29 @@ class Run(NamedTuple):
     val: ArrayDataset
 
 
+# The data library's words for an argument, and the CLI's option for them: its messages name
+# no flags, so the CLI says them in its own terms.
+_FLAG_WORDS = (("pass an image size", "pass --image-size SIZE"),
+               ("leave the image size unset", "leave --image-size out"),
+               ("leave the image size out", "leave --image-size out"))
+
+
+def with_flags(message: str) -> str:
+    """A data library message with the CLI's option names in place of its words."""
+    for words, flag in _FLAG_WORDS:
+        message = message.replace(words, flag)
+    return message
+
+
 def load_data(cfg: TrainConfig) -> tuple[ArrayDataset, ArrayDataset]:
     """The run's training and held-out splits, each loaded once."""
     from gankit.data import load_dataset
 
-    train, val = (load_dataset(cfg.data, split, image_size=cfg.image_size, seed=cfg.seed,
-                               mode=cfg.data_mode) for split in ("train", "val"))
+    try:
+        train, val = (load_dataset(cfg.data, split, image_size=cfg.image_size, seed=cfg.seed,
+                                   mode=cfg.data_mode) for split in ("train", "val"))
+    except GankitError as exc:
+        raise GankitError(with_flags(str(exc))) from None
     return train, val
 
 
