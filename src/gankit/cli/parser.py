@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_positive_int, default=None,
                    help="center-crop and resize to SIZE x SIZE")
     p.add_argument("--workers", type=_positive_int, default=1, help="decoding processes")
-    p.add_argument("--format", dest="fmt", default="shards", choices=("shards", "zip"),
-                   help="shards (uint8 .npy + index.json, fastest to read) or zip (PNGs)")
+    p.add_argument("--format", dest="fmt", default=None, choices=("shards", "zip"),
+                   help="shards (a folder of uint8 .npy + index.json, fastest to read) or zip "
+                        "(PNGs; the default for an output named *.zip, else shards)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     return parser

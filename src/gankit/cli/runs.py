@@ -111,13 +111,25 @@ def build_run(cfg: TrainConfig, train: ArrayDataset, val: ArrayDataset, *,
     return Run(cfg, recipe, trainer, train, val)
 
 
+def require_run_dir(run: Path) -> Path:
+    """``run`` if it is a gankit run directory (it holds config.json); else the CLI's error."""
+    if not (run / "config.json").is_file():
+        raise GankitError(
+            f"{run} is not a gankit run directory (no config.json); give the --out directory "
+            "of an earlier gankit train."
+        )
+    return run
+
+
 def load_run(run_dir: str, device: str = "auto") -> Run:
     """Rebuild a finished or stopped run from its directory, at its newest snapshot."""
     from gankit.cli.train import saved_config
 
     configure_threads()
-    cfg = saved_config(Path(run_dir)).merged(
+    cfg = saved_config(require_run_dir(Path(run_dir))).merged(
         {"device": str(resolve_device(device)), "out": str(run_dir)})
     run = build_run(cfg, *load_data(cfg))
-    run.trainer.resume(cfg.out)
+    if run.trainer.resume(cfg.out) is None:
+        raise GankitError(f"{run_dir} holds no snapshot_iter_N.pt yet; train the run first, or "
+                          "give a run directory that has one.")
     return run
