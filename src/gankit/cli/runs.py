@@ -62,7 +62,7 @@ _FLAG_WORDS = (("pass an image size", "pass --image-size SIZE"),
                ("leave the image size out", "leave --image-size out"))
 
 
-def with_flags(message: str) -> str:
+def _with_flags(message: str) -> str:
     """A data library message with the CLI's option names in place of its words."""
     for words, flag in _FLAG_WORDS:
         message = message.replace(words, flag)
@@ -77,7 +77,7 @@ def load_data(cfg: TrainConfig) -> tuple[ArrayDataset, ArrayDataset]:
         train, val = (load_dataset(cfg.data, split, image_size=cfg.image_size, seed=cfg.seed,
                                    mode=cfg.data_mode) for split in ("train", "val"))
     except GankitError as exc:
-        raise GankitError(with_flags(str(exc))) from None
+        raise GankitError(_with_flags(str(exc))) from None
     return train, val
 
 
