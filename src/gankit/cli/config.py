@@ -177,6 +177,12 @@ class TrainConfig:
             value = getattr(self, name)
             if name == "snapshot_every" and value is not None and parse_duration(value):
                 continue  # wall-clock: 30m, 90s, 2h
+            if value is not None and name == "snapshot_every" and not INTERVAL_RE.match(
+                    str(value).strip()):
+                raise GankitError(
+                    f"--snapshot-every {value!r} is not an interval; write N for iterations, Ne "
+                    "for epochs or a training time such as 90s, 30m or 2h."
+                )
             if value is not None:
                 parse_interval(value, f"--{_flag(name)}")
         for key, value in self.weights.items():
@@ -225,7 +231,9 @@ def parse_interval(text: str | int, what: str = "interval") -> tuple[int, str]:
 def _type_error(hint: Any, value: Any) -> str | None:
     """What ``value`` should have been for a field annotated ``hint``; None when it fits.
 
-    TOML has no null, so ``X | None`` means X; a bool is never taken for a number.
+    TOML has no null, so ``X | None`` means X; a bool is never taken for a number. The
+    wanted type is followed by what ``value`` is where that is the likely slip (a string,
+    true/false, a fraction).
     """
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = typing.get_origin(hint)
@@ -236,15 +244,36 @@ def _type_error(hint: Any, value: Any) -> str | None:
             isinstance(k, str) and _is_number(v) for k, v in value.items())
         return None if ok else "a table of numbers (NAME = VALUE)"
     if hint is bool:
-        return None if isinstance(value, bool) else "true or false (not a string)"
+        return None if isinstance(value, bool) else f"true or false{_what_it_is(value)}"
     if hint is int:
-        return None if isinstance(value, int) and not isinstance(value, bool) else \
-            "a whole number (not a string)"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None
+        return f"a whole number{_what_it_is(value)}"
     if hint is float:
-        return None if _is_number(value) else "a number (not a string)"
+        return None if _is_number(value) else f"a number{_what_it_is(value)}"
     if hint is str:
         return None if isinstance(value, str) else 'a string in quotes (e.g. "500" or "5e")'
     return None
+
+
+def _what_it_is(value: Any) -> str:
+    """`` (not a string)`` and the like: the kind of a TOML value that has the wrong type."""
+    if isinstance(value, str):
+        return " (not a string)"
+    if isinstance(value, bool):
+        return " (not true or false)"
+    if isinstance(value, float):
+        return " (not a fraction)"
+    return ""
+
+
+def _toml_literal(value: Any) -> str:
+    """``value`` as it is written in TOML: ``true``, ``"3"``, ``2.5``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
 
 
 def _option_types() -> dict[str, Any]:
@@ -314,6 +343,25 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             raise GankitError(f"{where}: unknown {what}; see gankit train --help for the names.")
         wanted = _type_error(types_[name], value)
         if wanted is not None:
-            raise GankitError(f"{where}: {raw} must be {wanted}, got {value!r}.")
+            raise GankitError(f"{where}: {raw} must be {wanted}, got {_toml_literal(value)}.")
+        _check_range(name, raw, value, where)
         options[name] = value
     return options
+
+
+def _check_range(name: str, raw: str, value: Any, where: str) -> None:
+    """Refuse an option's value out of its range (``batch-size = -4``) at its file and line.
+
+    The value alone is checked against ``TrainConfig.validate``; what depends on other
+    options (both a length in epochs and in iterations, say) is checked once the command
+    line is merged. The feature network is checked there too: loading it takes a second.
+    """
+    if name == "feature_net":
+        return
+    try:
+        TrainConfig().merged({name: value}).validate()
+    except GankitError as exc:
+        message = str(exc)
+        flag = f"--{_flag(name)}"
+        message = message[len(flag):] if message.startswith(flag) else f": {message}"
+        raise GankitError(f"{where}: {raw}{message}") from None

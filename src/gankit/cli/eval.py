@@ -99,17 +99,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from gankit.cli.runs import load_run
+    from gankit.cli.runs import load_run, require_run_dir
     from gankit.extensions.ema import EMA
     from gankit.training.checkpoint import write_atomic
 
     start = time.perf_counter()
-    run = Path(args.run)
-    if not (run / "config.json").is_file():
-        raise GankitError(
-            f"{run} is not a gankit run directory (no config.json); give the --out directory "
-            "of a gankit train."
-        )
+    run = require_run_dir(Path(args.run))
     if args.metrics is not None:  # catch a typo before the slow part
         for name in args.metrics.split(","):
             if name.strip() and name.strip().lower() not in METRICS:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
+from gankit.errors import GankitError
 from gankit.training.updater import resolve_device
 
 if TYPE_CHECKING:
@@ -54,12 +55,29 @@ class Run(NamedTuple):
     val: ArrayDataset
 
 
+# The data library's words for an argument, and the CLI's option for them: its messages name
+# no flags, so the CLI says them in its own terms.
+_FLAG_WORDS = (("pass an image size", "pass --image-size SIZE"),
+               ("leave the image size unset", "leave --image-size out"),
+               ("leave the image size out", "leave --image-size out"))
+
+
+def _with_flags(message: str) -> str:
+    """A data library message with the CLI's option names in place of its words."""
+    for words, flag in _FLAG_WORDS:
+        message = message.replace(words, flag)
+    return message
+
+
 def load_data(cfg: TrainConfig) -> tuple[ArrayDataset, ArrayDataset]:
     """The run's training and held-out splits, each loaded once."""
     from gankit.data import load_dataset
 
-    train, val = (load_dataset(cfg.data, split, image_size=cfg.image_size, seed=cfg.seed,
-                               mode=cfg.data_mode) for split in ("train", "val"))
+    try:
+        train, val = (load_dataset(cfg.data, split, image_size=cfg.image_size, seed=cfg.seed,
+                                   mode=cfg.data_mode) for split in ("train", "val"))
+    except GankitError as exc:
+        raise GankitError(_with_flags(str(exc))) from None
     return train, val
 
 
@@ -94,13 +112,25 @@ def build_run(cfg: TrainConfig, train: ArrayDataset, val: ArrayDataset, *,
     return Run(cfg, recipe, trainer, train, val)
 
 
+def require_run_dir(run: Path) -> Path:
+    """``run`` if it is a gankit run directory (it holds config.json); else the CLI's error."""
+    if not (run / "config.json").is_file():
+        raise GankitError(
+            f"{run} is not a gankit run directory (no config.json); give the --out directory "
+            "of an earlier gankit train."
+        )
+    return run
+
+
 def load_run(run_dir: str, device: str = "auto") -> Run:
     """Rebuild a finished or stopped run from its directory, at its newest snapshot."""
     from gankit.cli.train import saved_config
 
     configure_threads()
-    cfg = saved_config(Path(run_dir)).merged(
+    cfg = saved_config(require_run_dir(Path(run_dir))).merged(
         {"device": str(resolve_device(device)), "out": str(run_dir)})
     run = build_run(cfg, *load_data(cfg))
-    run.trainer.resume(cfg.out)
+    if run.trainer.resume(cfg.out) is None:
+        raise GankitError(f"{run_dir} holds no snapshot_iter_N.pt yet; train the run first, or "
+                          "give a run directory that has one.")
     return run

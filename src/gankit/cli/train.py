@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gankit.cli.config import TrainConfig, load_toml
-from gankit.cli.runs import build_run, configure_threads, load_data
+from gankit.cli.runs import build_run, configure_threads, load_data, require_run_dir
 from gankit.errors import GankitError
 from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
 from gankit.training.updater import resolve_device
@@ -18,6 +19,7 @@ from gankit.training.updater import resolve_device
 if TYPE_CHECKING:
     from gankit.cli.recipes import Recipe
     from gankit.data import ArrayDataset
+    from gankit.training import Trainer
 
 # The held-out quality signal, plotted into metrics.png one panel per key (absent keys skipped).
 HELD_OUT_KEYS = ("val/fid", "val/kid", "val/precision", "val/recall", "val/modes")
@@ -69,12 +71,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
     explicit.update(given)
     resume = getattr(args, "resume", None)
     if resume is not None:
-        run = Path(resume)
-        if not (run / "config.json").is_file():
-            raise GankitError(
-                f"{run} is not a gankit run directory (no config.json); "
-                "give the --out directory of an earlier gankit train."
-            )
+        run = require_run_dir(Path(resume))
     else:
         run = Path(explicit.get("out", TrainConfig().out))
         if not (run / "config.json").is_file():
@@ -82,6 +79,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
                 raise GankitError(
                     f"{run} holds snapshots but no config.json; choose another --out."
                 )
+            _check_new_out(run)
             return TrainConfig().merged(explicit), False
     cfg = saved_config(run)
     changed = sorted(k for k, v in explicit.items()
@@ -99,6 +97,37 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
     cfg = cfg.merged({k: v for k, v in explicit.items() if k in RESUMABLE_CHANGES})
     cfg = cfg.merged({"out": str(run)})
     return cfg, bool(list_snapshots(run))
+
+
+def _check_new_out(out: Path) -> None:
+    """Refuse to start a run in a folder of other files (an image folder, say): a new run
+    goes into a new or empty folder. Hidden files (a killed run's temporary files) are not
+    counted."""
+    if not out.is_dir():
+        return
+    found = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if found:
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        raise GankitError(
+            f"{out} holds files ({found[0]}{more}) but is not a gankit run directory (no "
+            "config.json); choose a new or empty --out."
+        )
+
+
+def _check_not_past(cfg: TrainConfig, trainer: Trainer, out: Path) -> None:
+    """Refuse a length shorter than where the resumed run already is: training nothing and
+    a config.json that disagrees with the snapshots would follow."""
+    updater = trainer.updater
+    length, unit = cfg.stop_trigger()
+    done = updater.iteration if unit == "iteration" else updater.epoch_detail
+    if done > length:
+        flag = f"--{unit}s"
+        at = (f"iteration {updater.iteration}" if unit == "iteration"
+              else f"epoch {done:.4g} (iteration {updater.iteration})")
+        raise GankitError(
+            f"the run in {out} is already at {at}, past {flag} {length}; give {flag} "
+            f"{math.ceil(done)} or more to continue it, or another --out for a new run."
+        )
 
 
 def apply_defaults(cfg: TrainConfig, recipe: Recipe, train: ArrayDataset) -> TrainConfig:
@@ -170,7 +199,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     seconds = parse_duration(cfg.snapshot_every) if cfg.snapshot_every else None
     when = (WallClockTrigger(seconds, also=get_stop_trigger(cfg.stop_trigger()))
             if seconds is not None else interval_trigger(cfg, cfg.snapshot_every))
-    trainer.extend(Snapshot(n_retains=cfg.keep_snapshots), trigger=when)
+    snapshot = Snapshot(n_retains=cfg.keep_snapshots)
+    trainer.extend(snapshot, trigger=when)
 
     # Only now, every option checked, is anything created under --out.
     _check_writable(out)
@@ -179,8 +209,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if main_process:
         for stale in remove_stale_files(out):
             print(f"removed {stale.name}, left by a killed run", file=sys.stderr)
+    path = None
     if resuming:
         path = trainer.resume(out)  # every rank reads the snapshot
+        _check_not_past(cfg, trainer, out)
         if main_process:
             print(f"resuming from {path} (iteration {updater.iteration})", file=sys.stderr)
     config = json.dumps(cfg.to_dict(), indent=1).encode()
@@ -199,8 +231,10 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"continue with: gankit train --resume {out} (or the same command again)",
               file=sys.stderr)
         return 128 + (trainer.stop_signal or 0)
-    snaps = list_snapshots(out)
+    # The snapshot this run wrote last, else the one it resumed from (a newer file may be
+    # a damaged one it skipped).
+    last = snapshot.last_path or path
     print(f"done: {updater.iteration} iterations in {trainer.elapsed_time:.1f} s; "
           f"log {out / 'log.json'}, plot {out / 'loss.png'}, samples {out / 'samples'}, "
-          f"snapshot {snaps[-1] if snaps else 'none'}", file=sys.stderr)
+          f"snapshot {last or 'none'}", file=sys.stderr)
     return 0
