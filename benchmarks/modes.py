@@ -127,8 +127,8 @@ def run_one(data: str, recipe: str, seed: int, iterations: int | None,
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(updater, cfg.stop_trigger(), out)
-        if cfg.ema:
-            trainer.extend(EMA(updater.raw_models["gen"], cfg.ema))
+        if cfg.model.ema:
+            trainer.extend(EMA(updater.raw_models["gen"], cfg.model.ema))
         for ext in lr_schedule(cfg, updater):  # as gankit train applies it
             trainer.extend(ext)
         curve: list[str] = []

@@ -275,12 +275,12 @@ def make_gankit(iterations: int, log_every: int, out: TextIO, folder: Path) -> C
     trainer = Trainer(updater, cfg.stop_trigger(), folder)
     # The extensions cmd_train adds, in its order, less the recipe's own.
     trainer.extend(FailOnNonFinite())
-    trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.log_every)))
-    trainer.extend(PlotReport(plot_keys, trigger=interval_trigger(cfg, cfg.log_every)))
+    trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.run.log_every)))
+    trainer.extend(PlotReport(plot_keys, trigger=interval_trigger(cfg, cfg.run.log_every)))
     trainer.extend(PrintReport(print_keys, out=out))
     trainer.extend(ProgressBar(update_interval=BAR_EVERY, out=out, force=True))
-    trainer.extend(Snapshot(n_retains=cfg.keep_snapshots),
-                   trigger=interval_trigger(cfg, cfg.snapshot_every))
+    trainer.extend(Snapshot(n_retains=cfg.run.keep_snapshots),
+                   trigger=interval_trigger(cfg, cfg.run.snapshot_every))
     return trainer.run
 
 

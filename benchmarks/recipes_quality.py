@@ -68,7 +68,7 @@ def vaegan_figures(run: Path, digits: torch.nn.Module) -> None:
     val = load_dataset("digits", "val")
     models = trainer.updater.raw_models
     rec = F.mse_loss(reconstruct(models["enc"], models["dec"], val.x), val.x).item()
-    seed_everything(cfg.seed)  # what the CLI does before building: the run's initial weights
+    seed_everything(cfg.run.seed)  # what the CLI does before building: the run's initial weights
     fresh = recipe.build(cfg, train).raw_models
     rec0 = F.mse_loss(reconstruct(fresh["enc"], fresh["dec"], val.x), val.x).item()
     rec_mean = F.mse_loss(train.x.mean(0, keepdim=True).expand_as(val.x), val.x).item()

@@ -97,16 +97,16 @@ def calibrate(arch: str, argv: list[str], steps: int, warmup: int) -> dict[str, 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as out:  # an empty --out: a fresh run's options
         cfg, _ = resolve_config(build_parser().parse_args(["train", *argv, "--out", out]))
-    recipe = get_recipe(cfg.recipe)
-    train = load_dataset(cfg.data, "train")
+    recipe = get_recipe(cfg.model.recipe)
+    train = load_dataset(cfg.dataset.data, "train")
     cfg = apply_defaults(cfg, recipe, train).merged({"device": "cpu"})
     cfg.validate()
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.run.seed)
     updater = recipe.build(cfg, train)
     for _ in range(warmup):
         updater.update()
     # Whole G+D rounds (n_dis D steps, one G step) so the G step is in its share.
-    n = max(1, math.ceil(steps / cfg.n_dis)) * cfg.n_dis
+    n = max(1, math.ceil(steps / cfg.objective.n_dis)) * cfg.objective.n_dis
     times = []
     pen_every = getattr(updater, "penalty_every", 1)
     has_penalty = getattr(updater, "penalty", "none") != "none" and pen_every > 1
@@ -127,10 +127,12 @@ def calibrate(arch: str, argv: list[str], steps: int, warmup: int) -> dict[str, 
         updater.penalty_every = pen_every
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in updater.raw_models.items()}
     return {"cost_s": step_cost(times, penalty_s, pen_every), "plain_s": times,
-            "penalty_s": penalty_s, "n_dis": cfg.n_dis, "width": cfg.width, "z_dim": cfg.z_dim,
-            "batch_size": cfg.batch_size, "loss": cfg.loss, "penalty": cfg.penalty,
-            "penalty_every": cfg.penalty_every, "lr": [cfg.lr_gen, cfg.lr_dis],
-            "betas": [cfg.beta1, cfg.beta2], "gen_params": params["gen"],
+            "penalty_s": penalty_s, "n_dis": cfg.objective.n_dis, "width": cfg.model.width,
+            "z_dim": cfg.model.z_dim, "batch_size": cfg.optim.batch_size,
+            "loss": cfg.objective.loss, "penalty": cfg.objective.penalty,
+            "penalty_every": cfg.objective.penalty_every,
+            "lr": [cfg.optim.lr_gen, cfg.optim.lr_dis],
+            "betas": [cfg.optim.beta1, cfg.optim.beta2], "gen_params": params["gen"],
             "dis_params": params["dis"]}
 
 

@@ -10,7 +10,7 @@ import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # tomllib is in the standard library from Python 3.11; tomli is the same parser for 3.10.
 if sys.version_info >= (3, 11):
@@ -35,91 +35,133 @@ METHOD_OPTIONS = ("loss", "penalty", "penalty_weight", "penalty_every", "n_dis",
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 
 
+T = TypeVar("T")
+
+
+def filled(value: T | None, name: str) -> T:
+    """The value of option ``name`` that the recipe's defaults fill in (``apply_defaults``)."""
+    if value is None:
+        raise GankitError(f"option {name} has no value; a run's options get the recipe's "
+                          "defaults (gankit.cli.train.apply_defaults) before it is built.")
+    return value
+
+
+def _check_positive_ints(options: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(options, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise GankitError(f"--{_flag(name)} must be a positive integer, got {value!r}.")
+
+
+def _check_non_negative_int(name: str, value: Any, what: str = "integer") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise GankitError(f"--{_flag(name)} must be a non-negative {what}, got {value!r}.")
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise GankitError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}.")
+
+
 @dataclass
-class TrainConfig:
-    """Every option of ``gankit train``; ``None`` means 'the data set's default'."""
+class DataOptions:
+    """What the run trains on and how it is read."""
 
     data: str = "digits"
     data_mode: str = "auto"
     skip_corrupt: bool = False
+    image_size: int | None = None
+    # a fixed, class-stratified fraction of the training split (data efficiency studies)
+    train_fraction: float | None = None
+    workers: int = 0
+
+    def validate(self) -> None:
+        _check_positive_ints(self, ("image_size",))
+        _check_non_negative_int("workers", self.workers)
+        if self.data_mode not in ("auto", "memory", "lazy"):
+            raise GankitError(f"--data-mode must be auto, memory or lazy, got {self.data_mode!r}.")
+        fraction = self.train_fraction
+        if fraction is not None and not (_is_number(fraction) and 0 < fraction <= 1):
+            raise GankitError(f"--train-fraction must be in (0, 1], e.g. 0.1, got {fraction!r}.")
+
+
+@dataclass
+class ModelOptions:
+    """The method (recipe) and its networks."""
+
     recipe: str = "dcgan"
     arch: str = "dcgan"
-    out: str = "runs/gankit"
-    epochs: int | None = None
-    iterations: int | None = None
-    batch_size: int | None = None
-    loss: str | None = None
-    penalty: str | None = None
-    penalty_weight: float | None = None
-    penalty_every: int | None = None
-    n_dis: int | None = None
-    lr_gen: float | None = None
-    lr_dis: float | None = None
-    # learning-rate schedule (LRSchedule): decay "none" | "linear", the fraction of the run
-    # before the decay starts, and the warm-up length in iterations
-    lr_decay: str | None = None
-    lr_decay_start: float | None = None
-    lr_warmup: int = 0
-    beta1: float | None = None
-    beta2: float | None = None
     z_dim: int | None = None
     width: int | None = None
     norm: str | None = None
     ema: float | None = None
     conditional: bool = False
-    image_size: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    compile: bool = False
-    workers: int = 0
-    log_every: str | None = None
-    sample_every: str | None = None
-    snapshot_every: str | None = None
-    keep_snapshots: int = 3
-    keep_samples: int | None = None  # newest sample grids kept in samples/; None keeps all
-    skip_nonfinite: bool = False
-    # the evaluator's feature network: inception:PATH or a network file (None: the default)
-    feature_net: str | None = None
-    # data efficiency: augmentation of what D sees, a subsampled train split
+
+    def validate(self) -> None:
+        _check_positive_ints(self, ("z_dim", "width"))
+        if self.ema is not None and not (_is_number(self.ema) and 0 <= self.ema < 1):
+            raise GankitError(f"--ema must be a decay in [0, 1) (0: off), got {self.ema!r}.")
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("arch", self.arch, tuple(ARCHS))
+
+
+@dataclass
+class ObjectiveOptions:
+    """The losses: the GAN loss, the penalty, the terms of cli/terms.py's TERM_OPTIONS (0 or
+    None: off), the augmentation of what D sees, and recipe-specific weights."""
+
+    loss: str | None = None
+    penalty: str | None = None
+    penalty_weight: float | None = None
+    penalty_every: int | None = None
+    n_dis: int | None = None
     augment: str | None = None
-    train_fraction: float | None = None
-    # the weights of the terms of cli/terms.py's TERM_OPTIONS (0 or None: off)
     lecam: float | None = None
     bcr: float | None = None
     path_length: float | None = None
     # recipe-specific weights (VAE-GAN, CycleGAN)
     weights: dict[str, float] = dataclasses.field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+    def validate(self) -> None:
+        _check_positive_ints(self, ("penalty_every", "n_dis"))
+        for name in ("penalty_weight", *TERM_FIELDS):
+            value = getattr(self, name)
+            ok = _is_number(value) and value >= 0 and math.isfinite(value)
+            if value is not None and not ok:
+                raise GankitError(f"--{_flag(name)} must be a non-negative number, got {value!r}.")
+        _check_choice("loss", self.loss, tuple(LOSSES))
+        _check_choice("penalty", self.penalty, tuple(PENALTY_TERMS))
+        if self.augment is not None:
+            if not isinstance(self.augment, str):
+                raise GankitError(f"--augment must be a string such as diffaug or ada:0.6, got "
+                                  f"{self.augment!r}.")
+            try:
+                get_augment(self.augment)
+            except ValueError as exc:
+                raise GankitError(f"{exc}.") from None
+        for key, value in self.weights.items():
+            if not (_is_number(value) and value >= 0):
+                raise GankitError(f"weight {key!r} must be a non-negative number, got {value!r}.")
 
-    @classmethod
-    def field_names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str) -> TrainConfig:
-        unknown = set(values) - cls.field_names()
-        if unknown:
-            raise GankitError(
-                f"{source} has unknown option(s) {', '.join(sorted(unknown))}; "
-                f"see gankit train --help for the names."
-            )
-        return cls(**values)
+@dataclass
+class OptimOptions:
+    """The optimizers: batch, Adam's rates and betas, the learning-rate schedule (LRSchedule:
+    decay "none" | "linear", the fraction of the run before it starts, a warm-up in updates)."""
 
-    def merged(self, values: dict[str, Any]) -> TrainConfig:
-        return dataclasses.replace(self, **values)
+    batch_size: int | None = None
+    lr_gen: float | None = None
+    lr_dis: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    lr_decay: str | None = None
+    lr_decay_start: float | None = None
+    lr_warmup: int = 0
 
     def validate(self) -> None:
-        positive_ints = ("epochs", "iterations", "batch_size", "penalty_every", "n_dis", "z_dim",
-                         "width", "image_size", "keep_snapshots", "keep_samples")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise GankitError(f"--{_flag(name)} must be a positive integer, got {value!r}.")
-        for name in ("lr_gen", "lr_dis", "penalty_weight", *TERM_FIELDS):
+        _check_positive_ints(self, ("batch_size",))
+        for name in ("lr_gen", "lr_dis"):
             value = getattr(self, name)
             ok = _is_number(value) and value >= 0 and math.isfinite(value)
             if value is not None and not ok:
@@ -128,8 +170,6 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and 0 <= value < 1):
                 raise GankitError(f"--{_flag(name)} must be in [0, 1), got {value!r}.")
-        if self.ema is not None and not (_is_number(self.ema) and 0 <= self.ema < 1):
-            raise GankitError(f"--ema must be a decay in [0, 1) (0: off), got {self.ema!r}.")
         if self.lr_decay is not None and self.lr_decay not in LR_DECAYS:
             raise GankitError(f"unknown --lr-decay {self.lr_decay!r}; choose one of: "
                               f"{', '.join(LR_DECAYS)}.")
@@ -140,37 +180,34 @@ class TrainConfig:
         if start is not None and self.lr_decay == "none":
             raise GankitError(f"--lr-decay-start {start!r} has no effect with --lr-decay none; "
                               "add --lr-decay linear or leave the start out.")
-        warmup = self.lr_warmup
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise GankitError(f"--lr-warmup must be a non-negative number of iterations, got "
-                              f"{warmup!r}.")
+        _check_non_negative_int("lr_warmup", self.lr_warmup, "number of iterations")
+
+
+@dataclass
+class RunOptions:
+    """The run: where, how long, on what, and what it writes (logs, samples, snapshots, the
+    evaluator's feature network: inception:PATH or a network file, None: the default)."""
+
+    out: str = "runs/gankit"
+    epochs: int | None = None
+    iterations: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
+    log_every: str | None = None
+    sample_every: str | None = None
+    snapshot_every: str | None = None
+    keep_snapshots: int = 3
+    keep_samples: int | None = None  # newest sample grids kept in samples/; None keeps all
+    skip_nonfinite: bool = False
+    feature_net: str | None = None
+
+    def validate(self) -> None:
+        _check_positive_ints(self, ("epochs", "iterations", "keep_snapshots", "keep_samples"))
         if self.epochs is not None and self.iterations is not None:
             raise GankitError("give --epochs or --iterations, not both.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise GankitError(f"--seed must be a non-negative integer, got {self.seed!r}.")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
-            raise GankitError(f"--workers must be a non-negative integer, got {self.workers!r}.")
-        choices = {"loss": tuple(LOSSES), "penalty": tuple(PENALTY_TERMS), "norm": NORMS,
-                   "arch": tuple(ARCHS)}
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value is not None and value not in allowed:
-                raise GankitError(
-                    f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}."
-                )
-        if self.data_mode not in ("auto", "memory", "lazy"):
-            raise GankitError(f"--data-mode must be auto, memory or lazy, got {self.data_mode!r}.")
-        if self.augment is not None:
-            if not isinstance(self.augment, str):
-                raise GankitError(f"--augment must be a string such as diffaug or ada:0.6, got "
-                                  f"{self.augment!r}.")
-            try:
-                get_augment(self.augment)
-            except ValueError as exc:
-                raise GankitError(f"{exc}.") from None
-        fraction = self.train_fraction
-        if fraction is not None and not (_is_number(fraction) and 0 < fraction <= 1):
-            raise GankitError(f"--train-fraction must be in (0, 1], e.g. 0.1, got {fraction!r}.")
+        _check_non_negative_int("seed", self.seed)
         if self.precision not in ("fp32", "bf16", "fp16"):
             raise GankitError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}.")
         for name in ("log_every", "sample_every", "snapshot_every"):
@@ -185,16 +222,83 @@ class TrainConfig:
                 )
             if value is not None:
                 parse_interval(value, f"--{_flag(name)}")
-        for key, value in self.weights.items():
-            if not (_is_number(value) and value >= 0):
-                raise GankitError(f"weight {key!r} must be a non-negative number, got {value!r}.")
         if self.feature_net is not None:
             _check_feature_net(self.feature_net)
 
+
+#: the groups of TrainConfig, by attribute
+GROUPS: dict[str, type[Any]] = {"dataset": DataOptions, "model": ModelOptions,
+                                "objective": ObjectiveOptions, "optim": OptimOptions,
+                                "run": RunOptions}
+#: each option's group
+GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
+
+
+class TrainConfig:
+    """Every option of ``gankit train``, grouped by concern: ``cfg.dataset``, ``cfg.model``,
+    ``cfg.objective``, ``cfg.optim``, ``cfg.run``; ``None`` means 'the data set's default'.
+
+    Built, merged, saved (config.json) and read (TOML) by the options' flat names
+    (``TrainConfig(epochs=3)``, ``cfg.merged({"lr_gen": 1e-4})``, ``cfg.get("lr_gen")``), so
+    a run directory's config.json is the flat table it always was.
+    """
+
+    dataset: DataOptions
+    model: ModelOptions
+    objective: ObjectiveOptions
+    optim: OptimOptions
+    run: RunOptions
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(GROUP_OF)
+        if unknown:
+            raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}")
+        for group, cls in GROUPS.items():
+            mine = {k: v for k, v in values.items() if GROUP_OF[k] == group}
+            setattr(self, group, cls(**mine))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TrainConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"TrainConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+    def get(self, name: str) -> Any:
+        """The option ``name`` (its flat name) from its group."""
+        return getattr(getattr(self, GROUP_OF[name]), name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat table of every option (config.json)."""
+        return {k: v for group in GROUPS for k, v in dataclasses.asdict(getattr(self, group))
+                .items()}
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return set(GROUP_OF)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str) -> TrainConfig:
+        unknown = set(values) - cls.field_names()
+        if unknown:
+            raise GankitError(
+                f"{source} has unknown option(s) {', '.join(sorted(unknown))}; "
+                f"see gankit train --help for the names."
+            )
+        return cls(**values)
+
+    def merged(self, values: dict[str, Any]) -> TrainConfig:
+        """A copy with the flat options ``values`` replaced."""
+        return TrainConfig(**{**self.to_dict(), **values})
+
+    def validate(self) -> None:
+        """Each group's checks (a recipe's ``check`` refuses the options it does not read)."""
+        for group in GROUPS:
+            getattr(self, group).validate()
+
     def stop_trigger(self) -> tuple[int, str]:
-        if self.iterations is not None:
-            return (self.iterations, "iteration")
-        return (self.epochs or 1, "epoch")
+        if self.run.iterations is not None:
+            return (self.run.iterations, "iteration")
+        return (self.run.epochs or 1, "epoch")
 
 
 def _is_number(value: Any) -> bool:
@@ -276,9 +380,9 @@ def _toml_literal(value: Any) -> str:
     return repr(value)
 
 
-def _option_types() -> dict[str, Any]:
-    """The TOML type table: each option's type, read from TrainConfig's annotations."""
-    return typing.get_type_hints(TrainConfig)
+def option_types() -> dict[str, Any]:
+    """The TOML type table: each option's type, read from the groups' annotations."""
+    return {k: v for cls in GROUPS.values() for k, v in typing.get_type_hints(cls).items()}
 
 
 def _line_of(lines: list[str], key: str, table: str | None = None) -> int:
@@ -324,7 +428,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
                     f"config file {path} line {_line_of(lines, key)}: unknown {what} beside "
                     "[train]; put every option in the [train] table."
                 )
-    types_ = _option_types()
+    types_ = option_types()
     seen: dict[str, str] = {}
     options: dict[str, Any] = {}
     for raw, value in table.items():

@@ -210,7 +210,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.save_stats is not None and own is not None:
         stats_protocol = make_protocol(space, n_real=len(real), n_generated=0, real_split="val",
                                        seed=0).as_dict()
-        save_stats(args.save_stats, own, {**stats_protocol, "data": cfg.data})
+        save_stats(args.save_stats, own, {**stats_protocol, "data": cfg.dataset.data})
         print(f"wrote the held-out statistics to {args.save_stats}", file=sys.stderr)
     print(f"wrote {out} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0

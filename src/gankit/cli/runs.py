@@ -74,8 +74,9 @@ def load_data(cfg: TrainConfig) -> tuple[ArrayDataset, ArrayDataset]:
     from gankit.data import load_dataset
 
     try:
-        train, val = (load_dataset(cfg.data, split, image_size=cfg.image_size, seed=cfg.seed,
-                                   mode=cfg.data_mode) for split in ("train", "val"))
+        train, val = (load_dataset(cfg.dataset.data, split, image_size=cfg.dataset.image_size,
+                                   seed=cfg.run.seed, mode=cfg.dataset.data_mode)
+                      for split in ("train", "val"))
     except GankitError as exc:
         raise GankitError(_with_flags(str(exc))) from None
     return train, val
@@ -93,20 +94,20 @@ def build_run(cfg: TrainConfig, train: ArrayDataset, val: ArrayDataset, *,
     from gankit.training import Trainer
     from gankit.training.distributed import prepare_updater, seed_rank
 
-    recipe = get_recipe(cfg.recipe)
-    seed_everything(cfg.seed)
+    recipe = get_recipe(cfg.model.recipe)
+    seed_everything(cfg.run.seed)
     # --train-fraction trains on part of the split; evaluators keep the whole split as the
     # reference for their feature network and floor, so runs at any fraction share one scale.
-    updater = recipe.build(cfg, take_fraction(train, cfg.train_fraction))
+    updater = recipe.build(cfg, take_fraction(train, cfg.dataset.train_fraction))
     if for_training:
         # A network regularised through its gradient takes a double backward, which compiled
         # graphs lack.
         twice: set[str] = getattr(updater, "double_backward_models", set())
-        prepare_updater(updater, compile=cfg.compile and [
+        prepare_updater(updater, compile=cfg.run.compile and [
             name for name in updater.models if name not in twice])
-        seed_rank(cfg.seed)  # same weights on every rank, different noise
-    metadata = {"recipe": cfg.recipe, "data": cfg.data, "shape": list(train.shape)}
-    trainer = Trainer(updater, cfg.stop_trigger(), cfg.out, metadata=metadata)
+        seed_rank(cfg.run.seed)  # same weights on every rank, different noise
+    metadata = {"recipe": cfg.model.recipe, "data": cfg.dataset.data, "shape": list(train.shape)}
+    trainer = Trainer(updater, cfg.stop_trigger(), cfg.run.out, metadata=metadata)
     for ext in [*recipe.extensions(cfg, updater, train, val), *lr_schedule(cfg, updater)]:
         trainer.extend(ext)
     return Run(cfg, recipe, trainer, train, val)
@@ -130,7 +131,7 @@ def load_run(run_dir: str, device: str = "auto") -> Run:
     cfg = saved_config(require_run_dir(Path(run_dir))).merged(
         {"device": str(resolve_device(device)), "out": str(run_dir)})
     run = build_run(cfg, *load_data(cfg))
-    if run.trainer.resume(cfg.out) is None:
+    if run.trainer.resume(cfg.run.out) is None:
         raise GankitError(f"{run_dir} holds no snapshot_iter_N.pt yet; train the run first, or "
                           "give a run directory that has one.")
     return run

@@ -59,14 +59,14 @@ def term_problem(cfg: TrainConfig, kind: str, data: str) -> str | None:
     """Why a term option of ``cfg`` cannot apply to the ``kind`` data ``data`` with its
     ``--arch``; None when every one can."""
     for option in TERM_OPTIONS:
-        if not getattr(cfg, option.field):
+        if not cfg.get(option.field):
             continue
         if option.images_only and kind == "points":
             return (f"{option.flag} {option.does} and does not apply to the 2-D point data "
                     f"{data!r}; leave it out.")
-        if option.archs is not None and cfg.arch not in option.archs:
-            return (f"{option.flag} {option.does} and does not apply to --arch {cfg.arch}; use "
-                    f"--arch {' or '.join(option.archs)} or leave it out.")
+        if option.archs is not None and cfg.model.arch not in option.archs:
+            return (f"{option.flag} {option.does} and does not apply to --arch "
+                    f"{cfg.model.arch}; use --arch {' or '.join(option.archs)} or leave it out.")
     return None
 
 
@@ -75,13 +75,13 @@ def build_terms(cfg: TrainConfig) -> tuple[list[DisTerm], list[GenTerm]]:
     dis: list[DisTerm] = []
     gen: list[GenTerm] = []
     for option in TERM_OPTIONS:
-        weight = getattr(cfg, option.field)
+        weight = cfg.get(option.field)
         if weight:
             term = option.term(weight)
             if isinstance(term, DisTerm):
                 dis.append(term)
             elif isinstance(term, GenTerm):
                 gen.append(term)
-    for penalty in PENALTY_TERMS[cfg.penalty or "none"]:
-        dis.append(penalty(cfg.penalty_weight or 0.0, every=cfg.penalty_every))
+    for penalty in PENALTY_TERMS[cfg.objective.penalty or "none"]:
+        dis.append(penalty(cfg.objective.penalty_weight or 0.0, every=cfg.objective.penalty_every))
     return dis, gen

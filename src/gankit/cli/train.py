@@ -66,14 +66,14 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
         given["weights"] = dict(given["weights"])
     explicit = {}
     if getattr(args, "config", None):
-        explicit = dict(vars(TrainConfig.from_dict(load_toml(args.config), args.config)))
+        explicit = TrainConfig.from_dict(load_toml(args.config), args.config).to_dict()
         explicit = {k: v for k, v in explicit.items() if k in _toml_keys(args.config)}
     explicit.update(given)
     resume = getattr(args, "resume", None)
     if resume is not None:
         run = require_run_dir(Path(resume))
     else:
-        run = Path(explicit.get("out", TrainConfig().out))
+        run = Path(explicit.get("out", TrainConfig().run.out))
         if not (run / "config.json").is_file():
             if list_snapshots(run):
                 raise GankitError(
@@ -83,12 +83,12 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
             return TrainConfig().merged(explicit), False
     cfg = saved_config(run)
     changed = sorted(k for k, v in explicit.items()
-                     if k not in RESUMABLE_CHANGES and k != "out" and v != getattr(cfg, k))
+                     if k not in RESUMABLE_CHANGES and k != "out" and v != cfg.get(k))
     if changed:
         flag = changed[0].replace("_", "-")
         raise GankitError(
             f"--{flag} is {explicit[changed[0]]!r} but the run in {run} was started with "
-            f"{getattr(cfg, changed[0])!r}; a continued run keeps its options (only "
+            f"{cfg.get(changed[0])!r}; a continued run keeps its options (only "
             f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_CHANGES)} may change): "
             "choose another --out for a new run."
         )
@@ -135,12 +135,12 @@ def apply_defaults(cfg: TrainConfig, recipe: Recipe, train: ArrayDataset) -> Tra
     value; a run length or a decay the user gave keeps the defaults' companions out (no
     default epochs beside ``--iterations``, no default decay start beside ``--lr-decay``)."""
     defaults = recipe.defaults(train, cfg)
-    if cfg.epochs is not None or cfg.iterations is not None:
+    if cfg.run.epochs is not None or cfg.run.iterations is not None:
         defaults.pop("epochs", None)
         defaults.pop("iterations", None)
-    if cfg.lr_decay is not None:
+    if cfg.optim.lr_decay is not None:
         defaults.pop("lr_decay_start", None)
-    return cfg.merged({k: v for k, v in defaults.items() if getattr(cfg, k) is None})
+    return cfg.merged({k: v for k, v in defaults.items() if cfg.get(k) is None})
 
 
 def _toml_keys(path: str) -> set[str]:
@@ -164,21 +164,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, resuming = resolve_config(args)
     cfg.validate()
-    recipe = get_recipe(cfg.recipe)
+    recipe = get_recipe(cfg.model.recipe)
     train, val = load_data(cfg)
-    if cfg.conditional and (train.y is None or train.n_classes < 2):
+    if cfg.model.conditional and (train.y is None or train.n_classes < 2):
         raise GankitError(
-            f"--conditional needs labelled data with at least 2 classes, but {cfg.data} has "
+            f"--conditional needs labelled data with at least 2 classes, but {cfg.dataset.data} "
+            "has "
             f"{'no labels' if train.y is None else f'{train.n_classes} class'}; drop "
             "--conditional or give labelled data (folder:DIR with one subfolder per class)."
         )
     if not resuming:
         cfg = apply_defaults(cfg, recipe, train)
         cfg.validate()
-    cfg = cfg.merged({"device": str(resolve_device(cfg.device))})
+    cfg = cfg.merged({"device": str(resolve_device(cfg.run.device))})
     # Under torchrun: join the process group; each rank trains on its own device.
-    device = init_distributed(cfg.device)
-    out = Path(cfg.out)
+    device = init_distributed(cfg.run.device)
+    out = Path(cfg.run.out)
     configure_threads()
 
     trainer = build_run(cfg.merged({"device": str(device)}), train, val,
@@ -186,9 +187,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     updater = trainer.updater
     quiet = getattr(args, "quiet", False)
     trainer.extend(FailOnNonFinite())
-    trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.log_every)))
+    trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.run.log_every)))
     # Plots on the sample grid's slower interval (and at the end): drawing costs ~0.1 s.
-    plot_every = interval_trigger(cfg, cfg.sample_every or cfg.log_every)
+    plot_every = interval_trigger(cfg, cfg.run.sample_every or cfg.run.log_every)
     trainer.extend(PlotReport(list(recipe.plot_keys), trigger=plot_every))
     trainer.extend(PlotReport(list(HELD_OUT_KEYS), filename="metrics.png", trigger=plot_every,
                               subplots=True), name="MetricsPlot")
@@ -196,10 +197,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         keys = list(recipe.print_keys)
         trainer.extend(PrintReport(keys))
         trainer.extend(ProgressBar())
-    seconds = parse_duration(cfg.snapshot_every) if cfg.snapshot_every else None
+    seconds = parse_duration(cfg.run.snapshot_every) if cfg.run.snapshot_every else None
     when = (WallClockTrigger(seconds, also=get_stop_trigger(cfg.stop_trigger()))
-            if seconds is not None else interval_trigger(cfg, cfg.snapshot_every))
-    snapshot = Snapshot(n_retains=cfg.keep_snapshots)
+            if seconds is not None else interval_trigger(cfg, cfg.run.snapshot_every))
+    snapshot = Snapshot(n_retains=cfg.run.keep_snapshots)
     trainer.extend(snapshot, trigger=when)
 
     # Only now, every option checked, is anything created under --out.
