@@ -36,13 +36,10 @@ class EMA(Extension):
         self.warmup = warmup
         self.num_updates = 0
 
-    def decay_at(self, t: int) -> float:
-        """The decay of update ``t`` (counted from 0): the ramp, capped at ``decay``."""
-        return min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
-
     @torch.no_grad()
     def __call__(self, trainer: Trainer) -> None:
-        decay = self.decay_at(self.num_updates)
+        t = self.num_updates
+        decay = min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
         model = self.model
         avg_params: list[torch.Tensor] = list(self.average.parameters())
         torch._foreach_lerp_(avg_params, [p.detach() for p in model.parameters()], 1.0 - decay)
