@@ -47,13 +47,12 @@ class EMA(Extension):
         self.num_updates = 0
         self.images_seen = 0  # the updater's count at the last update (for half_life)
 
-    def decay_at(self, t: int) -> float:
-        """The decay of update ``t`` (counted from 0): the ramp, capped at ``decay``."""
-        return min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
-
     def _decay(self, trainer: Trainer) -> float:
+        """This update's decay: from the half-life and the images it showed, or the ramp
+        ``min(decay, (1+t)/(10+t))`` at update ``t``."""
         if self.half_life is None:
-            return self.decay_at(self.num_updates)
+            t = self.num_updates
+            return min(self.decay, (1 + t) / (10 + t)) if self.warmup else self.decay
         updater = trainer.updater
         shown, self.images_seen = updater.images_seen - self.images_seen, updater.images_seen
         half_life = value_at(self.half_life, updater)
