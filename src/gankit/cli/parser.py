@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip (and count) corrupt files of a lazy source instead of stopping")
     t.add_argument("--recipe", help="dcgan | vaegan | cyclegan")
     t.add_argument("--arch", help="networks of the dcgan recipe: dcgan | resnet (SNGAN) | "
-                                  "biggan | stylegan2, each with its paper's defaults")
+                                  "biggan | stylegan2 | r3gan, each with its paper's defaults")
     t.add_argument("--out", help="run directory (default runs/gankit)")
     t.add_argument("--epochs", type=_positive_int)
     t.add_argument("--iterations", type=_positive_int)
