@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in directory RUN (the original command with "
                         "--out RUN does the same)")
     t.add_argument("--data", help="digits|ring8|grid25|folder:PATH|npz:PATH|mnist-idx:DIR|"
-                                  "shards:PATH|zip:PATH")
+                                  "stackedmnist:DIR|shards:PATH|zip:PATH")
     t.add_argument("--data-mode", help="auto | memory | lazy: decode a folder up front or per "
                                        "batch in the workers (auto: lazy above 1 GiB)")
     t.add_argument("--skip-corrupt", action="store_true",
