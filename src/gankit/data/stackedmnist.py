@@ -83,7 +83,7 @@ def load_stacked_mnist(path: str | Path, split: str = "train", *, image_size: in
 
 def is_stacked_mnist(data: object) -> bool:
     """Whether ``data`` is a Stacked MNIST set from :func:`load_stacked_mnist`."""
-    shape = getattr(data, "shape", ())
+    shape: tuple[int, ...] = tuple(getattr(data, "shape", ()))
     return (getattr(data, "name", None) == STACKED_NAME and len(shape) == 3 and shape[0] == 3
             and getattr(data, "n_classes", 0) == STACKED_MODES)
 
