@@ -17,7 +17,7 @@ from gankit.extensions.snapshot import Snapshot
 from gankit.gan.penalties import lazy_regularization
 from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater
-from gankit.metrics.scoring import DEFAULT_N
+from gankit.metrics.scoring import default_n
 from gankit.models.archs import get_arch
 from gankit.training.triggers import MinValueTrigger
 
@@ -124,7 +124,7 @@ class DCGANRecipe(Recipe):
         scored = scored or cfg.feature_net is not None
         when = interval_trigger(cfg, cfg.sample_every)
         exts.append(GANEvaluator(val, train, metrics=None if scored else (),
-                                 n=DEFAULT_N[train.kind], seed=cfg.seed,
+                                 n=default_n(train), seed=cfg.seed,
                                  feature_net=cfg.feature_net, trigger=when))
         if scored:
             exts.append(Snapshot("best_fid.pt", n_retains=None, on_signal=False,
