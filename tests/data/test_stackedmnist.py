@@ -24,7 +24,7 @@ from testsupport import digits_as_mnist_idx
 
 @pytest.fixture(scope="module")
 def mnist_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return digits_as_mnist_idx(tmp_path_factory.mktemp("mnist"))
+    return digits_as_mnist_idx(tmp_path_factory.mktemp("mnist"), side=8)
 
 
 def _channel_sources(stack: torch.Tensor, digits: torch.Tensor) -> list[int]:
@@ -41,7 +41,7 @@ def _channel_sources(stack: torch.Tensor, digits: torch.Tensor) -> list[int]:
 def test_each_channel_is_a_digit_and_the_label_its_mode(mnist_dir: Path) -> None:
     ds = load_dataset(f"stackedmnist:{mnist_dir}", "train", seed=0)
     digits = load_mnist_idx(mnist_dir, "train")
-    assert ds.x.dtype == torch.uint8 and ds.x.shape == (STACKED_TRAIN, 3, 28, 28)
+    assert ds.x.dtype == torch.uint8 and ds.x.shape == (STACKED_TRAIN, 3, 8, 8)
     assert ds.n_classes == STACKED_MODES and (ds.low, ds.high) == (0.0, 255.0)
     assert is_stacked_mnist(ds) and not is_stacked_mnist(digits)
     assert ds.y is not None and digits.y is not None

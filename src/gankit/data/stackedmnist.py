@@ -2,10 +2,11 @@
 
 The mode-collapse benchmark of Metz et al. 2017 (unrolled GANs), Srivastava et al. 2017
 (VEEGAN) and Lin et al. 2018 (PacGAN), built from the MNIST idx files in a folder (read by
-:func:`gankit.data.files.load_mnist_idx`). As in PacGAN's code, each of the three channels of
-a sample is an MNIST digit drawn uniformly at random, with replacement and independently of
-the other two, and the training set has 25,600 samples of 28 x 28 pixels; the mode is the
-triple of digit labels, ``100 * red + 10 * green + blue`` (0..999), and is the sample's label.
+:func:`gankit.data.files.load_mnist_idx`). As in the code of PacGAN's table 2 (the VEEGAN
+setting), each of the three channels of a sample is an MNIST digit drawn uniformly at random,
+with replacement and independently of the other two, and the training set has 128,000
+samples of 28 x 28 pixels; the mode is the triple of digit labels,
+``100 * red + 10 * green + blue`` (0..999), and is the sample's label.
 
 Splits: "train" draws from the 60,000 ``train-*`` digits with a stream of the run ``seed``
 (PacGAN pools all 70,000 digits; keeping the ``t10k-*`` digits out leaves them unseen for the
@@ -41,8 +42,8 @@ __all__ = [
 STACKED_NAME = "stackedmnist"
 #: modes: digit triples
 STACKED_MODES = 1000
-#: training samples (PacGAN's and VEEGAN's 25,600)
-STACKED_TRAIN = 25_600
+#: training samples (the configuration of PacGAN's table 2)
+STACKED_TRAIN = 128_000
 #: held-out samples
 STACKED_VAL = 10_000
 
