@@ -172,6 +172,10 @@ def test_the_registry_builds_it_with_cpu_defaults() -> None:
     gen, dis = build_networks("r3gan", (3, 32, 32), z_dim=16, width=None, n_classes=10)
     assert isinstance(gen, R3GANGenerator) and isinstance(dis, R3GANDiscriminator)
     assert gen.basis.shape == (R3GAN_CPU_WIDTH, 4, 4) and gen.n_classes == 10
+    # the CPU default's counts (docs/architectures-r3gan.md): 8 blocks of 35,072
+    assert _block_params(64, 2, 8) == 35_072
+    g64, d64 = build_networks("r3gan", (3, 32, 32), z_dim=64, width=None)
+    assert (n_params(g64), n_params(d64)) == (285_888, 281_856)
     gen, _ = build_networks("r3gan", (3, 32, 32), z_dim=16, width=16)
     assert gen.basis.shape == (16, 4, 4)
     with pytest.raises(GankitError, match="--norm spectral does not apply to --arch r3gan"):
