@@ -101,3 +101,46 @@ def test_errors_name_the_problem(tmp_path: Path, mnist_dir: Path) -> None:
     with pytest.raises(GankitError, match="one label per image"):
         write_mnist_idx(tmp_path / "bad", (np.zeros((3, 4, 4)), np.arange(2)),
                         (np.zeros((3, 4, 4)), np.arange(3)))
+
+
+def test_cli_trains_r3gan_resumes_bitwise_and_reports_modes(
+        tmp_path: Path, mnist_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from gankit.cli import main
+    from gankit.data import stackedmnist
+    from gankit.extensions.log_report import read_log
+    from gankit.metrics import scoring, stacked_modes
+    from gankit.training.checkpoint import load_state
+    from testsupport import flatten
+
+    # small splits, classifiers and sample counts: the protocol's sizes are tested above
+    monkeypatch.setattr(stackedmnist, "STACKED_TRAIN", 600)
+    monkeypatch.setattr(stackedmnist, "STACKED_VAL", 200)
+    monkeypatch.setattr(scoring, "STACKED_SAMPLES", 500)
+    monkeypatch.setitem(scoring.CLASSIFIER_OPTIONS, "max_steps", 10)
+    monkeypatch.setitem(stacked_modes.DIGIT_CLASSIFIER_OPTIONS, "max_steps", 30)
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+
+    def train(out: Path, iterations: int) -> int:
+        return main(["train", "--data", f"stackedmnist:{mnist_dir}", "--arch", "r3gan",
+                     "--width", "4", "--z-dim", "8", "--batch-size", "8", "--out", str(out),
+                     "--iterations", str(iterations), "--log-every", "2",
+                     "--snapshot-every", "2", "--sample-every", "4", "--device", "cpu",
+                     "--quiet"])
+
+    assert train(tmp_path / "straight", 4) == 0
+    assert train(tmp_path / "split", 2) == 0
+    assert main(["train", "--resume", str(tmp_path / "split"), "--iterations", "4",
+                 "--quiet"]) == 0
+    a = flatten(load_state(tmp_path / "straight" / "snapshot_iter_4.pt")["updater"])
+    b = flatten(load_state(tmp_path / "split" / "snapshot_iter_4.pt")["updater"])
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], torch.Tensor):
+            assert torch.equal(a[key], b[key]), key
+    last = [e for e in read_log(tmp_path / "straight" / "log.json") if "val/modes" in e][-1]
+    assert 1 <= last["val/modes"] <= 1000 and 0 <= last["val/kl"] <= np.log(1000) + 1e-9
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "straight")]) == 0
+    out = capsys.readouterr().out
+    assert "mode KL" in out and "digit SmallCNN" in out
