@@ -7,7 +7,8 @@ For each arch: parameter counts, then the seconds of one forward + backward of G
 a batch of ``--batch`` 32x32 RGB images, and of one ``GANUpdater`` step with the arch's
 defaults (``gankit train``'s, so resnet's step is a D step with a G step every 5th). The
 archs are timed in turn, ``--repeats`` rounds interleaved, and the minimum of each is kept
-(the least disturbed by other work on the machine), on ``--threads`` threads.
+(the least disturbed by other work on the machine), on ``--threads`` threads. Times are the
+process's CPU seconds, not wall seconds, so other jobs on a shared machine do not count.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import torch
 
 
 def _timed(fn: Callable[[], Any], n: int) -> float:
-    start = time.perf_counter()
+    # CPU time of this process: on a shared machine, wall time counts the other jobs too.
+    start = time.process_time()
     for _ in range(n):
         fn()
-    return (time.perf_counter() - start) / n
+    return (time.process_time() - start) / n
 
 
 def build(arch: str, width: int | None, batch: int) -> dict[str, Any]:
@@ -80,7 +82,7 @@ def main() -> int:
             for i, step in enumerate(run["steps"]):
                 best[arch][i] = min(best[arch][i], _timed(step, args.iters))
     print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch}, 32x32 RGB "
-          f"(shapes32), min of {args.repeats} rounds of {args.iters}")
+          f"(shapes32), CPU seconds, min of {args.repeats} rounds of {args.iters}")
     print(f"{'arch':<8} {'width':>5} {'n_dis':>5} {'G params':>10} {'D params':>10} "
           f"{'G f+b s':>8} {'D f+b s':>8} {'step s':>7}")
     for arch, run in runs.items():

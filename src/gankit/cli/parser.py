@@ -140,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes, IS)")
     e.add_argument("run", nargs="?", default=None, help="the run directory")
-    e.add_argument("--metrics", default=None, help="comma-separated: fid,kid,pr,modes,classes,is")
+    e.add_argument("--metrics", default=None,
+                   help="comma-separated: fid,kid,pr,modes,classes,is,stacked")
     e.add_argument("-n", type=_positive_int, default=None, help="samples to draw")
     e.add_argument("--seed", type=_non_negative_int, default=0)
     e.add_argument("--device", default="auto")
