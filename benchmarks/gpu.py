@@ -26,7 +26,9 @@ if TYPE_CHECKING:
     from gankit.training import Updater
 
 CONFIGS = ("fp32", "tf32", "bf16", "fp16", "fp32+compile", "bf16+compile")
-ARCHS = ("dcgan", "resnet", "biggan", "stylegan2")
+ARCHS = ("dcgan", "resnet", "biggan", "stylegan2", "r3gan", "r3gan-cifar10")
+#: rows that are an arch at other widths: the R3GAN paper's class-conditional CIFAR-10 preset
+PRESETS = {"r3gan-cifar10": ("r3gan", 768)}
 
 
 def run(config: str, args: argparse.Namespace, train: ArrayDataset) -> tuple[float, float]:
@@ -77,9 +79,12 @@ def run_arch(arch: str, precision: str, args: argparse.Namespace,
 
     torch.manual_seed(0)
     recipe = DCGANRecipe()
+    arch, width = PRESETS.get(arch, (arch, None))
     cfg = apply_defaults(TrainConfig(data="shapes32", arch=arch, device="cuda",
                                      precision=precision, batch_size=args.arch_batch,
-                                     conditional=arch == "biggan"), recipe, train)
+                                     width=width,
+                                     conditional=arch == "biggan" or width is not None),
+                         recipe, train)
     updater = recipe.build(cfg, train)
     prepare_updater(updater, channels_last=True)
     return (*timed(updater, args), int(cfg.objective.n_dis or 1))

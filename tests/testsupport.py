@@ -109,3 +109,18 @@ def make_cyclegan_updater(cls: Any = None, **kwargs: Any) -> Any:
     opt_gen = torch.optim.Adam([p for g in gens for p in g.parameters()], 1e-3)
     opt_dis = torch.optim.Adam([p for d in dis for p in d.parameters()], 1e-3)
     return (cls or CycleGANUpdater)(*gens, *dis, opt_gen, opt_dis, batches, **kwargs)
+
+
+def digits_as_mnist_idx(folder: Path, side: int = 28) -> Path:
+    """sklearn's embedded digits upscaled to ``side`` and written as the four MNIST idx files
+    (1497 "train", 300 "t10k"): MNIST-like digits in a folder, without a download."""
+    from gankit.data import load_digits
+    from gankit.data.stackedmnist import write_mnist_idx
+
+    parts = []
+    for split in ("train", "val"):
+        ds = load_digits(split, image_size=side)
+        assert ds.y is not None
+        pixels = ds.x[:, 0].add(1.0).mul(127.5).round().to(torch.uint8).numpy()
+        parts.append((pixels, ds.y.numpy()))
+    return write_mnist_idx(folder, parts[0], parts[1])

@@ -196,7 +196,7 @@ def test_unsupported_shapes_are_one_clear_error(arch: str, shape: tuple[int, ...
 
 
 def test_registry_names_papers_defaults_and_errors() -> None:
-    assert list(ARCHS) == ["dcgan", "resnet", "biggan", "stylegan2"]
+    assert list(ARCHS) == ["dcgan", "resnet", "biggan", "stylegan2", "r3gan"]
     sngan = get_arch("resnet").defaults((3, 32, 32))
     assert {k: sngan[k] for k in ("z_dim", "batch_size", "n_dis", "lr_gen", "beta1", "beta2",
                                   "loss", "width")} == dict(

@@ -20,9 +20,9 @@ from gankit.errors import GankitError
 from gankit.metrics.inception import inception_weights_path, is_inception_spec, sha256_file
 from gankit.metrics.protocol import Protocol, check_comparable
 from gankit.metrics.scoring import (
-    DEFAULT_N,
     METRICS,
     compute_metrics,
+    default_n,
     feature_space,
     make_protocol,
     parse_metrics,
@@ -33,7 +33,7 @@ from gankit.metrics.stats import ReferenceStats, load_stats, reference_stats, sa
 _LABELS = {
     "fid": "FID", "kid": "KID", "precision": "precision", "recall": "recall",
     "modes": "modes", "hq": "high quality", "rkl": "reverse KL", "classes": "classes",
-    "class_kl": "class KL", "is": "IS", "is_std": "IS std",
+    "class_kl": "class KL", "is": "IS", "is_std": "IS std", "kl": "mode KL",
 }
 
 
@@ -134,7 +134,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     space = feature_space(train, val, feature_net=args.feature_net, device=device,
                           resize=args.resize or "pytorch-fid")
     names = parse_metrics(args.metrics, space, val)
-    n = args.n if args.n is not None else DEFAULT_N[train.kind]
+    n = args.n if args.n is not None else default_n(train)
     # As many held-out samples as generated ones (all of them when there are fewer):
     # precision/recall compare k-NN radii, which shrink as a set grows.
     real = real_subset(val, n)

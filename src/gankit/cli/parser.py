@@ -72,14 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in directory RUN (the original command with "
                         "--out RUN does the same)")
     t.add_argument("--data", help="digits | shapes32 | ring8 | grid25 | folder:PATH | npz:PATH "
-                                  "(array x, labels y) | mnist-idx:DIR | shards:PATH | zip:PATH")
+                                  "(array x, labels y) | mnist-idx:DIR | stackedmnist:DIR | "
+                                  "shards:PATH | zip:PATH")
     t.add_argument("--data-mode", help="auto | memory | lazy: decode a folder up front or per "
                                        "batch in the workers (auto: lazy above 1 GiB)")
     t.add_argument("--skip-corrupt", action="store_true",
                    help="skip (and count) corrupt files of a lazy source instead of stopping")
     t.add_argument("--recipe", help="dcgan | vaegan | cyclegan")
     t.add_argument("--arch", help="networks of the dcgan recipe: dcgan | resnet (SNGAN) | "
-                                  "biggan | stylegan2, each with its paper's defaults")
+                                  "biggan | stylegan2 | r3gan, each with its paper's defaults")
     t.add_argument("--out", help="run directory (default runs/gankit)")
     t.add_argument("--epochs", type=_positive_int,
                    help="train for N passes over the data (default: the recipe's for the data)")
@@ -161,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes, IS)")
     e.add_argument("run", nargs="?", default=None, help="the run directory")
-    e.add_argument("--metrics", default=None, help="comma-separated: fid,kid,pr,modes,classes,is")
+    e.add_argument("--metrics", default=None,
+                   help="comma-separated: fid,kid,pr,modes,classes,is,stacked")
     e.add_argument("-n", type=_positive_int, default=None, help="samples to draw")
     e.add_argument("--seed", type=_non_negative_int, default=0,
                    help="seed of the generated samples and of the floor's subset (default 0)")

@@ -42,7 +42,7 @@ DATA_MODES = ("auto", "memory", "lazy")
 LAZY_THRESHOLD_BYTES = 1 << 30
 
 _VALID_SPECS = ("'digits', 'shapes32', 'ring8', 'grid25', 'folder:PATH', 'npz:PATH', "
-                "'mnist-idx:DIR', 'shards:PATH' or 'zip:PATH'")
+                "'mnist-idx:DIR', 'stackedmnist:DIR', 'shards:PATH' or 'zip:PATH'")
 
 
 @dataclass(eq=False, repr=False)
@@ -169,7 +169,8 @@ def load_dataset(
     Specs: ``"digits"`` (sklearn's embedded 8x8 digits), ``"shapes32"`` (generated 32x32 RGB
     shapes, 16 classes), ``"ring8"`` / ``"grid25"`` (generated
     2-D Gaussian mixtures; ``seed`` picks the sample), ``"folder:PATH"`` (image files),
-    ``"npz:PATH"``, ``"mnist-idx:DIR"``, ``"shards:PATH"`` (written by ``gankit prepare``) and
+    ``"npz:PATH"``, ``"mnist-idx:DIR"``, ``"stackedmnist:DIR"`` (from the same idx files; see
+    :mod:`gankit.data.stackedmnist`), ``"shards:PATH"`` (written by ``gankit prepare``) and
     ``"zip:PATH"`` (a zip of images, stylegan2-ada's dataset_tool layout). ``split`` is
     ``"train"``, ``"val"`` (a fixed held-out part that does not depend on ``seed``) or
     ``"all"``. ``image_size=S`` makes images S x S (center crop, then resize); it does not
@@ -194,11 +195,11 @@ def load_dataset(
     if mode not in DATA_MODES:
         raise GankitError(f"unknown data mode {mode!r}; use 'auto', 'memory' or 'lazy'")
     kind, sep, path = spec.partition(":")
-    if sep and kind in ("folder", "npz", "mnist-idx", "shards", "zip"):
+    if sep and kind in ("folder", "npz", "mnist-idx", "shards", "zip", "stackedmnist"):
         if not path:
             raise GankitError(f"data spec {spec!r} has no path after '{kind}:'; "
                               f"write it as '{kind}:PATH'")
-        if mode == "lazy" and kind in ("npz", "mnist-idx"):
+        if mode == "lazy" and kind in ("npz", "mnist-idx", "stackedmnist"):
             raise GankitError(f"data mode 'lazy' does not apply to {kind}: data, which is one "
                               f"file read whole; use --data-mode auto or a folder:/shards: spec")
         if kind == "folder":
@@ -209,6 +210,9 @@ def load_dataset(
             return load_zip(path, split, image_size=image_size)
         if kind == "npz":
             return load_npz(path, split, image_size=image_size)
+        if kind == "stackedmnist":  # three MNIST digits as channels, 1,000 modes
+            from gankit.data.stackedmnist import load_stacked_mnist
+            return load_stacked_mnist(path, split, image_size=image_size, seed=seed)
         return load_mnist_idx(path, split, image_size=image_size)
     if mode == "lazy":
         raise GankitError(f"data mode 'lazy' does not apply to the built-in data {spec!r}; "

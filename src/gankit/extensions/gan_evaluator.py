@@ -44,7 +44,7 @@ class GANEvaluator(Evaluator):
 
     * the updater's own loss on the held-out real samples and as many fresh fakes from the
       training generator (``val/gen/loss``, ``val/dis/loss``), next to the training losses;
-    * the ``metrics`` (``fid``, ``kid``, ``pr``, ``modes``, ``classes``; default: what
+    * the ``metrics`` (``fid``, ``kid``, ``pr``, ``modes``, ``classes``, ``stacked``; default: what
       :func:`gankit.metrics.scoring.default_metrics` picks for the data) of ``n`` samples from the
       EMA generator when there is one, against the held-out samples; ``()`` reports the
       losses only. An undefined score (NaN) is left out of that evaluation's report.

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 import gankit
 from gankit.data.datasets import to_unit
+from gankit.data.stackedmnist import is_stacked_mnist
 from gankit.errors import GankitError
 from gankit.metrics import (
     RawFeatures,
@@ -47,6 +48,12 @@ from gankit.metrics.inception import (
     sha256_file,
 )
 from gankit.metrics.protocol import Protocol
+from gankit.metrics.stacked_modes import (
+    STACKED_SAMPLES,
+    StackedModeJudge,
+    stacked_mode_judge,
+    stacked_mode_scores,
+)
 from gankit.metrics.stats import ReferenceStats
 
 if TYPE_CHECKING:
@@ -58,6 +65,7 @@ __all__ = [
     "FeatureSpace",
     "compute_metrics",
     "default_metrics",
+    "default_n",
     "feature_space",
     "make_protocol",
     "parse_metrics",
@@ -72,6 +80,7 @@ METRICS: dict[str, tuple[str, ...]] = {
     "modes": ("modes", "hq", "rkl"),
     "classes": ("classes", "class_kl"),
     "is": ("is", "is_std"),
+    "stacked": ("modes", "kl"),  # Stacked MNIST: modes of 1,000 covered, KL to uniform
 }
 
 #: Splits of the Inception Score, as in the papers.
@@ -91,6 +100,12 @@ CLASSIFIER_MAX_BYTES = 1 << 28
 DEFAULT_N = {"image": 2000, "points": 2500}
 
 
+def default_n(data: Any) -> int:
+    """Generated samples per evaluation: ``DEFAULT_N`` by kind, the published 26,000 for
+    Stacked MNIST."""
+    return STACKED_SAMPLES if is_stacked_mnist(data) else DEFAULT_N[data.kind]
+
+
 @dataclass
 class FeatureSpace:
     """The features every metric is computed on.
@@ -101,6 +116,7 @@ class FeatureSpace:
     ``name``, ``weights_hash`` and ``resize`` go into every record's protocol; ``logits``
     maps features to the Inception logits the Inception Score needs (Inception only);
     ``batch_size`` bounds the memory of feature extraction (299 x 299 inputs are large).
+    ``stacked`` judges the modes of Stacked MNIST samples (that data only).
     """
 
     features: Callable[[Tensor], Tensor]
@@ -114,11 +130,14 @@ class FeatureSpace:
     resize: str | None = None
     logits: Callable[[Tensor], Tensor] | None = None
     batch_size: int = 512
+    stacked: StackedModeJudge | None = None
 
     def to(self, device: str | torch.device) -> FeatureSpace:
-        """Move the network to ``device`` (in place) and return self."""
+        """Move the networks to ``device`` (in place) and return self."""
         if self.module is not None:
             self.module.to(device)
+        if self.stacked is not None:
+            self.stacked.to(device)
         return self
 
 
@@ -138,7 +157,20 @@ def feature_space(
     ``resize``; another value is a network file. Else 2-D points use their coordinates; else
     labelled images use a SmallCNN trained on ``train`` (accuracy measured on ``val``), trained
     once per data set and then loaded from the cache. Unlabelled images need a ``feature_net``.
+    Stacked MNIST also gets the digit classifier that judges its modes (``stacked``).
     """
+    space = _feature_space(train, val, feature_net=feature_net, device=device,
+                           cache_dir=cache_dir, resize=resize)
+    if is_stacked_mnist(train) and is_stacked_mnist(val):
+        space.stacked = stacked_mode_judge(train, val, cache_dir=cache_dir, device=device)
+        space.description += (f"; modes judged per channel by a digit SmallCNN (held-out "
+                              f"accuracy {space.stacked.accuracy:.1%})")
+    return space
+
+
+def _feature_space(train: ArrayDataset, val: ArrayDataset, *, feature_net: str | Path | None,
+                   device: str | torch.device, cache_dir: str | Path | None,
+                   resize: str) -> FeatureSpace:
     if is_inception_spec(feature_net):
         if val.kind != "image":
             raise GankitError(f"the Inception network scores images, not {val.kind} of "
@@ -207,11 +239,13 @@ def make_protocol(space: FeatureSpace, *, n_real: int | None, n_generated: int,
 
 
 def default_metrics(space: FeatureSpace, data: ArrayDataset) -> tuple[str, ...]:
-    """fid, kid, pr, plus modes for 2-D mixtures, classes when the features classify, is for
-    Inception."""
+    """fid, kid, pr, plus modes for 2-D mixtures, stacked for Stacked MNIST, classes when the
+    features classify, is for Inception."""
     names = ["fid", "kid", "pr"]
     if data.kind == "points" and data.modes is not None and data.sigma:
         names.append("modes")
+    elif space.stacked is not None:
+        names.append("stacked")
     elif space.classify is not None:
         names.append("classes")
     if space.logits is not None:
@@ -242,6 +276,11 @@ def parse_metrics(text: str | Sequence[str] | None, space: FeatureSpace,
         raise GankitError(
             f"metric 'classes' needs the classifier features of labelled images, not "
             f"{space.description}; leave it out."
+        )
+    if "stacked" in names and space.stacked is None:
+        raise GankitError(
+            f"metric 'stacked' needs Stacked MNIST data (stackedmnist:DIR), not "
+            f"{data.name!r}; use 'classes' for other labelled images."
         )
     if "is" in names and space.logits is None:
         raise GankitError(
@@ -337,6 +376,10 @@ def compute_metrics(
                                data.sigma)
         result.update(modes=float(scores["modes"]), hq=float(scores["high_quality"]),
                       rkl=float(scores["reverse_kl"]))
+    if "stacked" in names:
+        if space.stacked is None:
+            raise GankitError("metric 'stacked' needs the Stacked MNIST digit classifier.")
+        result.update(stacked_mode_scores(space.stacked, samples))
     if "classes" in names:
         if space.classify is None or fake is None:
             raise GankitError("metric 'classes' needs classifier features.")

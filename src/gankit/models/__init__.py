@@ -1,5 +1,5 @@
-"""Reference networks: DCGAN-style convnets, the SNGAN ResNet and BigGAN pairs and StyleGAN2
-for images, MLPs for points, the ``--arch`` registry, shared layers."""
+"""Reference networks: DCGAN-style convnets, the SNGAN ResNet and BigGAN pairs, StyleGAN2 and
+R3GAN for images, MLPs for points, the ``--arch`` registry, shared layers."""
 
 from gankit.models.archs import ARCHS, Arch, build_networks, get_arch
 from gankit.models.biggan import BigGANDiscriminator, BigGANGenerator
@@ -15,6 +15,7 @@ from gankit.models.layers import (
     apply_spectral_norm,
 )
 from gankit.models.mlp import MLPDiscriminator, MLPGenerator
+from gankit.models.r3gan import R3GANDiscriminator, R3GANGenerator
 from gankit.models.resnet import ResNetDiscriminator, ResNetGenerator
 from gankit.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
@@ -32,6 +33,8 @@ __all__ = [
     "MLPDiscriminator",
     "MLPGenerator",
     "PlainBatchNorm2d",
+    "R3GANDiscriminator",
+    "R3GANGenerator",
     "ResNetDiscriminator",
     "ResNetGenerator",
     "SelfAttention",

@@ -90,6 +90,15 @@ def _stylegan2(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_class
             StyleGAN2Discriminator(_image(shape), n_classes=n_classes, width=width))
 
 
+def _r3gan(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,
+           norm: str | None) -> tuple[nn.Module, nn.Module]:
+    from gankit.models.r3gan import R3GANDiscriminator, R3GANGenerator
+
+    # width: every stage's channels (the paper's CIFAR-10 preset: 768; default: CPU-sized)
+    return (R3GANGenerator(z_dim, _image(shape), width, n_classes=n_classes),
+            R3GANDiscriminator(_image(shape), width, n_classes=n_classes))
+
+
 # Miyato et al. 2018, table 3 (CIFAR-10, hinge, setting C): Adam 2e-4, betas (0, 0.9), n_dis
 # 5, batch 64, z 128. The paper trains without an EMA; gankit keeps its 0.999 for sampling.
 def _resnet_defaults(shape: tuple[int, ...]) -> dict[str, Any]:
@@ -115,6 +124,16 @@ def _stylegan2_defaults(shape: tuple[int, ...]) -> dict[str, Any]:
                 norm="none", width=32, path_length=0.0)
 
 
+# Huang et al. 2024, the CIFAR-10 preset of its code: Adam betas (0, 0.99) at the end of its
+# ramps (beta2 0.9 -> 0.99, lr 2e-4 -> 5e-5), one D step, z 64; the loss and its R1 + R2
+# penalty are not set here. Width 768 in the paper; R3GAN_CPU_WIDTH here, for a CPU run.
+def _r3gan_defaults(shape: tuple[int, ...]) -> dict[str, Any]:
+    from gankit.models.r3gan import R3GAN_CPU_WIDTH
+
+    return dict(batch_size=64, z_dim=64, n_dis=1, lr_gen=2e-4, lr_dis=2e-4, beta1=0.0,
+                beta2=0.99, norm="none", width=R3GAN_CPU_WIDTH)
+
+
 ARCHS: dict[str, Arch] = {
     a.name: a
     for a in (
@@ -124,6 +143,7 @@ ARCHS: dict[str, Arch] = {
         Arch("biggan", "Brock et al. 2019", _biggan, _biggan_defaults, norms=("spectral",)),
         Arch("stylegan2", "Karras et al. 2020", _stylegan2, _stylegan2_defaults,
              norms=("none",)),
+        Arch("r3gan", "Huang et al. 2024 (R3GAN)", _r3gan, _r3gan_defaults, norms=("none",)),
     )
 }
 

@@ -17,7 +17,7 @@ from gankit.extensions.sample_grid import SampleGrid, fixed_noise_samples
 from gankit.extensions.snapshot import Snapshot
 from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater
-from gankit.metrics.scoring import DEFAULT_N
+from gankit.metrics.scoring import default_n
 from gankit.models.archs import get_arch
 from gankit.training.triggers import MinValueTrigger
 
@@ -112,7 +112,7 @@ class DCGANRecipe(Recipe):
         scored = scored or cfg.run.feature_net is not None
         when = interval_trigger(cfg, cfg.run.sample_every)
         exts.append(GANEvaluator(val, train, metrics=None if scored else (),
-                                 n=DEFAULT_N[train.kind], seed=cfg.run.seed,
+                                 n=default_n(train), seed=cfg.run.seed,
                                  feature_net=cfg.run.feature_net, trigger=when))
         if scored:
             exts.append(Snapshot("best_fid.pt", n_retains=None, on_signal=False,
