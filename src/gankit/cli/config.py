@@ -138,8 +138,8 @@ class ObjectiveOptions:
                                   f"{self.augment!r}.")
             try:
                 get_augment(self.augment)
-            except ValueError as exc:
-                raise GankitError(f"{exc}.") from None
+            except GankitError as exc:
+                raise GankitError(f"--augment: {exc}.") from None
         for key, value in self.weights.items():
             if not (_is_number(value) and value >= 0):
                 raise GankitError(f"weight {key!r} must be a non-negative number, got {value!r}.")

@@ -17,6 +17,8 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
+import torch
+
 from gankit.errors import GankitError
 from gankit.training.extension import PRIORITY_EDITOR, Extension
 
@@ -135,12 +137,14 @@ def _is_finite(value: Any) -> bool:
 
 
 class ScheduleHyperparameters(Extension):
-    """Sets optimizer hyperparameters from schedules before each update.
+    """Sets hyperparameters from schedules before each update.
 
     ``targets`` maps ``"OPTIMIZER/lr"``, ``"OPTIMIZER/beta1"``, ``"OPTIMIZER/beta2"`` or
-    ``"OPTIMIZER/weight_decay"`` to a Schedule; every param group of that optimizer takes the
-    value. The values are recomputed from the updater's progress (which snapshots carry), so
-    the extension has no state of its own and a resumed run continues exactly.
+    ``"OPTIMIZER/weight_decay"`` (every param group of that optimizer takes the value), or a
+    dotted attribute of the updater such as ``"augment.p"`` (a tensor there is filled in
+    place, on its device, without a host sync), to a Schedule. The values are recomputed from
+    the updater's progress (which snapshots carry), so the extension has no state of its own
+    and a resumed run continues exactly.
     """
 
     trigger = (1, "iteration")
@@ -152,10 +156,13 @@ class ScheduleHyperparameters(Extension):
     def __init__(self, targets: Mapping[str, Schedule]) -> None:
         self.targets: dict[tuple[str, str], Schedule] = {}
         for key, schedule in targets.items():
-            opt, _, param = key.partition("/")
-            if param not in self.PARAMS or not opt:
+            opt, slash, param = key.partition("/")
+            if not slash and "." in key and all(key.split(".")):
+                opt, param = "", key  # an attribute of the updater
+            elif param not in self.PARAMS or not opt:
                 raise GankitError(f"schedule target {key!r} is not OPTIMIZER/PARAM with PARAM "
-                                  f"one of {', '.join(self.PARAMS)}.")
+                                  f"one of {', '.join(self.PARAMS)}, nor an attribute of the "
+                                  "updater such as augment.p.")
             if not isinstance(schedule, Schedule):
                 raise GankitError(f"the schedule of {key!r} must be a Schedule, got "
                                   f"{schedule!r}.")
@@ -164,6 +171,9 @@ class ScheduleHyperparameters(Extension):
     def apply(self, updater: Updater) -> None:
         """Set every target to its value at ``updater``'s progress."""
         for (opt, param), schedule in self.targets.items():
+            if not opt:
+                _set_attribute(updater, param, schedule.at(updater))
+                continue
             try:
                 groups = updater.optimizers[opt].param_groups
             except KeyError:
@@ -183,3 +193,19 @@ class ScheduleHyperparameters(Extension):
 
     def __call__(self, trainer: Trainer) -> None:
         self.apply(trainer.updater)
+
+
+def _set_attribute(root: Any, path: str, value: float) -> None:
+    *parents, last = path.split(".")
+    owner = root
+    for name in parents:
+        owner = getattr(owner, name, None)
+        if owner is None:
+            raise GankitError(f"the updater has no {path!r} to schedule; check the target.")
+    current = getattr(owner, last, None)
+    if isinstance(current, torch.Tensor):
+        current.fill_(value)
+    elif isinstance(current, (int, float)) and not isinstance(current, bool):
+        setattr(owner, last, value)
+    else:
+        raise GankitError(f"the updater's {path} is {current!r}, not a number to schedule.")
