@@ -18,6 +18,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
+from gankit.cli.presets import PRESETS
 from gankit.cli.terms import PENALTY_TERMS, TERM_FIELDS
 from gankit.errors import GankitError
 from gankit.extensions.lr_scheduler import LR_DECAYS
@@ -30,7 +31,7 @@ from gankit.models.layers import NORMS
 #: Options only some recipes read; a recipe declares those it reads (``Recipe.reads``) and
 #: refuses the others when they differ from their defaults below.
 METHOD_OPTIONS = ("loss", "penalty", "penalty_weight", "penalty_every", "n_dis", "conditional",
-                  "ema", "z_dim", "feature_net", "augment", "arch", *TERM_FIELDS)
+                  "ema", "z_dim", "feature_net", "augment", "arch", "preset", *TERM_FIELDS)
 
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 
@@ -97,9 +98,12 @@ class ModelOptions:
     norm: str | None = None
     ema: float | None = None
     conditional: bool = False
+    # a paper's recipe: option values and ramps (cli/presets.py)
+    preset: str | None = None
 
     def validate(self) -> None:
         _check_positive_ints(self, ("z_dim", "width"))
+        _check_choice("preset", self.preset, tuple(PRESETS))
         if self.ema is not None and not (_is_number(self.ema) and 0 <= self.ema < 1):
             raise GankitError(f"--ema must be a decay in [0, 1) (0: off), got {self.ema!r}.")
         _check_choice("norm", self.norm, NORMS)

@@ -8,6 +8,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from gankit.cli.presets import PRESETS
 from gankit.cli.terms import PENALTY_TERMS, TERM_OPTIONS
 from gankit.gan.losses import LOSSES
 
@@ -115,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--norm", help="discriminator normalisation: batch | none | spectral | layer")
     t.add_argument("--ema", type=_number, help="EMA decay of the generator, reached through a ramp "
                         "min(decay, (1+t)/(10+t)) at update t (0: off)")
+    t.add_argument("--preset", metavar="NAME",
+                   help=f"a paper's recipe as one option: {', '.join(PRESETS)} (its values below "
+                        "yours, its ramps of the learning rate, γ, beta2, the EMA half-life and "
+                        "the augmentation probability over the run)")
     t.add_argument("--conditional", action="store_true", help="class-conditional networks")
     t.add_argument("--image-size", type=_positive_int, help="resize images to SIZE x SIZE")
     t.add_argument("--seed", type=_non_negative_int,

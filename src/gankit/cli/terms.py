@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gankit.cli.presets import preset_schedules
 from gankit.gan.terms import BCR, GP, R1, R2, DisTerm, GenTerm, LeCam, PathLength, Term
 
 if TYPE_CHECKING:
@@ -71,7 +72,8 @@ def term_problem(cfg: TrainConfig, kind: str, data: str) -> str | None:
 
 
 def build_terms(cfg: TrainConfig) -> tuple[list[DisTerm], list[GenTerm]]:
-    """The discriminator's and the generator's terms that ``cfg`` asks for."""
+    """The discriminator's and the generator's terms that ``cfg`` asks for (the penalty's
+    weight on its preset's ramp where it has one)."""
     dis: list[DisTerm] = []
     gen: list[GenTerm] = []
     for option in TERM_OPTIONS:
@@ -82,6 +84,7 @@ def build_terms(cfg: TrainConfig) -> tuple[list[DisTerm], list[GenTerm]]:
                 dis.append(term)
             elif isinstance(term, GenTerm):
                 gen.append(term)
+    weight = preset_schedules(cfg).get("penalty_weight", cfg.objective.penalty_weight or 0.0)
     for penalty in PENALTY_TERMS[cfg.objective.penalty or "none"]:
-        dis.append(penalty(cfg.objective.penalty_weight or 0.0, every=cfg.objective.penalty_every))
+        dis.append(penalty(weight, every=cfg.objective.penalty_every))
     return dis, gen

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gankit.cli.config import TrainConfig, load_toml
+from gankit.cli.presets import with_preset
 from gankit.cli.runs import build_run, configure_threads, load_data, require_run_dir
 from gankit.errors import GankitError
 from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
@@ -80,7 +81,7 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
                     f"{run} holds snapshots but no config.json; choose another --out."
                 )
             _check_new_out(run)
-            return TrainConfig().merged(explicit), False
+            return TrainConfig().merged(with_preset(explicit)), False
     cfg = saved_config(run)
     changed = sorted(k for k, v in explicit.items()
                      if k not in RESUMABLE_CHANGES and k != "out" and v != cfg.get(k))

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gankit.cli.config import METHOD_OPTIONS, filled
+from gankit.cli.presets import preset_schedules
 from gankit.cli.recipes import Recipe, interval_trigger
 from gankit.cli.terms import build_terms, term_problem
 from gankit.errors import GankitError
@@ -19,6 +20,7 @@ from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater
 from gankit.metrics.scoring import default_n
 from gankit.models.archs import get_arch
+from gankit.training.schedules import ScheduleHyperparameters
 from gankit.training.triggers import MinValueTrigger
 
 if TYPE_CHECKING:
@@ -95,8 +97,17 @@ class DCGANRecipe(Recipe):
     def extensions(self, cfg: TrainConfig, updater: Updater, train: ArrayDataset,
                    val: ArrayDataset) -> list[Extension]:
         exts: list[Extension] = []
+        ramps = preset_schedules(cfg)
         if cfg.model.ema:
-            exts.append(EMA(updater.raw_models["gen"], cfg.model.ema))
+            exts.append(EMA(updater.raw_models["gen"], cfg.model.ema,
+                            half_life=ramps.get("ema_half_life")))
+        targets = {f"{net}/{param}": ramps[what] for what, param in (("lr", "lr"),
+                                                                     ("beta2", "beta2"))
+                   if what in ramps for net in ("gen", "dis")}
+        if "augment_p" in ramps:
+            targets["augment.p"] = ramps["augment_p"]
+        if targets:
+            exts.append(ScheduleHyperparameters(targets))
         n = 2500 if train.kind == "points" else 100
         real = val.x[:2500] if train.kind == "points" else None
         exts.append(SampleGrid(fixed_noise_samples(n, seed=cfg.run.seed), real=real,
