@@ -99,8 +99,8 @@ def script_main(run: Any, argv: list[str] | None = None) -> None:
 def make_cyclegan_updater(cls: Any = None, **kwargs: Any) -> Any:
     """A seeded CycleGANUpdater (``cls``, default CycleGANUpdater) on 8x8 one-channel images:
     two one-block translators, two width-4 DCGAN discriminators, one batch of 4 each."""
-    from gankit.gan.cyclegan import CycleGANUpdater, ResnetTranslator
-    from gankit.models import DCGANDiscriminator
+    from gankit.gan.cyclegan import CycleGANUpdater
+    from gankit.models import DCGANDiscriminator, ResnetTranslator
 
     torch.manual_seed(0)
     gens = [ResnetTranslator((1, 8, 8), 4, n_blocks=1) for _ in range(2)]
