@@ -17,13 +17,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 import gankit
-from gankit.data.datasets import to_unit
+from gankit.data.datasets import ArrayDataset, DataSource, to_unit
 from gankit.errors import GankitError
 from gankit.metrics import (
     RawFeatures,
@@ -36,7 +36,7 @@ from gankit.metrics import (
     mode_coverage,
     precision_recall,
 )
-from gankit.metrics.features import CLASSIFIER_VERSION, _hash_tensor
+from gankit.metrics.features import CLASSIFIER_VERSION
 from gankit.metrics.fid import feature_statistics, frechet_distance_from_stats
 from gankit.metrics.inception import (
     INCEPTION_NAME,
@@ -48,9 +48,7 @@ from gankit.metrics.inception import (
 )
 from gankit.metrics.protocol import Protocol
 from gankit.metrics.stats import ReferenceStats
-
-if TYPE_CHECKING:
-    from gankit.data import ArrayDataset
+from gankit.training.checkpoint import hash_tensor
 
 __all__ = [
     "CLASSIFIER_OPTIONS",
@@ -194,7 +192,7 @@ def _module_hash(module: nn.Module) -> str:
     h = hashlib.sha256()
     for key, value in module.state_dict().items():
         h.update(key.encode())
-        _hash_tensor(h, value)
+        hash_tensor(h, value)
     return h.hexdigest()
 
 
@@ -251,25 +249,16 @@ def parse_metrics(text: str | Sequence[str] | None, space: FeatureSpace,
     return names
 
 
-def real_subset(data: Any, n: int | None, seed: int = 0) -> ArrayDataset:
-    """At most ``n`` samples of ``data``: a fixed random subset (all of it when it is small).
+def real_subset(data: DataSource, n: int | None, seed: int = 0) -> ArrayDataset:
+    """At most ``n`` samples of ``data``, in memory: a fixed random subset (all of it when it
+    is small).
 
-    Random, not the first ``n``: file order may group classes together. A lazily read data
-    set (``LazyImages``) comes back as an in-memory ArrayDataset of those samples.
+    Random, not the first ``n``: file order may group classes together.
     """
-    from gankit.data import ArrayDataset
-
     if n is None or len(data) <= n:
-        return data if isinstance(data, ArrayDataset) else data.load()
+        return data.load()
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
-    idx = idx.sort().values
-    if not isinstance(data, ArrayDataset):
-        return data.load(idx)
-    return ArrayDataset(
-        x=data.x[idx], y=None if data.y is None else data.y[idx], kind=data.kind,
-        name=data.name, n_classes=data.n_classes, low=data.low, high=data.high,
-        modes=data.modes, sigma=data.sigma, split=data.split,
-    )
+    return data.load(idx.sort().values)
 
 
 def compute_metrics(

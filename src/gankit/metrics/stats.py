@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from gankit.errors import GankitError
-from gankit.metrics.features import _default_cache_dir, _hash_tensor, extract_features
+from gankit.metrics.features import default_cache_dir, extract_features
 from gankit.metrics.fid import feature_statistics
-from gankit.training.checkpoint import write_atomic
+from gankit.training.checkpoint import hash_tensor, write_atomic
 
 __all__ = ["ReferenceStats", "load_stats", "reference_stats", "samples_hash", "save_stats"]
 
@@ -55,7 +55,7 @@ class ReferenceStats:
 def samples_hash(x: Tensor) -> str:
     """SHA-256 of a tensor's dtype, shape and bytes: which samples, exactly."""
     h = hashlib.sha256()
-    _hash_tensor(h, torch.as_tensor(x))
+    hash_tensor(h, torch.as_tensor(x))
     return h.hexdigest()
 
 
@@ -81,7 +81,7 @@ def reference_stats(
     key_fields = {"version": STATS_VERSION, "samples": samples_hash(x), "split": split,
                   "features": feature_hash, "n": int(x.shape[0])}
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
-    folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / f"stats-{key[:32]}.npz"
     if path.exists():
         try:
