@@ -75,7 +75,7 @@ def test_a_run_that_does_not_restore_rng_differs(straight, tmp_path, monkeypatch
     script.run(tmp_path, 13)
     from gankit.training import trainer as trainer_module
 
-    monkeypatch.setattr(trainer_module, "_set_rng_state", lambda state: None)
+    monkeypatch.setattr(trainer_module, "set_rng_state", lambda state: None)
     script.run(tmp_path, 26, resume=True)
     resumed = torch.load(tmp_path / "final.pt", weights_only=True)
     assert differing(resumed, straight[0]) != []

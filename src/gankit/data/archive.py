@@ -151,8 +151,8 @@ def load_shards(path: str | Path, split: str = "train", *,
                           f"{count}); run gankit prepare again")
     if image_size is not None and shape[1:] != (image_size, image_size):
         raise GankitError(f"'{root}' holds {shape[2]}x{shape[1]} images, not {image_size}x"
-                          f"{image_size}; leave the image size out or prepare again with "
-                          f"--image-size {image_size}")
+                          f"{image_size}; leave the image size out or prepare it again at "
+                          f"{image_size}x{image_size}", option="image_size")
     for name, n, offset in shards:
         size = (root / name).stat().st_size if (root / name).is_file() else -1
         if size != offset + n * int(np.prod(shape)):

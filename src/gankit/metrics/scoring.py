@@ -140,7 +140,8 @@ def feature_space(
     if is_inception_spec(feature_net):
         if val.kind != "image":
             raise GankitError(f"the Inception network scores images, not {val.kind} of "
-                              f"{val.name!r}; leave --feature-net out for this data.")
+                              f"{val.name!r}; leave the feature network unset for this data.",
+                              option="feature_net")
         inception = load_inception(feature_net, resize=resize, device=device)
         return FeatureSpace(inception, f"{INCEPTION_NAME} pool features (2048), "
                             f"{RESIZE_METHODS[resize]}", module=inception, name=INCEPTION_NAME,
@@ -244,7 +245,8 @@ def parse_metrics(text: str | Sequence[str] | None, space: FeatureSpace,
     if "is" in names and space.logits is None:
         raise GankitError(
             f"metric 'is' (Inception Score) needs the Inception network, not "
-            f"{space.description}; pass --feature-net inception:PATH or leave it out."
+            f"{space.description}; score with the feature network inception:PATH or leave "
+            f"it out.", option="feature_net"
         )
     return names
 

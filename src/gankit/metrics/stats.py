@@ -132,13 +132,12 @@ def load_stats(path: str | Path) -> tuple[ReferenceStats, dict[str, Any] | None]
     path = Path(path)
     if not path.is_file():
         raise GankitError(f"statistics file {path} does not exist; give a .npz with mu and "
-                          "sigma (pytorch-fid --save-stats, or gankit eval --save-stats).")
+                          "sigma (as pytorch-fid or gankit eval save them).")
     try:
         with np.load(path, allow_pickle=False) as f:
             if "mu" not in f or "sigma" not in f:
                 raise GankitError(f"statistics file {path} has {sorted(f.files)}, not mu and "
-                                  "sigma; write it with pytorch-fid --save-stats or gankit eval "
-                                  "--save-stats.")
+                                  "sigma; write it with pytorch-fid or gankit eval.")
             mu, sigma = np.asarray(f["mu"], np.float64), np.asarray(f["sigma"], np.float64)
             n = int(f["n"]) if "n" in f else None
             protocol = json.loads(str(f["protocol"])) if "protocol" in f else None
