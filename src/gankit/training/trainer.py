@@ -190,8 +190,15 @@ class Trainer:
                         self._stopped(stop.pending_signal())
                         break
         except BaseException as exc:
+            # Each extension's on_error on its own: one that fails neither keeps the others
+            # from theirs nor replaces the error that ended the run.
             for e in entries:
-                e.extension.on_error(self, exc)
+                try:
+                    e.extension.on_error(self, exc)
+                except Exception as inner:
+                    name = next(n for n, x in self._entries.items() if x is e)
+                    warnings.warn(f"{name}.on_error raised {type(inner).__name__}: {inner}",
+                                  RuntimeWarning, stacklevel=2)
             raise
         finally:
             for e in entries:
