@@ -14,16 +14,12 @@ from typing import Any
 import pytest
 import torch
 
-from testsupport import differing, load_module, run_script
+from testsupport import assert_bitwise_equal, differing, load_module, run_script
 
 SCRIPT = Path(__file__).with_name("resume_script.py")
 
 
 script = load_module(SCRIPT, "gankit_resume_script")
-
-
-def assert_bitwise_equal(a: dict[str, Any], b: dict[str, Any]) -> None:
-    assert differing(a, b) == []
 
 
 def without_time(log: list[dict[str, float]]) -> list[dict[str, float]]:

@@ -31,7 +31,7 @@ from gankit.training.evaluator import Evaluator
 from gankit.training.stop import check_stop
 
 if TYPE_CHECKING:
-    from gankit.data import ArrayDataset
+    from gankit.data import DataSource
     from gankit.training.trainer import Trainer
     from gankit.training.triggers import TriggerLike
 
@@ -81,8 +81,8 @@ class GANEvaluator(Evaluator):
 
     def __init__(
         self,
-        val: ArrayDataset,
-        train: ArrayDataset | None = None,
+        val: DataSource,
+        train: DataSource | None = None,
         *,
         metrics: Sequence[str] | None = None,
         n: int = 1000,

@@ -121,8 +121,8 @@ class FeatureSpace:
 
 
 def feature_space(
-    train: ArrayDataset,
-    val: ArrayDataset,
+    train: DataSource,
+    val: DataSource,
     *,
     feature_net: str | Path | None = None,
     device: str | torch.device = "cpu",
@@ -205,7 +205,7 @@ def make_protocol(space: FeatureSpace, *, n_real: int | None, n_generated: int,
                     seed=seed, gankit_version=gankit.__version__)
 
 
-def default_metrics(space: FeatureSpace, data: ArrayDataset) -> tuple[str, ...]:
+def default_metrics(space: FeatureSpace, data: DataSource) -> tuple[str, ...]:
     """fid, kid, pr, plus modes for 2-D mixtures, classes when the features classify, is for
     Inception."""
     names = ["fid", "kid", "pr"]
@@ -219,7 +219,7 @@ def default_metrics(space: FeatureSpace, data: ArrayDataset) -> tuple[str, ...]:
 
 
 def parse_metrics(text: str | Sequence[str] | None, space: FeatureSpace,
-                  data: ArrayDataset) -> tuple[str, ...]:
+                  data: DataSource) -> tuple[str, ...]:
     """``"fid,kid"`` -> ("fid", "kid"), checked against the data; None -> the defaults."""
     if text is None:
         return default_metrics(space, data)
@@ -269,7 +269,7 @@ def compute_metrics(
     names: Sequence[str],
     *,
     space: FeatureSpace,
-    data: ArrayDataset | None = None,
+    data: DataSource | None = None,
     kid_subsets: int = 100,
     seed: int = 0,
     device: str | torch.device | None = None,
