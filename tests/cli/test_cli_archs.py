@@ -61,7 +61,7 @@ def test_arch_trains_resumes_bitwise_samples_and_evaluates(tmp_path: Path, small
                for k in flatten(a["updater"]))
     assert any(k.startswith("/EMA/extension/average/") for k in flatten(a["extensions"]))
     assert_runs_equal(straight / "snapshot_iter_4.pt", split / "snapshot_iter_4.pt", "updater",
-                      "extensions", "rng")
+                      "extensions/EMA", "rng")
 
     config = json.loads((straight / "config.json").read_text())
     assert config["arch"] == arch and config["loss"] == LOSS[arch] and config["n_dis"] == 2
