@@ -147,3 +147,13 @@ def test_sigterm_stops_prepare_and_removes_its_partial_output(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM and "nothing was written" in err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]
+
+
+@pytest.mark.parametrize("data", ["npz:x.npz", "digits"])
+def test_the_cli_names_the_flag_of_the_option_a_library_error_names(tmp_path, capsys, data):
+    out = tmp_path / "run"
+    assert main(["train", "--data", data, "--data-mode", "lazy", "--out", str(out),
+                 "--iterations", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data mode 'lazy' does not apply" in err and err.endswith("(option --data-mode)")
+    assert len(err.splitlines()) == 1 and not out.exists()
