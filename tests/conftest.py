@@ -1,7 +1,9 @@
-"""Shared fixtures: a one-model toy run small enough for every engine test."""
+"""Shared fixtures: a one-model toy run small enough for every engine test, the command line
+in a subprocess."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import torch
 from torch import nn
 
 from gankit.training import Trainer, Updater, report
+from testsupport import run_gankit
 
 
 class ToyUpdater(Updater):
@@ -37,6 +40,13 @@ def _gankit_cache(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANKIT_CACHE", str(tmp_path_factory.getbasetemp() / "gankit-cache"))
         yield
+
+
+@pytest.fixture
+def gankit_cli() -> Callable[..., subprocess.CompletedProcess]:
+    """``gankit_cli("train", ..., check=0)``: the command line in a subprocess, on this
+    checkout (``testsupport.run_gankit``); returns the completed process."""
+    return run_gankit
 
 
 @pytest.fixture

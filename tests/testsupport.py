@@ -1,5 +1,6 @@
 """What several tests share: a script loaded as a module, nested state flattened and compared,
-a test script run in a fresh interpreter. (``pyproject.toml`` puts ``tests/`` on the path.)"""
+"these two runs ended bitwise equal", a test script run in a fresh interpreter.
+(``pyproject.toml`` puts ``tests/`` on the path.)"""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from gankit.training.checkpoint import list_snapshots, load_state
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TESTS = Path(__file__).resolve().parent
@@ -55,12 +58,53 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {k: v for key, sub in items for k, v in flatten(sub, f"{prefix}/{key}").items()}
 
 
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """The same dtype, shape and bytes (a NaN equals the same NaN; -0.0 is not 0.0)."""
+    if a.dtype != b.dtype or a.shape != b.shape:
+        return False
+    a, b = a.detach().cpu().contiguous().reshape(-1), b.detach().cpu().contiguous().reshape(-1)
+    return torch.equal(a.view(torch.uint8), b.view(torch.uint8))
+
+
 def differing(a: Any, b: Any) -> list[str]:
     """The leaves of ``a`` and ``b`` that differ (tensors bitwise); both must have one layout."""
     fa, fb = flatten(a), flatten(b)
     assert fa.keys() == fb.keys(), sorted(set(fa) ^ set(fb))
-    return [k for k, v in fa.items()
-            if not (torch.equal(v, fb[k]) if isinstance(v, torch.Tensor) else v == fb[k])]
+    return [k for k, v in fa.items() if not _same_leaf(v, fb[k])]
+
+
+def _same_leaf(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and same_bits(a, b)
+    return type(a) is type(b) and bool(a == b)
+
+
+def assert_bitwise_equal(a: Any, b: Any) -> None:
+    """Two state trees have one layout, equal plain values and bitwise equal tensors."""
+    diff = differing(a, b)
+    assert diff == [], f"{len(diff)} leaves differ, e.g. {diff[:8]}"
+
+
+def run_state(run: str | Path | dict[str, Any], *parts: str) -> dict[str, Any]:
+    """What two runs that did the same work end bitwise equal on: the ``parts`` (default
+    ``"updater"``: models, optimizers, counters; also ``"rng"``, ``"extensions/EMA"``, ...)
+    of ``run``, a loaded snapshot, a snapshot file or a run directory (its newest one)."""
+    if not isinstance(run, dict):
+        path = Path(run)
+        run = load_state(list_snapshots(path)[-1] if path.is_dir() else path)
+    out = {}
+    for part in parts or ("updater",):
+        node: Any = run
+        for key in part.split("/"):
+            node = node[key]
+        out[part] = node
+    return out
+
+
+def assert_runs_equal(a: str | Path | dict[str, Any], b: str | Path | dict[str, Any],
+                      *parts: str) -> None:
+    """Runs ``a`` and ``b`` (see ``run_state``) ended bitwise equal on ``parts``."""
+    assert_bitwise_equal(run_state(a, *parts), run_state(b, *parts))
 
 
 def run_script(script: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -69,6 +113,19 @@ def run_script(script: Path, *args: str, timeout: float = 300) -> subprocess.Com
                OMP_NUM_THREADS="1")
     return subprocess.run([sys.executable, str(script), *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def run_gankit(*argv: str, env: dict[str, str] | None = None, timeout: float = 300,
+               check: int | None = None) -> subprocess.CompletedProcess:
+    """``python -m gankit ARGV`` in a fresh interpreter on this checkout's gankit, one thread,
+    the environment's cache (plus ``env``); ``check`` asserts the exit status (with stderr)."""
+    full = dict(os.environ, PYTHONPATH=os.pathsep.join([str(SRC), str(TESTS)]),
+                OMP_NUM_THREADS="1", **(env or {}))
+    proc = subprocess.run([sys.executable, "-m", "gankit", *argv], env=full,
+                          capture_output=True, text=True, timeout=timeout)
+    if check is not None:
+        assert proc.returncode == check, proc.stderr[-3000:]
+    return proc
 
 
 def run_and_save(trainer: Any, out: str | Path, resume: bool, state: dict[str, Any],
@@ -99,8 +156,8 @@ def script_main(run: Any, argv: list[str] | None = None) -> None:
 def make_cyclegan_updater(cls: Any = None, **kwargs: Any) -> Any:
     """A seeded CycleGANUpdater (``cls``, default CycleGANUpdater) on 8x8 one-channel images:
     two one-block translators, two width-4 DCGAN discriminators, one batch of 4 each."""
-    from gankit.gan.cyclegan import CycleGANUpdater, ResnetTranslator
-    from gankit.models import DCGANDiscriminator
+    from gankit.gan.cyclegan import CycleGANUpdater
+    from gankit.models import DCGANDiscriminator, ResnetTranslator
 
     torch.manual_seed(0)
     gens = [ResnetTranslator((1, 8, 8), 4, n_blocks=1) for _ in range(2)]

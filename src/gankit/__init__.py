@@ -1,7 +1,5 @@
 """gankit: train GANs and other multi-network setups in PyTorch."""
 
-__version__ = "0.1.0"
-
 from gankit.errors import GankitError
 from gankit.training import (
     Evaluator,
@@ -11,6 +9,7 @@ from gankit.training import (
     make_extension,
     report,
 )
+from gankit.version import __version__
 
 __all__ = ["Evaluator", "Extension", "GankitError", "Trainer", "Updater", "__version__",
            "make_extension", "report"]

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from gankit.cli import main
 from gankit.extensions.log_report import read_log
 from gankit.training.checkpoint import list_snapshots, load_state
+from testsupport import assert_runs_equal
 
 FAST = ["--quiet", "--width", "8", "--z-dim", "8", "--batch-size", "8", "--ema", "0",
         "--log-every", "3", "--sample-every", "1000", "--snapshot-every", "1000"]
@@ -26,11 +26,6 @@ def folder(root: Path, n: int = 40) -> Path:
     return root
 
 
-def final_models(out: Path) -> dict[str, torch.Tensor]:
-    state = load_state(list_snapshots(out)[-1])["updater"]["models"]
-    return {f"{m}.{k}": v for m, sd in state.items() for k, v in sd.items()}
-
-
 def test_resume_on_a_lazy_source_with_two_workers_is_bitwise(tmp_path):
     data = folder(tmp_path / "imgs")  # 36 training images: 4 batches of 8 an epoch
     args = ["--data", f"folder:{data}", "--data-mode", "lazy", "--workers", "2", *FAST]
@@ -38,22 +33,19 @@ def test_resume_on_a_lazy_source_with_two_workers_is_bitwise(tmp_path):
     assert main(["train", *args, "--iterations", "10", "--out", str(ref)]) == 0
     assert main(["train", *args, "--iterations", "6", "--out", str(cut)]) == 0  # mid-epoch
     assert main(["train", "--resume", str(cut), "--iterations", "10", "--quiet"]) == 0
-    a, b = final_models(ref), final_models(cut)
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    assert_runs_equal(ref, cut, "updater", "rng")
     # And the in-memory source trains bitwise the same run.
     mem = tmp_path / "mem"
     argv = ["train", *args, "--iterations", "10", "--out", str(mem)]
     argv[argv.index("lazy")] = "memory"
     assert main(argv) == 0
-    assert all(torch.equal(v, final_models(mem)[k]) for k, v in a.items())
+    assert_runs_equal(ref, mem, "updater", "rng")
     # So a run may continue from the other source.
     switched = tmp_path / "switched"
     assert main(["train", *args, "--iterations", "6", "--out", str(switched)]) == 0
     assert main(["train", "--resume", str(switched), "--iterations", "10", "--data-mode",
                  "memory", "--quiet"]) == 0
-    assert all(torch.equal(v, final_models(switched)[k]) for k, v in a.items())
+    assert_runs_equal(ref, switched, "updater", "rng")
 
 
 def test_corrupt_file_in_lazy_training_exits_2_or_is_skipped(tmp_path, capsys):
@@ -171,3 +163,11 @@ def test_prepare_to_a_zip_name_writes_the_zip_format(tmp_path, capsys):
     # without a .zip name the default stays shards
     assert main(["prepare", str(data), "-o", str(tmp_path / "shards"), "--quiet"]) == 0
     assert (tmp_path / "shards").is_dir()
+@pytest.mark.parametrize("data", ["npz:x.npz", "digits"])
+def test_the_cli_names_the_flag_of_the_option_a_library_error_names(tmp_path, capsys, data):
+    out = tmp_path / "run"
+    assert main(["train", "--data", data, "--data-mode", "lazy", "--out", str(out),
+                 "--iterations", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data mode 'lazy' does not apply" in err and err.endswith("(option --data-mode)")
+    assert len(err.splitlines()) == 1 and not out.exists()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -156,9 +155,7 @@ def test_out_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert f.read_text() == "x"
 
 
-def test_python_dash_m_gankit(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "gankit", "train", "--data", "nope",
-                           "--out", str(tmp_path / "r")], capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 2
+def test_python_dash_m_gankit(tmp_path: Path, gankit_cli: Any) -> None:
+    proc = gankit_cli("train", "--data", "nope", "--out", str(tmp_path / "r"), timeout=120,
+                      check=2)
     assert proc.stderr.strip().startswith("gankit train: error: unknown data spec")

@@ -175,3 +175,42 @@ def test_load_dataset_errors(spec, kwargs, match):
 def test_repr_is_short(digits):
     text = repr(digits["train"])
     assert "1497" in text and "digits" in text and len(text) < 120
+
+
+def test_a_registered_source_loads_by_its_spec_and_is_listed(monkeypatch, tmp_path):
+    from gankit.data import SOURCES, register_source, source_specs
+
+    monkeypatch.setattr("gankit.data.registry.SOURCES", dict(SOURCES))
+    seen = []
+
+    def load(arg, split, *, image_size, seed, mode):
+        seen.append((arg, split, image_size, seed, mode))
+        return ArrayDataset(x=torch.zeros(3, 1, 8, 8), name="blank", split=split)
+
+    register_source("blank", load, path="DIR")
+    assert "'blank:DIR'" in source_specs() and "'digits'" in source_specs()
+    ds = load_dataset(f"blank:{tmp_path}", "val", image_size=8, seed=4)
+    assert ds.name == "blank" and seen == [(str(tmp_path), "val", 8, 4, "auto")]
+    with pytest.raises(GankitError, match="registered already"):
+        register_source("blank", load)
+    with pytest.raises(GankitError, match="data mode 'lazy' does not apply to blank:") as info:
+        load_dataset(f"blank:{tmp_path}", mode="lazy")
+    assert info.value.option == "data_mode" and "--" not in str(info.value)
+    with pytest.raises(GankitError, match=r"unknown data spec 'blank'; use one of .*'blank:DIR'"):
+        load_dataset("blank")
+
+
+def test_both_kinds_of_source_load_the_same_subset(tmp_path):
+    """ArrayDataset and LazyImages share DataSource: ``load(indices)`` is one call for both."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    memory = load_dataset(f"folder:{tmp_path}", "all", mode="memory")
+    lazy = load_dataset(f"folder:{tmp_path}", "all", mode="lazy")
+    assert type(memory) is not type(lazy)
+    for source in (memory, lazy):
+        part = source.load([1, 4])
+        assert torch.equal(part.x, memory.x[[1, 4]]) and part.name == memory.name
+    assert memory.load() is memory

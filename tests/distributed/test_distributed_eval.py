@@ -41,7 +41,7 @@ def test_two_process_evaluation_equals_one_process(tmp_path: Path) -> None:
 
 
 def test_one_process_shares_are_the_whole_and_match_generate() -> None:
-    from gankit.extensions.gan_evaluator import _generate_share, _share
+    from gankit.extensions.gan_evaluator import _share
     from gankit.gan.sampling import generate
     from gankit.models import MLPGenerator
 
@@ -50,6 +50,6 @@ def test_one_process_shares_are_the_whole_and_match_generate() -> None:
     assert _share(10) == (0, 10)
     whole = generate(gen, 2500, seed=4)
     # three shares across generate's batches of 1000 give generate's own samples
-    parts = [_generate_share(gen, 2500, lo, hi, seed=4, device=torch.device("cpu"))
+    parts = [generate(gen, 2500, seed=4, part=(lo, hi))
              for lo, hi in ((0, 700), (700, 1900), (1900, 2500))]
     assert torch.allclose(torch.cat(parts), whole, atol=1e-6)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from testsupport import differing, load_module, run_script
+from testsupport import assert_bitwise_equal, differing, load_module, run_script
 
 SCRIPT = Path(__file__).with_name("augment_resume_script.py")
 N = 14  # mid-epoch (9 batches) and mid-ADA-interval (14 % 4 == 2)
@@ -26,7 +26,7 @@ def test_resumed_run_continues_ada_p_and_lecam_bitwise(tmp_path: Path) -> None:
 
     straight = torch.load(straight_dir / "final.pt", weights_only=True)
     resumed = torch.load(split_dir / "final.pt", weights_only=True)
-    assert differing(resumed, straight) == []
+    assert_bitwise_equal(resumed, straight)
     log_straight = json.loads((straight_dir / "final_log.json").read_text())
     log_resumed = json.loads((split_dir / "final_log.json").read_text())
     assert log_resumed == log_straight  # LogReport keeps the first part in the snapshot

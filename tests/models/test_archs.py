@@ -206,8 +206,9 @@ def test_registry_names_papers_defaults_and_errors() -> None:
     assert get_arch("biggan").defaults((3, 32, 32))["z_dim"] == 80
     with pytest.raises(GankitError, match="unknown arch 'vgg'"):
         get_arch("vgg")
-    with pytest.raises(GankitError, match="--norm batch does not apply to --arch resnet"):
+    with pytest.raises(GankitError, match="norm 'batch' does not apply to arch 'resnet'") as info:
         build_networks("resnet", (3, 32, 32), z_dim=8, width=2, norm="batch")
+    assert info.value.option == "norm" and "--" not in str(info.value)
 
 
 def test_stylegan2_default_width_is_the_cpu_config() -> None:

@@ -236,3 +236,15 @@ def test_shape_accepts_integer_likes():
     assert g.shape == (1, 8, 8) and type(g.shape) is tuple
     with pytest.raises(GankitError, match="positive integers"):
         DCGANDiscriminator(shape=(1, 8.0, 8))
+
+
+def test_encoder_and_translator_live_in_models_and_the_encoder_reuses_the_dcgan_stack():
+    import gankit.gan as gan
+    from gankit.models import ConvEncoder, DCGANDiscriminator, ResnetTranslator
+
+    assert gan.ConvEncoder is ConvEncoder and gan.ResnetTranslator is ResnetTranslator
+    for shape in [(1, 8, 8), (3, 32, 32)]:
+        enc, dis = ConvEncoder(5, shape, 4), DCGANDiscriminator(shape, 4)
+        layers = [(type(m), tuple(p.shape for p in m.parameters())) for m in dis.body]
+        assert [(type(m), tuple(p.shape for p in m.parameters())) for m in enc.body][:-1] == layers
+        assert enc.head.in_features == dis.feature_dim

@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 from gankit.training.checkpoint import list_snapshots, load_state
+from testsupport import assert_runs_equal
 
 RUNNER = Path(__file__).with_name("kill_runner.py")
 ITERATIONS = 60
@@ -34,25 +33,10 @@ def _start(out: Path, kill: str = "none", resume: bool = False) -> subprocess.Po
                             text=True)
 
 
-def _final_tensors(out: Path) -> dict[str, torch.Tensor]:
-    state = load_state(list_snapshots(out)[-1])
-    assert state["updater"]["iteration"] == ITERATIONS
-    flat: dict[str, torch.Tensor] = {}
-
-    def walk(prefix: str, node: object) -> None:
-        if isinstance(node, torch.Tensor):
-            flat[prefix] = node
-        elif isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}/{k}", v)
-        elif isinstance(node, (list, tuple)):
-            for i, v in enumerate(node):
-                walk(f"{prefix}/{i}", v)
-
-    walk("models", state["updater"]["models"])
-    walk("optimizers", state["updater"]["optimizers"])
-    walk("ema", state["extensions"]["EMA"]["extension"])
-    return flat
+def assert_same_end(reference: Path, out: Path) -> None:
+    """Both runs ended at ITERATIONS with bitwise the same updater, EMA and RNG streams."""
+    assert load_state(list_snapshots(out)[-1])["updater"]["iteration"] == ITERATIONS
+    assert_runs_equal(reference, out, "updater", "extensions/EMA/extension", "rng")
 
 
 def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(tmp_path: Path) -> None:
@@ -74,10 +58,7 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(tmp_path: Path) 
         assert proc.wait(timeout=300) == -signal.SIGKILL, proc.stderr.read()
     proc = _start(out, resume=True)
     assert proc.wait(timeout=300) == 0, proc.stderr.read()
-    ref, got = _final_tensors(reference), _final_tensors(out)
-    assert ref.keys() == got.keys()
-    for key in ref:
-        assert torch.equal(ref[key], got[key]), key
+    assert_same_end(reference, out)
 
 
 def test_sigterm_stops_cleanly_with_a_snapshot_then_resumes(tmp_path: Path) -> None:

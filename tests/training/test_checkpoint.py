@@ -19,6 +19,7 @@ from gankit.training.checkpoint import (
     save_state,
     write_atomic,
 )
+from testsupport import assert_bitwise_equal
 
 
 def state(iteration: int) -> dict[str, Any]:
@@ -32,21 +33,10 @@ def state(iteration: int) -> dict[str, Any]:
     }
 
 
-def assert_same(a: Any, b: Any) -> None:
-    if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b)
-    elif isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            assert_same(a[k], b[k])
-    else:
-        assert a == b
-
-
 def test_save_load_round_trip(tmp_path):
     path = tmp_path / "snapshot_iter_5.pt"
     save_state(state(5), path)
-    assert_same(load_state(path), state(5))
+    assert_bitwise_equal(load_state(path), state(5))
     # One file: its digest travels inside it, so it is replaced as one unit.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshot_iter_5.pt"]
 
@@ -113,7 +103,7 @@ def test_latest_snapshot_falls_back_over_a_truncated_newest_file(tmp_path):
     with pytest.warns(UserWarning, match=r"skipping .*snapshot_iter_30\.pt: .*corrupt"):
         path, loaded = latest_snapshot(tmp_path)
     assert path.name == "snapshot_iter_20.pt"
-    assert_same(loaded, state(20))
+    assert_bitwise_equal(loaded, state(20))
 
 
 @pytest.mark.parametrize("fail_at", ["fsync", "replace_data", "write"])
@@ -165,7 +155,7 @@ def test_a_crash_while_writing_leaves_the_previous_snapshot_loadable(tmp_path, m
     assert not [p for p in tmp_path.iterdir() if ".tmp" in p.name]
     path, loaded = latest_snapshot(tmp_path)
     assert path.name == "snapshot_iter_10.pt"
-    assert_same(loaded, state(10))
+    assert_bitwise_equal(loaded, state(10))
 
 
 @pytest.mark.parametrize(

@@ -14,16 +14,12 @@ from typing import Any
 import pytest
 import torch
 
-from testsupport import differing, load_module, run_script
+from testsupport import assert_bitwise_equal, differing, load_module, run_script
 
 SCRIPT = Path(__file__).with_name("resume_script.py")
 
 
 script = load_module(SCRIPT, "gankit_resume_script")
-
-
-def assert_bitwise_equal(a: dict[str, Any], b: dict[str, Any]) -> None:
-    assert differing(a, b) == []
 
 
 def without_time(log: list[dict[str, float]]) -> list[dict[str, float]]:
@@ -75,7 +71,7 @@ def test_a_run_that_does_not_restore_rng_differs(straight, tmp_path, monkeypatch
     script.run(tmp_path, 13)
     from gankit.training import trainer as trainer_module
 
-    monkeypatch.setattr(trainer_module, "_set_rng_state", lambda state: None)
+    monkeypatch.setattr(trainer_module, "set_rng_state", lambda state: None)
     script.run(tmp_path, 26, resume=True)
     resumed = torch.load(tmp_path / "final.pt", weights_only=True)
     assert differing(resumed, straight[0]) != []

@@ -197,6 +197,29 @@ def test_finalize_runs_and_on_error_gets_the_exception_when_update_raises(make_t
         trainer.run()
 
 
+class BrokenOnError(Hooks):
+    def on_error(self, trainer, exc: BaseException) -> None:
+        super().on_error(trainer, exc)
+        raise RuntimeError("on_error itself failed")
+
+
+def test_each_on_error_runs_although_one_raises_and_the_first_error_propagates(make_trainer):
+    trainer = make_trainer(stop=(10, "iteration"), updater_cls=FailingUpdater)
+    before: list[Any] = []
+    broken: list[Any] = []
+    after: list[Any] = []
+    trainer.extend(Hooks(before), name="before", priority=10)
+    trainer.extend(BrokenOnError(broken), name="broken", priority=0)
+    trainer.extend(Hooks(after), name="after", priority=-10)
+    with pytest.warns(RuntimeWarning, match="broken.on_error raised RuntimeError"), \
+            pytest.raises(ArithmeticError, match="boom") as info:
+        trainer.run()
+    for log in (before, broken, after):
+        assert [entry[0] for entry in log] == ["initialize", "call", "call", "on_error",
+                                               "finalize"]
+        assert log[3][1] is info.value
+
+
 def test_finalize_runs_when_an_extension_raises(make_trainer):
     trainer = make_trainer(stop=(5, "iteration"))
     log: list[Any] = []

@@ -17,7 +17,7 @@ from pathlib import Path
 from gankit.cli.parser import build_parser
 from gankit.errors import GankitError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "error_message", "main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,5 +69,26 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
         return cmd_eval(args)
     except GankitError as exc:
-        print(f"gankit {args.command}: error: {exc}", file=sys.stderr)
+        print(f"gankit {args.command}: error: {error_message(exc, args.command)}", file=sys.stderr)
         return 2
+
+
+def error_message(exc: GankitError, command: str) -> str:
+    """A library error in the command line's words: the flag that sets the option it names
+    (``exc.option``, a Python name, or that of the error it was raised while handling) is
+    added when ``command`` has that flag."""
+    option, cause = exc.option, exc.__context__
+    while option is None and cause is not None:
+        option = cause.option if isinstance(cause, GankitError) else None
+        cause = cause.__context__
+    if option is None:
+        return str(exc)
+    flag = f"--{option.replace('_', '-')}"
+    return f"{exc} (option {flag})" if flag in _flags(command) else str(exc)
+
+
+def _flags(command: str) -> set[str]:
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return {f for a in action.choices[command]._actions for f in a.option_strings}
+    return set()

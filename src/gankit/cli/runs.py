@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -10,11 +11,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
+from gankit.cli.config import TrainConfig
 from gankit.errors import GankitError
 from gankit.training.updater import resolve_device
 
 if TYPE_CHECKING:
-    from gankit.cli.config import TrainConfig
     from gankit.cli.recipes import Recipe
     from gankit.data import ArrayDataset
     from gankit.training import Trainer
@@ -43,6 +44,16 @@ def configure_threads() -> int:
     threads = max(1, min(8, cores // 2))
     torch.set_num_threads(threads)
     return threads
+
+
+def saved_config(run: Path) -> TrainConfig:
+    """The configuration a run directory's config.json holds."""
+    cfg_file = run / "config.json"
+    try:
+        saved = json.loads(cfg_file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GankitError(f"{cfg_file} cannot be read ({exc}); it is damaged.") from None
+    return TrainConfig.from_dict(saved, str(cfg_file))
 
 
 class Run(NamedTuple):
@@ -125,7 +136,6 @@ def require_run_dir(run: Path) -> Path:
 
 def load_run(run_dir: str, device: str = "auto") -> Run:
     """Rebuild a finished or stopped run from its directory, at its newest snapshot."""
-    from gankit.cli.train import saved_config
 
     configure_threads()
     cfg = saved_config(require_run_dir(Path(run_dir))).merged(

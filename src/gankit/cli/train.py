@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 
 from gankit.cli.config import TrainConfig, load_toml
 from gankit.cli.presets import with_preset
-from gankit.cli.runs import build_run, configure_threads, load_data, require_run_dir
+from gankit.cli.runs import (
+    build_run,
+    configure_threads,
+    load_data,
+    require_run_dir,
+    saved_config,
+)
 from gankit.errors import GankitError
 from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
 from gankit.training.updater import resolve_device
@@ -42,16 +48,6 @@ def _check_writable(out: Path) -> None:
             f"cannot write to the output directory {out} ({exc.strerror or exc}); "
             "choose another --out."
         ) from None
-
-
-def saved_config(run: Path) -> TrainConfig:
-    """The configuration a run directory's config.json holds."""
-    cfg_file = run / "config.json"
-    try:
-        saved = json.loads(cfg_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise GankitError(f"{cfg_file} cannot be read ({exc}); it is damaged.") from None
-    return TrainConfig.from_dict(saved, str(cfg_file))
 
 
 def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:

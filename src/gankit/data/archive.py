@@ -36,7 +36,8 @@ import numpy as np
 from PIL import Image
 
 from gankit.data.datasets import check_split, holdout_indices
-from gankit.data.files import _GRAY_MODES, _PIL_ERRORS, IMAGE_SUFFIXES, _read_image, scan_folder
+from gankit.data.files import scan_folder
+from gankit.data.images import GRAY_MODES, IMAGE_SUFFIXES, PIL_ERRORS, read_image
 from gankit.data.lazy import LazyImages, process_local
 from gankit.errors import GankitError
 
@@ -110,7 +111,7 @@ class ZipReader:
         except (OSError, zipfile.BadZipFile, ValueError) as e:
             raise GankitError(f"cannot read '{name}' in '{self.path}' ({e}); rebuild the "
                               f"archive") from e
-        a = _read_image(io.BytesIO(data), self.mode, self.image_size,
+        a = read_image(io.BytesIO(data), self.mode, self.image_size,
                         what=f"{self.path}:{name}")
         c = 1 if self.mode == "L" else 3
         return a.reshape(a.shape[0], a.shape[1], c).transpose(2, 0, 1)
@@ -150,8 +151,8 @@ def load_shards(path: str | Path, split: str = "train", *,
                           f"{count}); run gankit prepare again")
     if image_size is not None and shape[1:] != (image_size, image_size):
         raise GankitError(f"'{root}' holds {shape[2]}x{shape[1]} images, not {image_size}x"
-                          f"{image_size}; leave the image size out or prepare again with "
-                          f"--image-size {image_size}")
+                          f"{image_size}; leave the image size out or prepare it again at "
+                          f"{image_size}x{image_size}", option="image_size")
     for name, n, offset in shards:
         size = (root / name).stat().st_size if (root / name).is_file() else -1
         if size != offset + n * int(np.prod(shape)):
@@ -193,10 +194,10 @@ def load_zip(path: str | Path, split: str = "train", *,
                 with zf.open(n) as fh, Image.open(fh) as im:
                     modes.append(im.mode)
                     sizes.append(im.size)
-            except (*_PIL_ERRORS, zipfile.BadZipFile) as e:
+            except (*PIL_ERRORS, zipfile.BadZipFile) as e:
                 raise GankitError(f"cannot read image '{f}:{n}' ({e}); rebuild the "
                                   f"archive") from e
-    mode = "L" if all(m in _GRAY_MODES for m in modes) else "RGB"
+    mode = "L" if all(m in GRAY_MODES for m in modes) else "RGB"
     if image_size is None and any(s != sizes[0] for s in sizes):
         k = next(i for i, s in enumerate(sizes) if s != sizes[0])
         raise GankitError(f"images in '{f}' have different sizes ('{names[0]}' is "
@@ -241,7 +242,7 @@ def _decode(job: tuple[str, str, int | None]) -> np.ndarray | str:
     # Runs in a pool worker; an error comes back as its message, naming the file.
     path, mode, size = job
     try:
-        a = _read_image(Path(path), mode, size)
+        a = read_image(Path(path), mode, size)
     except GankitError as e:
         return str(e)
     c = 1 if mode == "L" else 3

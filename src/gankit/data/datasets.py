@@ -1,4 +1,5 @@
-"""The in-memory dataset every gankit data source returns, and ``load_dataset`` to pick one.
+"""The data types every source shares: ``DataSource`` (what a source gives), the in-memory
+``ArrayDataset``, and the helpers the sources use (splits, value ranges, resizing).
 
 Small data (digits, 2-D mixtures, MNIST, image folders up to ``LAZY_THRESHOLD_BYTES``) is two
 tensors in memory: a loader fetches a batch with one indexing op instead of one Python call per
@@ -13,7 +14,7 @@ import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -22,8 +23,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from gankit.errors import GankitError
+from gankit.training.updater import map_tensors
 
-__all__ = ["DATA_MODES", "LAZY_THRESHOLD_BYTES", "SPLITS", "ArrayDataset", "load_dataset",
+__all__ = ["DATA_MODES", "LAZY_THRESHOLD_BYTES", "SPLITS", "ArrayDataset", "DataSource",
            "take_fraction", "to_unit"]
 
 SPLITS = ("train", "val", "all")
@@ -41,8 +43,44 @@ DATA_MODES = ("auto", "memory", "lazy")
 # RGB images of 64x64, or 5.4k of 256x256.
 LAZY_THRESHOLD_BYTES = 1 << 30
 
-_VALID_SPECS = ("'digits', 'shapes32', 'ring8', 'grid25', 'folder:PATH', 'npz:PATH', "
-                "'mnist-idx:DIR', 'stackedmnist:DIR', 'shards:PATH' or 'zip:PATH'")
+class DataSource(Protocol):
+    """What every data source gives: an ``ArrayDataset`` in memory or a ``LazyImages`` read
+    per batch look the same to the loaders, the evaluators and the recipes.
+
+    ``kind`` is "image" or "points"; ``shape`` that of one sample; ``y`` the int64 labels or
+    None; ``low``/``high`` the data's own value range (``denormalize`` maps back to it);
+    ``modes``/``sigma`` describe a generated Gaussian mixture (else None). ``__getitems__``
+    returns a whole batch already stacked (see ``collate_batched``); ``unit(index)`` gives
+    samples as float32 in [-1, 1] (images) or raw coordinates (points); ``load(indices)``
+    the samples at ``indices`` (all when None) as an in-memory ``ArrayDataset``.
+    """
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def split(self) -> str: ...
+    @property
+    def n_classes(self) -> int: ...
+    @property
+    def low(self) -> float: ...
+    @property
+    def high(self) -> float: ...
+    @property
+    def y(self) -> Tensor | None: ...
+    @property
+    def modes(self) -> Tensor | None: ...
+    @property
+    def sigma(self) -> float | None: ...
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+    def __len__(self) -> int: ...
+    def __getitem__(self, i: int) -> Any: ...
+    def __getitems__(self, indices: Sequence[int]) -> Any: ...
+    def unit(self, index: Any = ...) -> Tensor: ...
+    def denormalize(self, t: Tensor | np.ndarray) -> np.ndarray: ...
+    def load(self, indices: Sequence[int] | Tensor | None = None) -> ArrayDataset: ...
 
 
 @dataclass(eq=False, repr=False)
@@ -111,6 +149,13 @@ class ArrayDataset(Dataset):
         """``x[index]`` as float32 in [-1, 1] (images) or raw coordinates (points)."""
         return to_unit(self.x[index])
 
+    def load(self, indices: Sequence[int] | Tensor | None = None) -> ArrayDataset:
+        """The samples at ``indices`` as an ArrayDataset (``self`` itself when None)."""
+        if indices is None:
+            return self
+        idx = torch.as_tensor(indices, dtype=torch.int64)
+        return dataclasses.replace(self, x=self.x[idx], y=None if self.y is None else self.y[idx])
+
     def denormalize(self, t: Tensor | np.ndarray) -> np.ndarray:
         """Map model-space values back to the data's own range, as a float32 numpy array.
 
@@ -140,14 +185,7 @@ def to_unit(x: Tensor) -> Tensor:
 
 def batch_to_unit(batch: Any) -> Any:
     """``to_unit`` on every uint8 tensor of a (nested) batch; labels and the rest untouched."""
-    if isinstance(batch, Tensor):
-        return to_unit(batch)
-    if isinstance(batch, (list, tuple)):
-        moved = [batch_to_unit(v) for v in batch]
-        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
-    if isinstance(batch, dict):
-        return {k: batch_to_unit(v) for k, v in batch.items()}
-    return batch
+    return map_tensors(to_unit, batch)
 
 
 def denormalize(t: Tensor | np.ndarray, kind: str, low: float, high: float) -> np.ndarray:
@@ -158,75 +196,6 @@ def denormalize(t: Tensor | np.ndarray, kind: str, low: float, high: float) -> n
         return a
     a = (a + 1.0) * 0.5 * (high - low) + low
     return np.clip(a, low, high, out=a)
-
-
-def load_dataset(
-    spec: str, split: str = "train", *, image_size: int | None = None, seed: int = 0,
-    mode: str = "auto",
-) -> Any:
-    """Load the dataset named by ``spec``.
-
-    Specs: ``"digits"`` (sklearn's embedded 8x8 digits), ``"shapes32"`` (generated 32x32 RGB
-    shapes, 16 classes), ``"ring8"`` / ``"grid25"`` (generated
-    2-D Gaussian mixtures; ``seed`` picks the sample), ``"folder:PATH"`` (image files),
-    ``"npz:PATH"``, ``"mnist-idx:DIR"``, ``"stackedmnist:DIR"`` (from the same idx files; see
-    :mod:`gankit.data.stackedmnist`), ``"shards:PATH"`` (written by ``gankit prepare``) and
-    ``"zip:PATH"`` (a zip of images, stylegan2-ada's dataset_tool layout). ``split`` is
-    ``"train"``, ``"val"`` (a fixed held-out part that does not depend on ``seed``) or
-    ``"all"``. ``image_size=S`` makes images S x S (center crop, then resize); it does not
-    apply to point data. ``mode`` ("auto", "memory" or "lazy") says whether a folder is
-    decoded up front into an ``ArrayDataset`` or per batch into a ``LazyImages``; "auto" goes
-    lazy above ``LAZY_THRESHOLD_BYTES``. Archives are always read per batch.
-    """
-    # The source modules import ArrayDataset from here, so they are imported lazily.
-    from gankit.data.archive import load_shards, load_zip
-    from gankit.data.digits import load_digits
-    from gankit.data.files import load_folder, load_mnist_idx, load_npz
-    from gankit.data.shapes import load_shapes32
-    from gankit.data.toy2d import TOY2D, make_toy2d
-
-    if not isinstance(spec, str):
-        raise GankitError(f"data spec must be a string such as {_VALID_SPECS}, not {spec!r}")
-    check_split(split)
-    if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
-                                   or image_size < 1):
-        raise GankitError(f"image size {image_size!r} is not a positive integer; pass e.g. 32")
-
-    if mode not in DATA_MODES:
-        raise GankitError(f"unknown data mode {mode!r}; use 'auto', 'memory' or 'lazy'")
-    kind, sep, path = spec.partition(":")
-    if sep and kind in ("folder", "npz", "mnist-idx", "shards", "zip", "stackedmnist"):
-        if not path:
-            raise GankitError(f"data spec {spec!r} has no path after '{kind}:'; "
-                              f"write it as '{kind}:PATH'")
-        if mode == "lazy" and kind in ("npz", "mnist-idx", "stackedmnist"):
-            raise GankitError(f"data mode 'lazy' does not apply to {kind}: data, which is one "
-                              f"file read whole; use --data-mode auto or a folder:/shards: spec")
-        if kind == "folder":
-            return load_folder(path, split, image_size=image_size, mode=mode)
-        if kind == "shards":
-            return load_shards(path, split, image_size=image_size)
-        if kind == "zip":
-            return load_zip(path, split, image_size=image_size)
-        if kind == "npz":
-            return load_npz(path, split, image_size=image_size)
-        if kind == "stackedmnist":  # three MNIST digits as channels, 1,000 modes
-            from gankit.data.stackedmnist import load_stacked_mnist
-            return load_stacked_mnist(path, split, image_size=image_size, seed=seed)
-        return load_mnist_idx(path, split, image_size=image_size)
-    if mode == "lazy":
-        raise GankitError(f"data mode 'lazy' does not apply to the built-in data {spec!r}; "
-                          f"use --data-mode auto")
-    if spec == "digits":
-        return load_digits(split, image_size=image_size)
-    if spec == "shapes32":
-        return load_shapes32(split, image_size=image_size)
-    if spec in TOY2D:
-        if image_size is not None:
-            raise GankitError(f"image size {image_size} does not apply to the 2-D point data "
-                              f"{spec!r}; leave the image size unset")
-        return make_toy2d(spec, split, seed=seed)
-    raise GankitError(f"unknown data spec {spec!r}; use one of {_VALID_SPECS}")
 
 
 def take_fraction(ds: ArrayDataset, fraction: float | None) -> ArrayDataset:

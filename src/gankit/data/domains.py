@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from gankit.data.datasets import ArrayDataset, to_unit
+from gankit.data.datasets import DataSource
 from gankit.errors import GankitError
 
 __all__ = ["DOMAIN_TRANSFORMS", "UnpairedDomains", "make_domains", "thicken",
@@ -95,18 +95,18 @@ class UnpairedDomains(Dataset):
                 f"{self.shape}, B = {self.transform}(A))")
 
 
-def make_domains(data: ArrayDataset, transform: str = "invert") -> UnpairedDomains:
-    """Even-indexed images of ``data`` as domain A, odd-indexed ones transformed as domain B."""
+def make_domains(data: DataSource, transform: str = "invert") -> UnpairedDomains:
+    """Even-indexed images of ``data`` as domain A, odd-indexed ones transformed as domain B.
+
+    The domains are held in memory: a lazily read source is read whole here.
+    """
     if data.kind != "image":
         raise GankitError(f"data {data.name!r} holds points, not images; image-to-image "
                           "translation needs image data such as digits.")
-    if not isinstance(data, ArrayDataset):
-        raise GankitError(f"data {data.name!r} is read lazily, but two domains are cut from "
-                          "data in memory; use --data-mode memory (or a smaller data set).")
     if len(data) < 2:
         raise GankitError(f"data {data.name!r} ({data.split}) has {len(data)} image(s); two "
                           "domains need at least two.")
-    x = to_unit(data.x)  # the transforms ("invert": -x) work in [-1, 1]
+    x = data.unit()  # the transforms ("invert": -x) work in [-1, 1]
     b = transform_images(x[1::2], transform)
     y = data.y
     return UnpairedDomains(

@@ -12,7 +12,7 @@ import gzip
 import zipfile
 import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,14 +26,12 @@ from gankit.data.datasets import (
     range_to_unit,
     resize_images,
 )
+from gankit.data.images import GRAY_MODES, IMAGE_SUFFIXES, PIL_ERRORS, read_image
+from gankit.data.lazy import FolderReader, LazyImages
 from gankit.errors import GankitError
 
-__all__ = ["IMAGE_SUFFIXES", "load_folder", "load_mnist_idx", "load_npz"]
+__all__ = ["load_folder", "load_mnist_idx", "load_npz", "scan_folder"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
-# What Pillow raises on a file it cannot decode (UnidentifiedImageError is an OSError).
-_PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 # ---------------------------------------------------------------------------------- folder
@@ -66,8 +64,6 @@ def load_folder(path: str | Path, split: str = "train", *,
     name = Path(path).expanduser().name or str(path)
     n_bytes = len(idx) * channels * h * w
     if mode == "lazy" or (mode == "auto" and n_bytes > LAZY_THRESHOLD_BYTES):
-        from gankit.data.lazy import FolderReader, LazyImages
-
         return LazyImages(
             FolderReader([files[i] for i in idx], color, image_size), (channels, h, w),
             labels=None if labels is None else labels[idx], name=name,
@@ -75,7 +71,7 @@ def load_folder(path: str | Path, split: str = "train", *,
     # Decoded straight into (N, C, H, W): no second copy of the set for a layout change.
     pixels = np.empty((len(idx), channels, h, w), dtype=np.uint8)
     for out, i in enumerate(idx):
-        pixels[out] = _read_image(files[i], color, image_size).reshape(h, w, channels).transpose(
+        pixels[out] = read_image(files[i], color, image_size).reshape(h, w, channels).transpose(
             2, 0, 1)
     x = torch.from_numpy(pixels)
     return ArrayDataset(
@@ -119,9 +115,9 @@ def scan_folder(path: str | Path, split: str = "all", *, image_size: int | None 
             with Image.open(f) as im:
                 modes.append(im.mode)
                 sizes.append(im.size)
-        except _PIL_ERRORS as e:
+        except PIL_ERRORS as e:
             raise GankitError(f"cannot read image '{f}' ({e}); delete or replace the file") from e
-    mode = "L" if all(m in _GRAY_MODES for m in modes) else "RGB"
+    mode = "L" if all(m in GRAY_MODES for m in modes) else "RGB"
     if image_size is None:
         for f, size in zip(files, sizes, strict=True):
             if size != sizes[0]:
@@ -149,25 +145,6 @@ def _folder_labels(root: Path, files: list[Path]) -> tuple[np.ndarray | None, li
     classes = sorted({parts[0] for parts in tops})
     index = {c: k for k, c in enumerate(classes)}
     return np.array([index[parts[0]] for parts in tops], dtype=np.int64), classes
-
-
-def _read_image(f: Path | IO[bytes], mode: str, image_size: int | None,
-                what: str | None = None) -> np.ndarray:
-    """Decode one image (a path or an open file) to (H, W) or (H, W, 3) uint8."""
-    try:
-        with Image.open(f) as im:
-            im = im.convert(mode)  # decodes the pixels; a truncated file fails here
-            if image_size is not None:
-                wd, ht = im.size
-                s = min(wd, ht)
-                left, top = (wd - s) // 2, (ht - s) // 2
-                im = im.crop((left, top, left + s, top + s))
-                if s != image_size:
-                    im = im.resize((image_size, image_size), Image.Resampling.LANCZOS)
-            return np.asarray(im, dtype=np.uint8)
-    except _PIL_ERRORS as e:
-        raise GankitError(f"cannot read image '{what or f}' ({e}); delete or replace the "
-                          f"file") from e
 
 
 # ------------------------------------------------------------------------------------- npz

@@ -24,6 +24,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from gankit.data.datasets import ArrayDataset, denormalize, to_unit
+from gankit.data.images import read_image
 from gankit.errors import GankitError
 
 __all__ = ["CorruptBatch", "FolderReader", "ImageReader", "LazyImages"]
@@ -59,9 +60,7 @@ class FolderReader:
         return len(self.files)
 
     def read(self, i: int) -> np.ndarray:
-        from gankit.data.files import _read_image
-
-        a = _read_image(Path(self.files[i]), self.mode, self.image_size)
+        a = read_image(Path(self.files[i]), self.mode, self.image_size)
         return _chw(a, 1 if self.mode == "L" else 3)
 
 

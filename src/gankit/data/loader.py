@@ -25,6 +25,8 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, default
 from gankit.data.datasets import batch_to_unit
 from gankit.data.lazy import CorruptBatch
 from gankit.errors import GankitError
+from gankit.training.reporter import report
+from gankit.training.updater import to_device
 
 __all__ = ["EpochLoader", "EpochSampler", "collate_batched", "make_loader"]
 
@@ -140,13 +142,13 @@ class EpochLoader(DataLoader):
         if isinstance(batch, CorruptBatch):
             batch = self._corrupt(batch)
         if self.device is not None:
-            batch = _to(batch, self.device, non_blocking=self.pin_memory)
+            batch = to_device(batch, self.device, non_blocking=self.pin_memory)
         return batch_to_unit(batch)
 
     def _corrupt(self, batch: CorruptBatch) -> Any:
         if not self.skip_corrupt:
-            raise GankitError(f"{batch.errors[0]}, or pass --skip-corrupt to skip corrupt "
-                              f"files (they are counted as data/skipped in the log)")
+            raise GankitError(f"{batch.errors[0]}, or skip corrupt files (they are counted as "
+                              f"data/skipped in the log)", option="skip_corrupt")
         if batch.batch is None:
             raise GankitError(f"every image of a batch is corrupt ({batch.errors[0]}); check "
                               f"the data")
@@ -155,21 +157,8 @@ class EpochLoader(DataLoader):
             if msg not in bad:  # each file once, not once per epoch
                 bad.add(msg)
                 print(f"skipping: {msg}", file=sys.stderr)
-        from gankit.training.reporter import report
-
         report({"data/skipped": float(len(bad))})
         return batch.batch
-
-
-def _to(batch: Any, device: torch.device, non_blocking: bool) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=non_blocking)
-    if isinstance(batch, (list, tuple)):
-        moved = [_to(v, device, non_blocking) for v in batch]
-        return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
-    if isinstance(batch, dict):
-        return {k: _to(v, device, non_blocking) for k, v in batch.items()}
-    return batch
 
 
 _SPLIT_WORDS = {"train": "training ", "val": "validation "}

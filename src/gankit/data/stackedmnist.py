@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from gankit.data.datasets import HOLDOUT_SEED, ArrayDataset, check_split, resize_images
+from gankit.data.files import load_mnist_idx
 from gankit.errors import GankitError
 
 __all__ = [
@@ -57,7 +58,6 @@ def load_stacked_mnist(path: str | Path, split: str = "train", *, image_size: in
     ``n`` overrides the sample count of the split (``STACKED_TRAIN`` / ``STACKED_VAL``; for
     "all", of each part). The same folder, split, ``seed`` and ``n`` give the same images.
     """
-    from gankit.data.files import load_mnist_idx
 
     check_split(split)
     if n is not None and n < 1:

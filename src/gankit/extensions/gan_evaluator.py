@@ -6,10 +6,10 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from gankit.data.datasets import to_unit
 from gankit.extensions.ema import sampling_model
@@ -27,12 +27,11 @@ from gankit.metrics.scoring import (
 from gankit.metrics.stats import ReferenceStats, reference_stats
 from gankit.training.checkpoint import write_atomic
 from gankit.training.distributed import all_gather_object, rank_and_world_size
-from gankit.training.eval_mode import eval_mode
 from gankit.training.evaluator import Evaluator
 from gankit.training.stop import check_stop
 
 if TYPE_CHECKING:
-    from gankit.data import ArrayDataset
+    from gankit.data import DataSource
     from gankit.training.trainer import Trainer
     from gankit.training.triggers import TriggerLike
 
@@ -82,8 +81,8 @@ class GANEvaluator(Evaluator):
 
     def __init__(
         self,
-        val: ArrayDataset,
-        train: ArrayDataset | None = None,
+        val: DataSource,
+        train: DataSource | None = None,
         *,
         metrics: Sequence[str] | None = None,
         n: int = 1000,
@@ -188,7 +187,7 @@ class GANEvaluator(Evaluator):
                 gen = sampling_model(trainer, self.source)
                 # This process's share of the samples, then everyone's, in rank order.
                 lo, hi = _share(self.n)
-                mine = _generate_share(gen, self.n, lo, hi, seed=self.seed, device=device)
+                mine = generate(gen, self.n, seed=self.seed, device=device, part=(lo, hi))
                 feats = (extract_features(self.space.features, mine, self.space.batch_size,
                                           device=device).cpu()
                          if mine.shape[0] and bool(torch.isfinite(mine).all()) else None)
@@ -231,29 +230,3 @@ def _sharded_features(net: Callable[[Tensor], Tensor], x: Tensor, batch_size: in
     mine = (extract_features(net, x[lo:hi], batch_size, device=device).cpu() if hi > lo
             else None)
     return torch.cat([f for f in all_gather_object(mine) if f is not None])
-
-
-@torch.no_grad()
-def _generate_share(gen: nn.Module, n: int, lo: int, hi: int, *, seed: int,
-                    device: torch.device, batch_size: int = 1000) -> Tensor:
-    """Samples ``lo:hi`` of ``generate(gen, n, seed=seed)``, computing only those.
-
-    The noise of all ``n`` is drawn (it is cheap) in ``generate``'s batches, so sample ``i``
-    is the same whatever the number of processes; conditional samples get classes in turn.
-    """
-    rng = torch.Generator().manual_seed(seed)
-    n_classes = int(getattr(gen, "n_classes", 0))
-    out = []
-    with eval_mode(gen):
-        for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
-            z = cast(Callable[..., Tensor], gen.sample_z)(m, device="cpu", generator=rng)
-            a, b = max(lo, start), min(hi, start + m)
-            if a >= b:
-                continue
-            y = (torch.arange(a, b) % n_classes).to(device) if n_classes else None
-            out.append(gen(z[a - start:b - start].to(device), y).float())
-    if not out:  # more processes than samples: an empty share of the right shape
-        probe = generate(gen, 1, seed=seed, device=device)
-        return probe[:0]
-    return torch.cat(out)

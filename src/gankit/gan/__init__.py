@@ -2,13 +2,7 @@
 and CycleGAN, sampling."""
 
 from gankit.gan.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augment
-from gankit.gan.cyclegan import (
-    CycleEvaluator,
-    CycleGANUpdater,
-    HistoryBuffer,
-    ResnetTranslator,
-    translate,
-)
+from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, HistoryBuffer, translate
 from gankit.gan.losses import LOSSES, SEPARABLE_LOSSES, GANLoss, Loss, RelativisticLoss, get_loss
 from gankit.gan.penalties import (
     PENALTIES,
@@ -37,13 +31,11 @@ from gankit.gan.terms import (
     register_term,
 )
 from gankit.gan.updaters import GANUpdater, split_batch
-from gankit.gan.vaegan import (
-    ConvEncoder,
-    ReconstructionEvaluator,
-    VAEGANUpdater,
-    kl_normal,
-    reconstruct,
-)
+from gankit.gan.vaegan import ReconstructionEvaluator, VAEGANUpdater, kl_normal, reconstruct
+
+# The networks live in gankit.models; imported here too, where they were first.
+from gankit.models.encoder import ConvEncoder
+from gankit.models.translator import ResnetTranslator
 
 __all__ = [
     "ADA",

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from gankit.gan.losses import SEPARABLE_LOSSES
 from gankit.gan.updaters import split_batch
-from gankit.models.dcgan import image_levels
+from gankit.models.encoder import ConvEncoder
 from gankit.training.eval_mode import eval_mode
 from gankit.training.evaluator import Evaluator
 from gankit.training.reporter import report
@@ -29,38 +29,6 @@ from gankit.training.updater import Updater
 
 __all__ = ["ConvEncoder", "ReconstructionEvaluator", "VAEGANUpdater", "kl_normal",
            "reconstruct", "vaegan_losses"]
-
-
-class ConvEncoder(nn.Module):
-    """Images (B, C, H, W) -> ``(mu, logvar)``, each (B, z_dim): the DCGAN discriminator's
-    conv stack (stride-2 4x4 convs down to s0 x s0, then a 3x3 conv) with a linear head.
-
-    Same side rules as ``DCGANDiscriminator`` (``H = s0 * 2**k``); BatchNorm after every
-    conv but the first.
-    """
-
-    def __init__(self, z_dim: int = 32, shape: tuple[int, int, int] = (1, 8, 8),
-                 base: int = 32) -> None:
-        super().__init__()
-        s0, k = image_levels(shape)
-        self.z_dim, self.shape = z_dim, tuple(int(d) for d in shape)
-        widths = [min(base * 2 ** (j - 1), 8 * base) for j in range(1, k + 1)]
-        ins = [self.shape[0], *widths[:-1]]
-        convs = [(c_in, c_out, 4, 2) for c_in, c_out in zip(ins, widths, strict=True)]
-        convs.append((widths[-1], widths[-1], 3, 1))
-        layers: list[nn.Module] = []
-        for i, (c_in, c_out, size, stride) in enumerate(convs):
-            # No norm on the first layer, as in DCGAN's discriminator.
-            layers.append(nn.Conv2d(c_in, c_out, size, stride, 1, bias=i == 0))
-            if i > 0:
-                layers.append(nn.BatchNorm2d(c_out))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
-        self.body = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Linear(widths[-1] * s0 * s0, 2 * z_dim)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        mu, logvar = self.head(self.body(x)).chunk(2, dim=1)
-        return mu, logvar
 
 
 _NS = SEPARABLE_LOSSES["ns"]

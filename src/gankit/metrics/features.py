@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from gankit.data.datasets import to_unit
 from gankit.errors import GankitError
-from gankit.training.checkpoint import write_atomic
+from gankit.training.checkpoint import hash_tensor, write_atomic
 from gankit.training.distributed import any_rank
 from gankit.training.eval_mode import eval_mode
 from gankit.training.stop import check_stop
@@ -298,15 +298,10 @@ class _StepLine:
                 print(file=sys.stderr)
 
 
-def _default_cache_dir() -> Path:
+def default_cache_dir() -> Path:
+    """Where cached classifiers and statistics go: ``$GANKIT_CACHE``, else ~/.cache/gankit."""
     env = os.environ.get("GANKIT_CACHE")
     return Path(env) if env else Path.home() / ".cache" / "gankit"
-
-
-def _hash_tensor(h: Any, t: Tensor) -> None:
-    t = t.detach().cpu().contiguous()
-    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def cached_classifier(
@@ -351,9 +346,9 @@ def cached_classifier(
         recipe["max_steps"] = max_steps
     h = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
     for t in (train_x, train_y, val_x, val_y):
-        _hash_tensor(h, torch.as_tensor(t))
+        hash_tensor(h, torch.as_tensor(t))
     key = h.hexdigest()
-    folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / f"classifier-{key[:32]}.pt"
 
     hit = _load_cached(path, key, device)

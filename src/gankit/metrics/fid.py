@@ -11,10 +11,13 @@ from torch import Tensor
 
 from gankit.errors import GankitError
 
-__all__ = ["feature_statistics", "frechet_distance", "frechet_distance_from_stats"]
+__all__ = ["check_features", "feature_statistics", "frechet_distance",
+           "frechet_distance_from_stats"]
 
 
-def _check_features(feat: Tensor, name: str, min_rows: int = 2) -> Tensor:
+def check_features(feat: Tensor, name: str, min_rows: int = 2) -> Tensor:
+    """``feat`` as a tensor, checked to be (N, D) with at least ``min_rows`` rows; ``name``
+    is how the error calls it."""
     feat = torch.as_tensor(feat)
     if feat.dim() != 2:
         raise GankitError(
@@ -36,7 +39,7 @@ def feature_statistics(feat: Tensor, *, batch_size: int = 8192) -> tuple[Tensor,
     ``E[xx^T] - mu mu^T`` shortcut when features have a large mean, and only one block is
     ever copied to float64.
     """
-    feat = _check_features(feat, "features")
+    feat = check_features(feat, "features")
     n, d = feat.shape
     total = torch.zeros(d, dtype=torch.float64, device=feat.device)
     for start in range(0, n, batch_size):
@@ -90,8 +93,8 @@ def frechet_distance(feat_a: Tensor, feat_b: Tensor) -> float:
 
     Both sets need at least 2 rows; N_a and N_b may differ. Computed in float64.
     """
-    feat_a = _check_features(feat_a, "feat_a")
-    feat_b = _check_features(feat_b, "feat_b")
+    feat_a = check_features(feat_a, "feat_a")
+    feat_b = check_features(feat_b, "feat_b")
     if feat_a.shape[1] != feat_b.shape[1]:
         raise GankitError(
             f"feat_a has {feat_a.shape[1]} features per row but feat_b has {feat_b.shape[1]}; "

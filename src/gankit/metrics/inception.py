@@ -65,7 +65,7 @@ _OFFICIAL = _Official()
 
 _HOW_TO_GET = (
     f"download {INCEPTION_WEIGHTS_FILE} once on a connected machine from {INCEPTION_URL} and "
-    f"pass --feature-net inception:PATH or set {INCEPTION_WEIGHTS_ENV}=PATH"
+    f"use the feature network inception:PATH or set {INCEPTION_WEIGHTS_ENV}=PATH"
 )
 
 
@@ -352,10 +352,12 @@ def inception_weights_path(spec: str | Path | None = None) -> Path:
         text = text.partition(":")[2]
     text = text or os.environ.get(INCEPTION_WEIGHTS_ENV, "")
     if not text:
-        raise GankitError(f"no Inception weights file given; {_HOW_TO_GET}.")
+        raise GankitError(f"no Inception weights file given; {_HOW_TO_GET}.",
+                          option="feature_net")
     path = Path(text).expanduser()
     if not path.is_file():
-        raise GankitError(f"Inception weights file {path} does not exist; {_HOW_TO_GET}.")
+        raise GankitError(f"Inception weights file {path} does not exist; {_HOW_TO_GET}.",
+                          option="feature_net")
     return path
 
 
@@ -390,7 +392,8 @@ def load_inception(
     if sha256_prefix is not None and not digest.startswith(sha256_prefix):
         raise GankitError(
             f"Inception weights file {path} has SHA-256 {digest[:8]}..., not "
-            f"{sha256_prefix}... (truncated, or another network's weights); {_HOW_TO_GET}."
+            f"{sha256_prefix}... (truncated, or another network's weights); {_HOW_TO_GET}.",
+            option="feature_net",
         )
     try:
         # weights_only: a state dict is tensors only, so no pickled code runs.
@@ -398,13 +401,14 @@ def load_inception(
     except Exception as exc:
         raise GankitError(
             f"cannot read Inception weights file {path} ({type(exc).__name__}; truncated?); "
-            f"{_HOW_TO_GET}."
+            f"{_HOW_TO_GET}.", option="feature_net",
         ) from None
     net = FIDInceptionV3(resize)
     expected = {k: v.shape for k, v in net.state_dict().items()
                 if not k.endswith("num_batches_tracked")}
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise GankitError(f"Inception weights file {path} is not a state dict; {_HOW_TO_GET}.")
+        raise GankitError(f"Inception weights file {path} is not a state dict; {_HOW_TO_GET}.",
+                          option="feature_net")
     got = {k: v.shape for k, v in state.items() if not k.endswith("num_batches_tracked")}
     if got != expected:
         missing = sorted(set(expected) - set(got))
@@ -413,7 +417,8 @@ def load_inception(
         detail = (f"missing {missing[0]}" if missing else f"{wrong[0]} has shape "
                   f"{tuple(got[wrong[0]])}" if wrong else f"unexpected {extra[0]}")
         raise GankitError(
-            f"Inception weights file {path} holds another network ({detail}); {_HOW_TO_GET}."
+            f"Inception weights file {path} holds another network ({detail}); {_HOW_TO_GET}.",
+            option="feature_net",
         )
     net.load_state_dict(state, strict=False)
     net.weights_sha256 = digest

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor
 
 from gankit.errors import GankitError
-from gankit.metrics.fid import _check_features
+from gankit.metrics.fid import check_features
 from gankit.training.stop import check_stop
 
 __all__ = ["kernel_inception_distance", "polynomial_mmd2"]
@@ -47,8 +47,8 @@ def kernel_inception_distance(
     Kernels are computed in float64 on the features' device; memory is three
     ``subset_size²`` matrices at a time.
     """
-    feat_a = _check_features(feat_a, "feat_a")
-    feat_b = _check_features(feat_b, "feat_b")
+    feat_a = check_features(feat_a, "feat_a")
+    feat_b = check_features(feat_b, "feat_b")
     if feat_a.shape[1] != feat_b.shape[1]:
         raise GankitError(
             f"feat_a has {feat_a.shape[1]} features per row but feat_b has {feat_b.shape[1]}; "

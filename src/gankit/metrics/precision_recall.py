@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from gankit.errors import GankitError
-from gankit.metrics.fid import _check_features
+from gankit.metrics.fid import check_features
 from gankit.training.stop import check_stop
 
 __all__ = ["precision_recall"]
@@ -55,8 +55,8 @@ def precision_recall(
     is about ``2 * 8 * batch_size**2`` bytes whatever N and M are), on the device of ``real``.
     Both sets need more than k points.
     """
-    real = _check_features(real, "real")
-    fake = _check_features(fake, "fake")
+    real = check_features(real, "real")
+    fake = check_features(fake, "fake")
     if real.shape[1] != fake.shape[1]:
         raise GankitError(
             f"real has {real.shape[1]} features per row but fake has {fake.shape[1]}; "

@@ -17,13 +17,13 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 import gankit
-from gankit.data.datasets import to_unit
+from gankit.data.datasets import ArrayDataset, DataSource, to_unit
 from gankit.data.stackedmnist import is_stacked_mnist
 from gankit.errors import GankitError
 from gankit.metrics import (
@@ -37,7 +37,7 @@ from gankit.metrics import (
     mode_coverage,
     precision_recall,
 )
-from gankit.metrics.features import CLASSIFIER_VERSION, _hash_tensor
+from gankit.metrics.features import CLASSIFIER_VERSION
 from gankit.metrics.fid import feature_statistics, frechet_distance_from_stats
 from gankit.metrics.inception import (
     INCEPTION_NAME,
@@ -55,9 +55,7 @@ from gankit.metrics.stacked_modes import (
     stacked_mode_scores,
 )
 from gankit.metrics.stats import ReferenceStats
-
-if TYPE_CHECKING:
-    from gankit.data import ArrayDataset
+from gankit.training.checkpoint import hash_tensor
 
 __all__ = [
     "CLASSIFIER_OPTIONS",
@@ -142,8 +140,8 @@ class FeatureSpace:
 
 
 def feature_space(
-    train: ArrayDataset,
-    val: ArrayDataset,
+    train: DataSource,
+    val: DataSource,
     *,
     feature_net: str | Path | None = None,
     device: str | torch.device = "cpu",
@@ -161,20 +159,22 @@ def feature_space(
     """
     space = _feature_space(train, val, feature_net=feature_net, device=device,
                            cache_dir=cache_dir, resize=resize)
-    if is_stacked_mnist(train) and is_stacked_mnist(val):
-        space.stacked = stacked_mode_judge(train, val, cache_dir=cache_dir, device=device)
+    if is_stacked_mnist(train) and is_stacked_mnist(val):  # in memory: load() is itself
+        space.stacked = stacked_mode_judge(train.load(), val.load(), cache_dir=cache_dir,
+                                           device=device)
         space.description += (f"; modes judged per channel by a digit SmallCNN (held-out "
                               f"accuracy {space.stacked.accuracy:.1%})")
     return space
 
 
-def _feature_space(train: ArrayDataset, val: ArrayDataset, *, feature_net: str | Path | None,
+def _feature_space(train: DataSource, val: DataSource, *, feature_net: str | Path | None,
                    device: str | torch.device, cache_dir: str | Path | None,
                    resize: str) -> FeatureSpace:
     if is_inception_spec(feature_net):
         if val.kind != "image":
             raise GankitError(f"the Inception network scores images, not {val.kind} of "
-                              f"{val.name!r}; leave --feature-net out for this data.")
+                              f"{val.name!r}; leave the feature network unset for this data.",
+                              option="feature_net")
         inception = load_inception(feature_net, resize=resize, device=device)
         return FeatureSpace(inception, f"{INCEPTION_NAME} pool features (2048), "
                             f"{RESIZE_METHODS[resize]}", module=inception, name=INCEPTION_NAME,
@@ -226,7 +226,7 @@ def _module_hash(module: nn.Module) -> str:
     h = hashlib.sha256()
     for key, value in module.state_dict().items():
         h.update(key.encode())
-        _hash_tensor(h, value)
+        hash_tensor(h, value)
     return h.hexdigest()
 
 
@@ -238,7 +238,7 @@ def make_protocol(space: FeatureSpace, *, n_real: int | None, n_generated: int,
                     seed=seed, gankit_version=gankit.__version__)
 
 
-def default_metrics(space: FeatureSpace, data: ArrayDataset) -> tuple[str, ...]:
+def default_metrics(space: FeatureSpace, data: DataSource) -> tuple[str, ...]:
     """fid, kid, pr, plus modes for 2-D mixtures, stacked for Stacked MNIST, classes when the
     features classify, is for Inception."""
     names = ["fid", "kid", "pr"]
@@ -254,7 +254,7 @@ def default_metrics(space: FeatureSpace, data: ArrayDataset) -> tuple[str, ...]:
 
 
 def parse_metrics(text: str | Sequence[str] | None, space: FeatureSpace,
-                  data: ArrayDataset) -> tuple[str, ...]:
+                  data: DataSource) -> tuple[str, ...]:
     """``"fid,kid"`` -> ("fid", "kid"), checked against the data; None -> the defaults."""
     if text is None:
         return default_metrics(space, data)
@@ -285,30 +285,22 @@ def parse_metrics(text: str | Sequence[str] | None, space: FeatureSpace,
     if "is" in names and space.logits is None:
         raise GankitError(
             f"metric 'is' (Inception Score) needs the Inception network, not "
-            f"{space.description}; pass --feature-net inception:PATH or leave it out."
+            f"{space.description}; score with the feature network inception:PATH or leave "
+            f"it out.", option="feature_net"
         )
     return names
 
 
-def real_subset(data: Any, n: int | None, seed: int = 0) -> ArrayDataset:
-    """At most ``n`` samples of ``data``: a fixed random subset (all of it when it is small).
+def real_subset(data: DataSource, n: int | None, seed: int = 0) -> ArrayDataset:
+    """At most ``n`` samples of ``data``, in memory: a fixed random subset (all of it when it
+    is small).
 
-    Random, not the first ``n``: file order may group classes together. A lazily read data
-    set (``LazyImages``) comes back as an in-memory ArrayDataset of those samples.
+    Random, not the first ``n``: file order may group classes together.
     """
-    from gankit.data import ArrayDataset
-
     if n is None or len(data) <= n:
-        return data if isinstance(data, ArrayDataset) else data.load()
+        return data.load()
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
-    idx = idx.sort().values
-    if not isinstance(data, ArrayDataset):
-        return data.load(idx)
-    return ArrayDataset(
-        x=data.x[idx], y=None if data.y is None else data.y[idx], kind=data.kind,
-        name=data.name, n_classes=data.n_classes, low=data.low, high=data.high,
-        modes=data.modes, sigma=data.sigma, split=data.split,
-    )
+    return data.load(idx.sort().values)
 
 
 def compute_metrics(
@@ -317,7 +309,7 @@ def compute_metrics(
     names: Sequence[str],
     *,
     space: FeatureSpace,
-    data: ArrayDataset | None = None,
+    data: DataSource | None = None,
     kid_subsets: int = 100,
     seed: int = 0,
     device: str | torch.device | None = None,

@@ -23,9 +23,9 @@ import torch
 from torch import Tensor
 
 from gankit.errors import GankitError
-from gankit.metrics.features import _default_cache_dir, _hash_tensor, extract_features
+from gankit.metrics.features import default_cache_dir, extract_features
 from gankit.metrics.fid import feature_statistics
-from gankit.training.checkpoint import write_atomic
+from gankit.training.checkpoint import hash_tensor, write_atomic
 
 __all__ = ["ReferenceStats", "load_stats", "reference_stats", "samples_hash", "save_stats"]
 
@@ -55,7 +55,7 @@ class ReferenceStats:
 def samples_hash(x: Tensor) -> str:
     """SHA-256 of a tensor's dtype, shape and bytes: which samples, exactly."""
     h = hashlib.sha256()
-    _hash_tensor(h, torch.as_tensor(x))
+    hash_tensor(h, torch.as_tensor(x))
     return h.hexdigest()
 
 
@@ -81,7 +81,7 @@ def reference_stats(
     key_fields = {"version": STATS_VERSION, "samples": samples_hash(x), "split": split,
                   "features": feature_hash, "n": int(x.shape[0])}
     key = hashlib.sha256(json.dumps(key_fields, sort_keys=True).encode()).hexdigest()
-    folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     path = folder / f"stats-{key[:32]}.npz"
     if path.exists():
         try:
@@ -132,13 +132,12 @@ def load_stats(path: str | Path) -> tuple[ReferenceStats, dict[str, Any] | None]
     path = Path(path)
     if not path.is_file():
         raise GankitError(f"statistics file {path} does not exist; give a .npz with mu and "
-                          "sigma (pytorch-fid --save-stats, or gankit eval --save-stats).")
+                          "sigma (as pytorch-fid or gankit eval save them).")
     try:
         with np.load(path, allow_pickle=False) as f:
             if "mu" not in f or "sigma" not in f:
                 raise GankitError(f"statistics file {path} has {sorted(f.files)}, not mu and "
-                                  "sigma; write it with pytorch-fid --save-stats or gankit eval "
-                                  "--save-stats.")
+                                  "sigma; write it with pytorch-fid or gankit eval.")
             mu, sigma = np.asarray(f["mu"], np.float64), np.asarray(f["sigma"], np.float64)
             n = int(f["n"]) if "n" in f else None
             protocol = json.loads(str(f["protocol"])) if "protocol" in f else None

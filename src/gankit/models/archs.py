@@ -1,4 +1,5 @@
-"""The network families ``--arch`` chooses from: name -> builder and the paper's defaults.
+"""The network families by name (the command line's ``--arch``): builder and the paper's
+defaults.
 
 One registry for the command line and for Python. ``build_networks(arch, shape, ...)``
 returns a ``(generator, discriminator)`` pair with DCGAN's interface (``sample_z``,
@@ -17,6 +18,12 @@ from typing import Any
 from torch import nn
 
 from gankit.errors import GankitError
+from gankit.models.biggan import BigGANDiscriminator, BigGANGenerator
+from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from gankit.models.mlp import MLPDiscriminator, MLPGenerator
+from gankit.models.r3gan import R3GAN_CPU_WIDTH, R3GANDiscriminator, R3GANGenerator
+from gankit.models.resnet import ResNetDiscriminator, ResNetGenerator
+from gankit.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 
 __all__ = ["ARCHS", "Arch", "build_networks", "get_arch"]
 
@@ -33,16 +40,18 @@ class Arch:
     #: ``shape -> {option: value}``; the defaults may depend on the image size
     defaults: Callable[[tuple[int, ...]], dict[str, Any]] = field(default=lambda shape: {})
     points: bool = False  # also builds networks for 2-D point data
-    norms: tuple[str, ...] = ()  # discriminator norms it accepts (empty: --norm not read)
+    norms: tuple[str, ...] = ()  # discriminator norms it accepts (empty: norm not read)
 
     def build(self, shape: tuple[int, ...], *, z_dim: int, width: int | None = None,
               n_classes: int = 0, norm: str | None = None) -> tuple[nn.Module, nn.Module]:
         if len(shape) == 1 and not self.points:
-            raise GankitError(f"--arch {self.name} builds image networks, but the data are "
-                              f"{shape[0]}-D points; use --arch dcgan (MLPs) for points")
+            raise GankitError(f"arch {self.name!r} builds image networks, but the data are "
+                              f"{shape[0]}-D points; use arch 'dcgan' (MLPs) for points",
+                              option="arch")
         if norm is not None and self.norms and norm not in self.norms:
-            raise GankitError(f"--norm {norm} does not apply to --arch {self.name}; its "
-                              f"discriminator takes {' or '.join(self.norms)}")
+            raise GankitError(f"norm {norm!r} does not apply to arch {self.name!r}; its "
+                              f"discriminator takes {' or '.join(map(repr, self.norms))}",
+                              option="norm")
         return self.builder(tuple(shape), z_dim=z_dim, width=width, n_classes=n_classes,
                             norm=norm)
 
@@ -53,9 +62,6 @@ def _image(shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 def _dcgan(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,
            norm: str | None) -> tuple[nn.Module, nn.Module]:
-    from gankit.models.dcgan import DCGANDiscriminator, DCGANGenerator
-    from gankit.models.mlp import MLPDiscriminator, MLPGenerator
-
     width = width or (256 if len(shape) == 1 else 64)
     if len(shape) == 1:
         return (MLPGenerator(z_dim, shape[0], width, n_classes=n_classes),
@@ -66,16 +72,12 @@ def _dcgan(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: 
 
 def _resnet(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,
             norm: str | None) -> tuple[nn.Module, nn.Module]:
-    from gankit.models.resnet import ResNetDiscriminator, ResNetGenerator
-
     return (ResNetGenerator(z_dim, _image(shape), width, n_classes=n_classes),
             ResNetDiscriminator(_image(shape), width, n_classes=n_classes, norm=norm or "spectral"))
 
 
 def _biggan(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,
             norm: str | None) -> tuple[nn.Module, nn.Module]:
-    from gankit.models.biggan import BigGANDiscriminator, BigGANGenerator
-
     width = width or 96
     return (BigGANGenerator(z_dim, _image(shape), width, n_classes=n_classes),
             BigGANDiscriminator(_image(shape), width, n_classes=n_classes))
@@ -83,8 +85,6 @@ def _biggan(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes:
 
 def _stylegan2(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,
                norm: str | None) -> tuple[nn.Module, nn.Module]:
-    from gankit.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
-
     # width W: channel_base 64W, channel_max 4W; the default 32 is the module's CPU widths
     return (StyleGAN2Generator(z_dim, _image(shape), n_classes=n_classes, width=width),
             StyleGAN2Discriminator(_image(shape), n_classes=n_classes, width=width))
@@ -92,8 +92,6 @@ def _stylegan2(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_class
 
 def _r3gan(shape: tuple[int, ...], *, z_dim: int, width: int | None, n_classes: int,
            norm: str | None) -> tuple[nn.Module, nn.Module]:
-    from gankit.models.r3gan import R3GANDiscriminator, R3GANGenerator
-
     # width: every stage's channels (the paper's CIFAR-10 preset: 768; default: CPU-sized)
     return (R3GANGenerator(z_dim, _image(shape), width, n_classes=n_classes),
             R3GANDiscriminator(_image(shape), width, n_classes=n_classes))
@@ -117,7 +115,7 @@ def _biggan_defaults(shape: tuple[int, ...]) -> dict[str, Any]:
 
 # Karras et al. 2020 / stylegan2-ada's CIFAR config: Adam 0.0025, betas (0, 0.99), batch 64,
 # non-saturating loss, R1 γ 0.01 every 16 D steps, no path-length regulariser. z 512 in the
-# paper; 128 here, sized for a CPU run (pass --z-dim 512 for the paper's).
+# paper; 128 here, sized for a CPU run (z_dim=512 for the paper's).
 def _stylegan2_defaults(shape: tuple[int, ...]) -> dict[str, Any]:
     return dict(batch_size=64, z_dim=128, n_dis=1, lr_gen=2.5e-3, lr_dis=2.5e-3, beta1=0.0,
                 beta2=0.99, loss="ns", penalty="r1", penalty_weight=0.01, penalty_every=16,
@@ -128,8 +126,6 @@ def _stylegan2_defaults(shape: tuple[int, ...]) -> dict[str, Any]:
 # ramps (beta2 0.9 -> 0.99, lr 2e-4 -> 5e-5), one D step, z 64; the loss and its R1 + R2
 # penalty are not set here. Width 768 in the paper; R3GAN_CPU_WIDTH here, for a CPU run.
 def _r3gan_defaults(shape: tuple[int, ...]) -> dict[str, Any]:
-    from gankit.models.r3gan import R3GAN_CPU_WIDTH
-
     return dict(batch_size=64, z_dim=64, n_dis=1, lr_gen=2e-4, lr_dis=2e-4, beta1=0.0,
                 beta2=0.99, norm="none", width=R3GAN_CPU_WIDTH)
 

@@ -22,8 +22,7 @@ from gankit.models.layers import (
     projection_logits,
 )
 
-__all__ = ["DCGANDiscriminator", "DCGANGenerator", "image_levels"]
-
+__all__ = ["DCGANDiscriminator", "DCGANGenerator", "dcgan_conv_stack", "image_levels"]
 
 
 def image_levels(shape: tuple[int, int, int]) -> tuple[int, int]:
@@ -49,6 +48,34 @@ def image_levels(shape: tuple[int, int, int]) -> tuple[int, int]:
 def _width(base: int, level: int) -> int:
     # The widest layers sit at the lowest resolution, where they are cheap per pixel.
     return min(base * 2 ** max(level - 1, 0), base * 8)
+
+
+def dcgan_conv_stack(shape: tuple[int, int, int], base: int,
+                     norm: str = "batch") -> tuple[nn.Sequential, int]:
+    """The DCGAN discriminator's convolutional body for ``(C, H, W)`` images, and the size of
+    its flattened output.
+
+    k stride-2 4x4 convs down to s0 x s0 (``H = s0 * 2**k``), then a 3x3 conv at s0, each
+    followed by LeakyReLU(0.2): the mirror image of the generator (Linear, k up-convs, 3x3
+    conv). Every conv but the first is followed by BatchNorm (``norm="batch"``) or GroupNorm
+    with one group (``"layer"``) and has no bias; ``"none"`` and ``"spectral"`` add no norm
+    layer. The layers keep torch's default initialisation.
+    """
+    s0, k = image_levels(shape)
+    convs = [
+        (shape[0] if j == 1 else _width(base, j - 1), _width(base, j), 4, 2)
+        for j in range(1, k + 1)
+    ]
+    convs.append((_width(base, k), _width(base, k), 3, 1))
+    layers: list[nn.Module] = []
+    for i, (cin, cout, size, stride) in enumerate(convs):
+        # No norm on the first layer, as in DCGAN: it would wash out the input's contrast.
+        normed = i > 0 and norm in ("batch", "layer")
+        layers.append(nn.Conv2d(cin, cout, size, stride, 1, bias=not normed))
+        if normed:
+            layers.append(nn.BatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(1, cout))
+        layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return nn.Sequential(*layers), _width(base, k) * s0 * s0
 
 
 def _dcgan_init(module: nn.Module) -> None:
@@ -136,27 +163,11 @@ class DCGANDiscriminator(nn.Module):
         if norm not in NORMS:
             raise GankitError(f"unknown norm {norm!r}; choose one of: {', '.join(NORMS)}")
         check_positive(n_classes, base=base)
-        s0, k = image_levels(shape)
+        image_levels(shape)  # refuses the shapes it cannot take before anything else
         c, h, w = (int(d) for d in shape)
         shape = (c, h, w)
         self.n_classes, self.shape, self.norm = n_classes, shape, norm
-        # k strided 4x4 convs down to s0, then a 3x3 conv at s0: the mirror image of the
-        # generator (Linear, k up-convs, 3x3 conv) and, for 8x8 inputs, a second layer.
-        convs = [
-            (shape[0] if j == 1 else _width(base, j - 1), _width(base, j), 4, 2)
-            for j in range(1, k + 1)
-        ]
-        convs.append((_width(base, k), _width(base, k), 3, 1))
-        layers: list[nn.Module] = []
-        for i, (cin, cout, size, stride) in enumerate(convs):
-            # No norm on the first layer, as in DCGAN: it would wash out the input's contrast.
-            normed = i > 0 and norm in ("batch", "layer")
-            layers.append(nn.Conv2d(cin, cout, size, stride, 1, bias=not normed))
-            if normed:
-                layers.append(nn.BatchNorm2d(cout) if norm == "batch" else nn.GroupNorm(1, cout))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
-        self.body = nn.Sequential(*layers)
-        self.feature_dim = _width(base, k) * s0 * s0
+        self.body, self.feature_dim = dcgan_conv_stack(shape, base, norm)
         self.head = nn.Linear(self.feature_dim, 1)
         self.embed = nn.Embedding(n_classes, self.feature_dim) if n_classes > 0 else None
         _dcgan_init(self)

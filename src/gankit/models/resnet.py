@@ -53,7 +53,8 @@ def resnet_layout(shape: tuple[int, int, int], sizes: tuple[int, ...] = RESNET_S
     if len(dims) != 3 or dims[1] != dims[2] or dims[1] not in sizes or dims[0] < 1:
         raise GankitError(
             f"image shape {dims} is not supported by the {who} networks; they need square "
-            f"images of side {', '.join(map(str, sizes))}, so resize the data (--image-size)"
+            f"images of side {', '.join(map(str, sizes))}, so resize the data to one of them",
+            option="image_size"
         )
     side = dims[1]
     bottom = 6 if side == 48 else 4

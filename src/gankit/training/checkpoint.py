@@ -62,15 +62,21 @@ def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None
         _fsync_dir(path.parent)
 
 
+def hash_tensor(h: Any, t: torch.Tensor) -> None:
+    """Feed a tensor's dtype, shape and bytes to the hash object ``h`` (a ``hashlib`` one)."""
+    t = t.detach().cpu().contiguous()
+    h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+
+
 def state_digest(state: Any) -> str:
     """sha256 of a state tree: its structure, every plain value and every tensor's bytes."""
     h = hashlib.sha256()
 
     def walk(node: Any) -> None:
         if isinstance(node, torch.Tensor):
-            t = node.detach().cpu().contiguous()
-            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            h.update(b"T")
+            hash_tensor(h, node)
         elif isinstance(node, dict):
             h.update(f"D{len(node)}".encode())
             for k, v in node.items():

@@ -112,14 +112,14 @@ def init_distributed(device: str | torch.device = "cpu",
     if missing:
         raise GankitError(
             f"WORLD_SIZE is set but {', '.join(missing)} is not; start several processes with "
-            "torchrun or gankit train --nproc N, not by setting WORLD_SIZE by hand."
+            "torchrun or with gankit train, not by setting WORLD_SIZE by hand.", option="nproc"
         )
     if device.type == "cuda":
         local_rank = int(os.environ["LOCAL_RANK"])
         if local_rank >= torch.cuda.device_count():
             raise GankitError(
                 f"local rank {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
-                "start at most one process per GPU (--nproc-per-node)."
+                "start at most one process per GPU.", option="nproc"
             )
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)  # NCCL and all_gather_object use the current device

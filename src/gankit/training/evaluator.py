@@ -11,6 +11,7 @@ from torch import nn
 from gankit.training.eval_mode import eval_mode
 from gankit.training.extension import PRIORITY_WRITER, Extension
 from gankit.training.reporter import DictSummary, report, report_scope
+from gankit.training.rng import rng_state, set_rng_state
 from gankit.training.stop import StopRequested, check_stop
 from gankit.training.updater import to_device
 
@@ -97,15 +98,13 @@ class Evaluator(Extension):
     def __call__(self, trainer: Trainer) -> dict[str, float]:  # type: ignore[override]
         """Evaluate now, report the result under the prefix and return it (the trainer is
         required: it gives the device, the precision and the default models)."""
-        from gankit.training.trainer import _rng_state, _set_rng_state
-
-        rng = _rng_state()
+        rng = rng_state()
         try:
             with eval_mode(*self.target(trainer).values()), torch.no_grad(), \
                     trainer.updater.autocast():
                 result = self.evaluate(trainer)
         except StopRequested:
-            _set_rng_state(rng)  # as if this evaluation never started
+            set_rng_state(rng)  # as if this evaluation never started
             raise
         report(result, self.prefix)
         return {f"{self.prefix}/{k}" if self.prefix else k: v for k, v in result.items()}

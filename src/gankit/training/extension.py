@@ -51,7 +51,10 @@ class Extension:
         pass
 
 
-class _FunctionExtension(Extension):
+class FunctionExtension(Extension):
+    """A plain function of the trainer as an extension (what ``make_extension`` and
+    ``Trainer.extend`` of a function make)."""
+
     def __init__(self, fn: Callable[[Trainer], None], trigger: TriggerLike, priority: int,
                  name: str | None) -> None:
         self._fn = fn
@@ -76,6 +79,6 @@ def make_extension(
     """
 
     def wrap(fn: Callable[[Trainer], None]) -> Extension:
-        return _FunctionExtension(fn, trigger, priority, name)
+        return FunctionExtension(fn, trigger, priority, name)
 
     return wrap

@@ -20,6 +20,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from gankit.training.distributed import any_rank, is_distributed
+
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM) + (
     (signal.SIGUSR1,) if hasattr(signal, "SIGUSR1") else ()
 )
@@ -63,8 +65,6 @@ def check_stop(*, uneven: bool = False) -> None:
     share of the samples): a distributed run does not poll there, since the collective would
     pair one rank's poll with another's gather. The next even poll catches the stop.
     """
-    from gankit.training.distributed import any_rank, is_distributed
-
     if is_distributed():
         if uneven:
             return

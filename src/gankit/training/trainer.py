@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import random
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -17,17 +15,12 @@ from gankit.errors import GankitError
 from gankit.training import stop
 from gankit.training.checkpoint import latest_snapshot, list_snapshots, load_state
 from gankit.training.distributed import agree, all_gather_object, is_distributed, own_rng_state
-from gankit.training.extension import Extension, _FunctionExtension
+from gankit.training.extension import Extension, FunctionExtension
 from gankit.training.reporter import Value, report_scope
+from gankit.training.rng import rng_state, set_rng_state
 from gankit.training.triggers import Trigger, TriggerLike, get_stop_trigger, get_trigger
 from gankit.training.updater import Updater
-
-
-def _version() -> str:
-    from gankit import __version__
-
-    return __version__
-
+from gankit.version import __version__
 
 #: Seconds between the ranks' exchanges of their stop flags (see Trainer._stop_now).
 STOP_EXCHANGE_S = 0.5
@@ -118,7 +111,7 @@ class Trainer:
                 raise TypeError(
                     f"extend() takes an Extension or a function of the trainer, got {extension!r}."
                 )
-            extension = _FunctionExtension(
+            extension = FunctionExtension(
                 extension,
                 getattr(extension, "trigger", (1, "iteration")),
                 getattr(extension, "priority", 100),
@@ -197,8 +190,15 @@ class Trainer:
                         self._stopped(stop.pending_signal())
                         break
         except BaseException as exc:
+            # Each extension's on_error on its own: one that fails neither keeps the others
+            # from theirs nor replaces the error that ended the run.
             for e in entries:
-                e.extension.on_error(self, exc)
+                try:
+                    e.extension.on_error(self, exc)
+                except Exception as inner:
+                    name = next(n for n, x in self._entries.items() if x is e)
+                    warnings.warn(f"{name}.on_error raised {type(inner).__name__}: {inner}",
+                                  RuntimeWarning, stacklevel=2)
             raise
         finally:
             for e in entries:
@@ -261,9 +261,9 @@ class Trainer:
                 "extension": e.extension.state_dict(),
                 "trigger": e.trigger.state_dict(),
             }
-        rng = _rng_state()
+        rng = rng_state()
         state: dict[str, Any] = {
-            "gankit_version": _version(),
+            "gankit_version": __version__,
             "metadata": dict(self.metadata),
             "elapsed_time": self.elapsed_time,
             "updater": self.updater.state_dict(),
@@ -284,10 +284,10 @@ class Trainer:
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("gankit_version") != _version():
+        if state.get("gankit_version") != __version__:
             warnings.warn(
                 f"this snapshot was written by gankit {state.get('gankit_version')}, "
-                f"this is gankit {_version()}; resuming anyway.",
+                f"this is gankit {__version__}; resuming anyway.",
                 stacklevel=2,
             )
         saved_meta = state.get("metadata", {})
@@ -313,7 +313,7 @@ class Trainer:
         # Last, so nothing above (the replayed batches, say) consumes the restored streams.
         rng = own_rng_state(state)
         if rng is not None:
-            _set_rng_state(rng)
+            set_rng_state(rng)
 
     def resume(self, source: str | Path) -> Path | None:
         """Continue from a snapshot file, or from the newest good one in a run directory.
@@ -351,25 +351,3 @@ class Trainer:
 
 def _portable(value: Value) -> Value:
     return value.detach().cpu() if isinstance(value, torch.Tensor) else value
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state: tuple[Any, ...] = np.random.get_state()  # type: ignore[assignment]
-    state = {
-        "python": random.getstate(),
-        # numpy's state holds an ndarray; as a tensor it loads with weights_only=True.
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])

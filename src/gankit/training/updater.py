@@ -8,7 +8,7 @@ live in named dicts so a checkpoint, a DDP wrapper or an evaluator can find them
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -40,29 +40,31 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
-def leading_size(batch: Any) -> int:
-    """The batch dimension of the first tensor in a (nested) batch; 0 when it holds none."""
+def map_tensors(fn: Callable[[torch.Tensor], Any], batch: Any) -> Any:
+    """``fn`` applied to every tensor of a (nested) batch: lists, tuples and namedtuples keep
+    their type, mappings become dicts, anything else is returned as it is."""
     if isinstance(batch, torch.Tensor):
-        return int(batch.shape[0]) if batch.dim() else 0
-    if not isinstance(batch, (list, tuple)):
-        if not isinstance(batch, Mapping):
-            return 0
-        batch = list(batch.values())
-    return next((size for size in map(leading_size, batch) if size), 0)
-
-
-def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor in a (nested) batch; non_blocking so pinned copies overlap compute."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
+        return fn(batch)
     # Lists and tuples first: the Mapping check is an ABC check, slow enough to show per step.
     if isinstance(batch, (list, tuple)):
-        moved = [to_device(v, device) for v in batch]
+        moved = [map_tensors(fn, v) for v in batch]
         # A namedtuple (default_collate keeps them) takes its fields as arguments.
         return type(batch)(*moved) if hasattr(batch, "_fields") else type(batch)(moved)
     if isinstance(batch, Mapping):
-        return {k: to_device(v, device) for k, v in batch.items()}
+        return {k: map_tensors(fn, v) for k, v in batch.items()}
     return batch
+
+
+def leading_size(batch: Any) -> int:
+    """The batch dimension of the first tensor in a (nested) batch; 0 when it holds none."""
+    sizes: list[int] = []
+    map_tensors(lambda t: sizes.append(int(t.shape[0]) if t.dim() else 0), batch)
+    return next((size for size in sizes if size), 0)
+
+
+def to_device(batch: Any, device: torch.device, *, non_blocking: bool = True) -> Any:
+    """Move every tensor in a (nested) batch; non_blocking so pinned copies overlap compute."""
+    return map_tensors(lambda t: t.to(device, non_blocking=non_blocking), batch)
 
 
 class Updater:

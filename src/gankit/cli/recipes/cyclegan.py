@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gankit.cli.config import filled
-from gankit.cli.recipes import Recipe, image_shape, interval_trigger
+from gankit.cli.recipes.base import Recipe, image_shape, interval_trigger
 from gankit.data import make_loader
 from gankit.data.domains import make_domains
 from gankit.errors import GankitError

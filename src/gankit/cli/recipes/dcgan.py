@@ -9,7 +9,7 @@ import torch
 
 from gankit.cli.config import METHOD_OPTIONS, filled
 from gankit.cli.presets import preset_schedules
-from gankit.cli.recipes import Recipe, interval_trigger
+from gankit.cli.recipes.base import Recipe, interval_trigger
 from gankit.cli.terms import build_terms, term_problem
 from gankit.errors import GankitError
 from gankit.extensions.ema import EMA, sampling_model

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gankit.cli.config import filled
-from gankit.cli.recipes import Recipe, image_shape, interval_trigger
+from gankit.cli.recipes.base import Recipe, image_shape, interval_trigger
 from gankit.data import make_loader
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.sample_grid import SampleGrid
