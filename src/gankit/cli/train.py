@@ -13,6 +13,7 @@ from gankit.cli.config import TrainConfig, load_toml
 from gankit.cli.runs import build_run, configure_threads, load_data
 from gankit.errors import GankitError
 from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
+from gankit.training.runlock import RunLock, claim_run, refuse_if_held
 from gankit.training.updater import resolve_device
 
 if TYPE_CHECKING:
@@ -119,6 +120,15 @@ def _toml_keys(path: str) -> set[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    held: list[RunLock] = []  # the run directory's lock, once rank 0 holds it
+    try:
+        return _train(args, held)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _train(args: argparse.Namespace, held: list[RunLock]) -> int:
     from gankit.cli.recipes import get_recipe, interval_trigger
     from gankit.extensions import (
         FailOnNonFinite,
@@ -135,6 +145,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, resuming = resolve_config(args)
     cfg.validate()
+    refuse_if_held(cfg.out)  # a run training elsewhere is refused before its data loads
     recipe = get_recipe(cfg.recipe)
     train, val = load_data(cfg)
     if cfg.conditional and (train.y is None or train.n_classes < 2):
@@ -172,7 +183,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             if seconds is not None else interval_trigger(cfg, cfg.snapshot_every))
     trainer.extend(Snapshot(n_retains=cfg.keep_snapshots), trigger=when)
 
-    # Only now, every option checked, is anything created under --out.
+    # Only now, every option checked, is anything created under --out: first the lock that
+    # makes this process its one writer (a run held by a live process is refused untouched).
+    if not claim_run(out, held):
+        return 2  # rank 0 has said who holds the run
     _check_writable(out)
     barrier()  # every rank has checked --out before rank 0 writes into it
     main_process = trainer.is_main_process

@@ -24,6 +24,7 @@ import torch
 from gankit.errors import GankitError
 
 SNAPSHOT_RE = re.compile(r"^snapshot_iter_(\d+)\.pt$")
+_RELIST = 20  # listings latest_snapshot tries while a writer prunes the folder
 # What a killed writer leaves behind: write_atomic's temp files and _check_writable's probe.
 TEMP_RE = re.compile(r"^(\..+\.tmp\d+|\.write-test-.*)$")
 
@@ -107,9 +108,11 @@ def _corrupt(path: Path, why: str) -> GankitError:
 def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a snapshot, checking the digest stored in it (and a legacy sidecar if present)."""
     path = Path(path)
-    if not path.is_file():
-        raise GankitError(f"snapshot {path} does not exist; give the path of a snapshot_iter_N.pt.")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise GankitError(
+            f"snapshot {path} does not exist; give the path of a snapshot_iter_N.pt.") from None
     try:
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:
@@ -156,20 +159,31 @@ def list_snapshots(folder: str | Path) -> list[Path]:
 
 
 def latest_snapshot(folder: str | Path) -> tuple[Path, dict[str, Any]]:
-    """The newest snapshot in ``folder`` that loads, warning about each damaged one skipped."""
-    snapshots = list_snapshots(folder)
-    if not snapshots:
-        raise GankitError(
-            f"{folder} holds no snapshot_iter_N.pt to resume from; "
-            "train first or give the run directory that has them."
-        )
-    problems = []
-    for path in reversed(snapshots):
-        try:
-            return path, load_state(path)
-        except GankitError as exc:
-            problems.append(str(exc))
-            warnings.warn(f"skipping {path}: {exc}", stacklevel=2)
-    raise GankitError(
-        f"no snapshot in {folder} can be loaded ({len(problems)} corrupt); start a new run."
-    )
+    """The newest snapshot in ``folder`` that loads, warning about each damaged one skipped.
+
+    A run training meanwhile may delete a snapshot between the listing and the read (it
+    keeps only the newest few): then the folder is listed again, as the writer has a newer one.
+    """
+    for _ in range(_RELIST):
+        snapshots = list_snapshots(folder)
+        if not snapshots:
+            raise GankitError(
+                f"{folder} holds no snapshot_iter_N.pt to resume from; "
+                "train first or give the run directory that has them."
+            )
+        problems = []
+        for path in reversed(snapshots):
+            try:
+                return path, load_state(path)
+            except GankitError as exc:
+                if not path.exists():
+                    break  # pruned by a writer: look again
+                problems.append(str(exc))
+                warnings.warn(f"skipping {path}: {exc}", stacklevel=2)
+        else:
+            raise GankitError(
+                f"no snapshot in {folder} can be loaded ({len(problems)} corrupt); "
+                "start a new run."
+            )
+    raise GankitError(f"the snapshots in {folder} keep disappearing while they are read; "
+                      "read the run again once its writer has stopped.")
