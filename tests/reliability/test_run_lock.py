@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from gankit.training import runlock
+from gankit.training import distributed, runlock
 from gankit.training.runlock import LOCK_NAME, Holder, RunHeld, RunLock, stale_timeout_s
 
 
@@ -96,11 +96,14 @@ def test_a_reused_pid_is_not_mistaken_for_the_holder(tmp_path: Path) -> None:
 
 def test_an_earlier_attempt_of_the_same_elastic_job_is_taken_over(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _write_lock(tmp_path, job="job-7", attempt=0)
+    _write_lock(tmp_path, job="job-7", attempt=1)
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job-7")
-    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    monkeypatch.setattr(distributed, "_group_generation", 2)  # the group formed again
     RunLock(tmp_path, stale_s=3600).acquire().release()
-    _write_lock(tmp_path, job="other-job", attempt=0)
+    _write_lock(tmp_path, job="job-7", attempt=2)  # this same attempt: another process
+    with pytest.raises(RunHeld):
+        RunLock(tmp_path, stale_s=3600).acquire()
+    _write_lock(tmp_path, job="other-job", attempt=1)
     with pytest.raises(RunHeld):
         RunLock(tmp_path, stale_s=3600).acquire()
 

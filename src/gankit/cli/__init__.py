@@ -19,10 +19,16 @@ __all__ = ["build_parser", "main"]
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        restarts = getattr(args, "max_restarts", 0)
         if args.command == "train" and getattr(args, "nproc", 1) > 1:
             from gankit.cli.launch import launch
 
-            return launch(sys.argv[1:] if argv is None else list(argv), args.nproc)
+            return launch(sys.argv[1:] if argv is None else list(argv), args.nproc,
+                          max_restarts=restarts)
+        if args.command == "train" and restarts:
+            raise GankitError("--max-restarts restarts the processes that --nproc N starts; "
+                              "give --nproc 2 or more (under torchrun, give torchrun's own "
+                              "--max-restarts).")
         if args.command == "train":
             from gankit.cli.train import cmd_train
 

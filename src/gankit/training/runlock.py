@@ -21,8 +21,9 @@ file system without POSIX locks (``fcntl``/``flock`` are not used):
   namespace) that is no longer running (the pid is gone, or now belongs to a process started
   later) is stale at once, without waiting for the timeout.
 - **The same elastic job.** Under torchrun a lock taken by an earlier attempt of the same job
-  (the same ``TORCHELASTIC_RUN_ID``, a lower ``TORCHELASTIC_RESTART_COUNT``) is taken over at
-  once: the elastic agent stops every worker of an attempt before it starts the next.
+  (the same ``TORCHELASTIC_RUN_ID``, an older process group: ``group_generation``) is taken
+  over at once, wherever rank 0 now runs: the elastic agents stop every worker of an attempt
+  before they start the next. (So two jobs must not share one ``--rdzv-id``.)
 
 A stale lock is taken over by renaming a fresh claim over it (atomic), after checking that
 the lock still holds the stale claim, and the takeover is confirmed by reading the lock again
@@ -126,13 +127,14 @@ class Holder:
 
     @classmethod
     def me(cls) -> Holder:
+        from gankit.training.distributed import group_generation
+
         now = datetime.datetime.now(datetime.timezone.utc)
         job = os.environ.get("TORCHELASTIC_RUN_ID", "")
         return cls(host=socket.gethostname(), pid=os.getpid(),
                    start=now.isoformat(timespec="seconds"), token=secrets.token_hex(16),
                    machine=_machine(), proc_start=_process_start(os.getpid()),
-                   job="" if job in ("", "none") else job,
-                   attempt=int(os.environ.get("TORCHELASTIC_RESTART_COUNT") or 0))
+                   job="" if job in ("", "none") else job, attempt=group_generation())
 
     def to_bytes(self) -> bytes:
         return (json.dumps(self.__dict__) + "\n").encode()
