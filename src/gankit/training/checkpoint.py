@@ -16,6 +16,7 @@ import io
 import os
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: Fault injection for tests: called as ``fault_hook(step, path)`` just before each
+#: file-system operation of a write (``step``: "unlink", "open", "write" (half the data is
+#: written), "fsync", "replace", "fsync_dir"), so a test can kill the process there.
+fault_hook: Callable[[str, Path], None] | None = None
+
+
+def _step(step: str, path: Path) -> None:
+    if fault_hook is not None:
+        fault_hook(step, path)
+
+
 def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that a crash never leaves a partial file there.
 
@@ -49,17 +61,26 @@ def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    view = memoryview(data)
     try:
+        _step("open", path)
         with open(tmp, "wb") as f:
-            f.write(data)
+            f.write(view[: len(view) // 2])
+            if fault_hook is not None:
+                f.flush()  # what a kill now leaves: half a temp file
+                _step("write", path)
+            f.write(view[len(view) // 2:])
             if durable:
                 f.flush()
+                _step("fsync", path)
                 os.fsync(f.fileno())
+        _step("replace", path)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if durable:
+        _step("fsync_dir", path)
         _fsync_dir(path.parent)
 
 
@@ -97,6 +118,7 @@ def save_state(state: dict[str, Any], path: str | Path) -> None:
     torch.save(state, buffer)
     # An old sidecar would contradict the new data; once it is gone, the digest inside
     # checks whichever file (old or new) a kill leaves at ``path``.
+    _step("unlink", path)
     path.with_name(path.name + ".sha256").unlink(missing_ok=True)
     write_atomic(path, buffer.getvalue())
 
