@@ -26,8 +26,9 @@ from gankit.errors import GankitError
 
 SNAPSHOT_RE = re.compile(r"^snapshot_iter_(\d+)\.pt$")
 _RELIST = 20  # listings latest_snapshot tries while a writer prunes the folder
-# What a killed writer leaves behind: write_atomic's temp files and _check_writable's probe.
-TEMP_RE = re.compile(r"^(\..+\.tmp\d+|\.write-test-.*)$")
+# What a killed writer leaves behind: write_atomic's temp files, _check_writable's probe and
+# a run lock's claim (runlock).
+TEMP_RE = re.compile(r"^(\..+\.tmp\d+|\.write-test-.*|\.gankit\.lock\.claim-.*)$")
 
 
 def _fsync_dir(path: Path) -> None:

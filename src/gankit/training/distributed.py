@@ -44,6 +44,7 @@ __all__ = [
     "any_rank",
     "barrier",
     "cleanup",
+    "env_seconds",
     "group_generation",
     "init_distributed",
     "is_distributed",
@@ -84,18 +85,23 @@ def launched_by_torchrun() -> bool:
     return int(text) > 1
 
 
-def _timeout_s() -> float:
-    text = os.environ.get(TIMEOUT_ENV)
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment variable ``name``, else ``default``."""
+    text = os.environ.get(name)
     if text is None:
-        return DEFAULT_TIMEOUT_S
+        return default
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise GankitError(f"{TIMEOUT_ENV}={text!r} is not a positive number of seconds; "
-                          "set it to e.g. 600.")
+        raise GankitError(f"{name}={text!r} is not a positive number of seconds; "
+                          f"set it to e.g. {default:g}.")
     return value
+
+
+def _timeout_s() -> float:
+    return env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
 
 
 def init_distributed(device: str | torch.device = "cpu",

@@ -47,6 +47,13 @@ from pathlib import Path
 from typing import Any
 
 from gankit.errors import GankitError
+from gankit.training.distributed import (
+    all_gather_object,
+    env_seconds,
+    group_generation,
+    launched_by_torchrun,
+    rank_and_world_size,
+)
 
 __all__ = ["DEFAULT_STALE_S", "LOCK_NAME", "STALE_ENV", "Holder", "RunHeld", "RunLock",
            "claim_run", "refuse_if_held", "stale_timeout_s"]
@@ -63,17 +70,7 @@ class RunHeld(GankitError):
 
 def stale_timeout_s() -> float:
     """Seconds without a heartbeat after which a lock is stale (``GANKIT_LOCK_STALE_S``)."""
-    text = os.environ.get(STALE_ENV)
-    if text is None:
-        return DEFAULT_STALE_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise GankitError(f"{STALE_ENV}={text!r} is not a positive number of seconds; "
-                          f"set it to e.g. {DEFAULT_STALE_S:g}.")
-    return value
+    return env_seconds(STALE_ENV, DEFAULT_STALE_S)
 
 
 def _read_first_line(path: str) -> str:
@@ -127,8 +124,6 @@ class Holder:
 
     @classmethod
     def me(cls) -> Holder:
-        from gankit.training.distributed import group_generation
-
         now = datetime.datetime.now(datetime.timezone.utc)
         job = os.environ.get("TORCHELASTIC_RUN_ID", "")
         return cls(host=socket.gethostname(), pid=os.getpid(),
@@ -328,8 +323,6 @@ def refuse_if_held(folder: str | Path) -> None:
     """Raise ``RunHeld`` when a live process holds ``folder``; reads only. A check before the
     costly setup of a one-process run; ``claim_run`` is the claim. Under torchrun it does
     nothing: there rank 0 refuses in ``claim_run``, with every rank told."""
-    from gankit.training.distributed import launched_by_torchrun
-
     if launched_by_torchrun():
         return
     lock = RunLock(folder)
@@ -343,8 +336,6 @@ def claim_run(folder: str | Path, held: list[RunLock]) -> bool:
     the outcome. Raises ``GankitError`` on rank 0 when the run is held by another process;
     returns False on the other ranks then (rank 0 has said why), True when the run goes on.
     Collective under torchrun."""
-    from gankit.training.distributed import all_gather_object, rank_and_world_size
-
     rank, _ = rank_and_world_size()
     error: GankitError | None = None
     if rank == 0:
