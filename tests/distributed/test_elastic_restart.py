@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 
 import gankit.training.distributed as gd
+from gankit.cli import main
 from gankit.training import load_state
 from gankit.training.checkpoint import list_snapshots
 from testsupport import differing
 
-pytestmark = pytest.mark.multiprocess
+MULTIPROCESS = pytest.mark.multiprocess
 SRC = Path(gd.__file__).parents[2]
 ITERATIONS = 16
 
@@ -136,6 +137,13 @@ def _gankit_launch(data: Path, out: Path, tag: str, *extra: str) -> subprocess.P
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+def test_max_restarts_without_nproc_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--max-restarts", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "give --nproc 2 or more" in err
+
+
+@MULTIPROCESS
 def test_a_killed_rank_restarts_the_group_and_the_run_ends_bitwise_equal(
         tmp_path: Path, data: Path, reference: _Reference) -> None:
     run = _gankit_launch(data, tmp_path / "run", "run", "--max-restarts", "2")
@@ -149,6 +157,7 @@ def test_a_killed_rank_restarts_the_group_and_the_run_ends_bitwise_equal(
     assert not (tmp_path / "run" / ".gankit.lock").exists()
 
 
+@MULTIPROCESS
 def test_two_nodes_at_a_c10d_rendezvous_survive_a_killed_rank(
         tmp_path: Path, data: Path, reference: _Reference) -> None:
     reference.wait()  # not four processes at once on a small machine
