@@ -171,3 +171,16 @@ def test_the_stale_timeout_comes_from_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv(runlock.STALE_ENV, "soon")
     with pytest.raises(ValueError, match="GANKIT_LOCK_STALE_S='soon' is not a positive"):
         stale_timeout_s()
+
+
+def test_without_hard_links_an_exclusive_create_still_admits_one_holder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError(1, "Operation not permitted")  # as on some FUSE and SMB mounts
+
+    monkeypatch.setattr(os, "link", no_links)
+    with RunLock(tmp_path) as first:
+        assert Holder.parse((tmp_path / LOCK_NAME).read_text()) == first.me
+        with pytest.raises(RunHeld):
+            RunLock(tmp_path).acquire()
+    assert [p.name for p in tmp_path.iterdir()] == []

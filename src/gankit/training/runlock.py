@@ -245,10 +245,14 @@ class RunLock:
         try:
             os.link(claim, self.path)
             return True
-        except FileExistsError:
-            return False
-        except OSError:  # no hard links here: an exclusive create of the lock itself
-            pass
+        except OSError as exc:
+            # NFS may report a link that its retried request made as failed: the claim's
+            # link count tells.
+            if os.stat(claim).st_nlink == 2:
+                return True
+            if isinstance(exc, FileExistsError):
+                return False
+            # No hard links here: an exclusive create of the lock itself, below.
         finally:
             claim.unlink(missing_ok=True)
         try:
