@@ -1,5 +1,5 @@
 """Every write interrupted at every step: a run killed at each file-system operation of each of
-its atomic writes (snapshots, log rewrites, config.json) leaves only whole files under the
+its atomic writes (snapshots, plots, config.json) leaves only whole files under the
 names readers trust, and resumes to bitwise the end state of an uninterrupted run.
 
 ``checkpoint.fault_hook`` names each operation just before it happens; a forked child trains
@@ -16,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from gankit.cli.train import saved_config
-from gankit.extensions import LogReport, Snapshot
+from gankit.extensions import LogReport, PlotReport, Snapshot
 from gankit.training import Trainer, checkpoint
 from gankit.training.checkpoint import list_snapshots, load_state, remove_stale_files
 from testsupport import differing
 
 STOP = 6
 DURABLE_STEPS = {"unlink", "open", "write", "fsync", "replace", "fsync_dir"}
+FAST_STEPS = {"open", "write", "replace"}  # write_atomic(durable=False): plots
 
 
 def _killed_at(point: int, work: Callable[[], None]) -> bool:
@@ -64,6 +66,7 @@ def _points(work: Callable[[], None]) -> list[tuple[str, str]]:
 def _train(make_trainer: Callable[..., Trainer], out: Path) -> Trainer:
     trainer = make_trainer(stop=(STOP, "iteration"), out=out)
     trainer.extend(LogReport(trigger=(1, "iteration")))
+    trainer.extend(PlotReport(["loss"], trigger=(3, "iteration")))
     trainer.extend(Snapshot(n_retains=2), trigger=(2, "iteration"))
     remove_stale_files(out)  # as gankit train does before it resumes
     if list_snapshots(out):
@@ -86,6 +89,9 @@ def test_a_run_killed_at_every_step_of_every_write_resumes_bitwise(
     snapshot_points = [p for p in points if p[1].startswith("snapshot_iter_")]
     assert {s for s, _ in snapshot_points} == DURABLE_STEPS
     assert len(snapshot_points) == 3 * len(DURABLE_STEPS)  # iterations 2, 4, 6
+    plot_points = [p for p in points if p[1] == "loss.png"]
+    assert {s for s, _ in plot_points} == FAST_STEPS
+    assert len(plot_points) == 2 * len(FAST_STEPS)  # iterations 3 and 6
     ref_models, ref_log = _end_state(reference)
 
     for point in range(1, len(points) + 1):
@@ -94,11 +100,14 @@ def test_a_run_killed_at_every_step_of_every_write_resumes_bitwise(
         # Under the names readers trust, every file is whole (the old one or the new one).
         for snap in list_snapshots(out):
             load_state(snap)
+        if (out / "loss.png").exists():
+            with Image.open(out / "loss.png") as png:
+                png.load()  # decodes whole
         _train(make_trainer, out)  # the same run again: resumes, or starts if nothing was kept
         models, log = _end_state(out)
         assert log == ref_log, point
         assert differing(models, ref_models) == [], point
-    assert len(points) >= 18
+    assert len(points) == len(snapshot_points) + len(plot_points)
 
 
 def test_config_json_killed_at_every_step_is_read_whole(tmp_path: Path) -> None:
