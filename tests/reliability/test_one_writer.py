@@ -85,3 +85,15 @@ def test_one_writer_per_run_and_readers_while_it_trains(
     with RunLock(out) as lock:
         assert lock.holder() == lock.me
     assert not (out / LOCK_NAME).exists()
+
+
+def test_a_held_run_is_refused_before_any_rank_starts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    with RunLock(out) as lock:  # this process trains it
+        code, err = _gankit(capsys, "train", *ARGS, "--iterations", "4", "--out", str(out),
+                            "--nproc", "2", "--max-restarts", "2")
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()]
+    assert f"pid {os.getpid()}, started {lock.me.start}" in err
+    assert sorted(p.name for p in out.iterdir()) == []  # nothing was written

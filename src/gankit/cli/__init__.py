@@ -22,6 +22,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         restarts = getattr(args, "max_restarts", 0)
         if args.command == "train" and getattr(args, "nproc", 1) > 1:
             from gankit.cli.launch import launch
+            from gankit.cli.train import resolve_config
+            from gankit.training.runlock import refuse_if_held
+
+            # A run held by another process is refused here, once, not by every rank of
+            # every restart.
+            refuse_if_held(resolve_config(args)[0].out)
 
             return launch(sys.argv[1:] if argv is None else list(argv), args.nproc,
                           max_restarts=restarts)
