@@ -4,7 +4,9 @@ A run is distributed when torchrun (or ``gankit train --nproc N``, which calls t
 launcher) starts it with ``WORLD_SIZE > 1`` in the environment. Then every process:
 
 - joins the process group (gloo on CPU, NCCL on CUDA, one GPU per local rank) with a bounded
-  timeout, so a rank that hangs fails the run instead of freezing it;
+  timeout, so a rank that hangs fails the run instead of freezing it; under torchrun's agent
+  each group forms in a generation of its own, so a group restarted after a lost rank
+  (``--max-restarts``) never reads what the dead group left in the agent's store;
 - builds the same networks from the same seed, then wraps each trainable one in
   DistributedDataParallel in ``updater.models`` (``raw_models`` keep the plain modules, which
   snapshots save and which carry no hooks or collectives);
