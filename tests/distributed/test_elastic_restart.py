@@ -23,6 +23,7 @@ import gankit.training.distributed as gd
 from gankit.cli import main
 from gankit.training import load_state
 from gankit.training.checkpoint import list_snapshots
+from gankit.training.runlock import LOCK_NAME, Holder
 from testsupport import differing
 
 MULTIPROCESS = pytest.mark.multiprocess
@@ -71,6 +72,8 @@ def _kill_rank_1_after_first_snapshot(tag: str, out: Path, procs: list[subproces
         time.sleep(0.05)
     pid = _rank_pid(tag, "1")
     assert pid is not None
+    holder = Holder.parse((out / LOCK_NAME).read_text())
+    assert holder is not None and holder.pid == _rank_pid(tag, "0")  # rank 0 alone holds it
     os.kill(pid, signal.SIGKILL)
     return int(list_snapshots(out)[-1].stem.split("_")[-1])
 
@@ -154,7 +157,7 @@ def test_a_killed_rank_restarts_the_group_and_the_run_ends_bitwise_equal(
     resumed_at = int(err.split("(iteration ")[1].split(")")[0])
     assert killed_after <= resumed_at < ITERATIONS
     _assert_bitwise_equal(reference.wait(), tmp_path / "run")
-    assert not (tmp_path / "run" / ".gankit.lock").exists()
+    assert not (tmp_path / "run" / LOCK_NAME).exists()
 
 
 @MULTIPROCESS
