@@ -49,10 +49,22 @@ def _one_line_warnings(command: str) -> Iterator[None]:
 
 def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     try:
+        restarts = getattr(args, "max_restarts", 0)
         if args.command == "train" and getattr(args, "nproc", 1) > 1:
             from gankit.cli.launch import launch
+            from gankit.cli.train import resolve_config
+            from gankit.training.runlock import refuse_if_held
 
-            return launch(sys.argv[1:] if argv is None else list(argv), args.nproc)
+            # A run held by another process is refused here, once, not by every rank of
+            # every restart.
+            refuse_if_held(resolve_config(args)[0].run.out)
+
+            return launch(sys.argv[1:] if argv is None else list(argv), args.nproc,
+                          max_restarts=restarts)
+        if args.command == "train" and restarts:
+            raise GankitError("--max-restarts restarts the processes that --nproc N starts; "
+                              "give --nproc 2 or more (under torchrun, give torchrun's own "
+                              "--max-restarts).")
         if args.command == "train":
             from gankit.cli.train import cmd_train
 

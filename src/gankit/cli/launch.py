@@ -24,11 +24,15 @@ def _without_option(argv: Sequence[str], flag: str) -> list[str]:
     return out
 
 
-def launch(argv: Sequence[str], nproc: int, *, script: str | None = None) -> int:
-    """Run ``python -m gankit *argv`` (less ``--nproc``) in ``nproc`` processes via torchrun.
+def launch(argv: Sequence[str], nproc: int, *, script: str | None = None,
+           max_restarts: int = 0) -> int:
+    """Run ``python -m gankit *argv`` (less ``--nproc`` and ``--max-restarts``) in ``nproc``
+    processes via torchrun.
 
     ``script`` runs that Python file instead of ``gankit``. A standalone rendezvous on this
-    machine picks a free port. When a rank fails, torchrun's agent stops the others at once.
+    machine picks a free port. When a rank fails, torchrun's agent stops the others at once;
+    with ``max_restarts`` it then starts all of them again, up to that many times (a training
+    run resumes from its newest snapshot), before the run fails.
     Returns 0 when every rank succeeded, 2 when every failed rank exited 2 (a user error the
     rank already printed), else 1 after one line naming the rank that failed first.
     """
@@ -39,8 +43,9 @@ def launch(argv: Sequence[str], nproc: int, *, script: str | None = None) -> int
         raise GankitError("--nproc was given inside a torchrun launch; drop --nproc and let "
                           "torchrun start the processes.")
     target = [script] if script is not None else ["--module", "gankit"]
-    args = parse_args(["--standalone", f"--nproc-per-node={nproc}", *target,
-                       *_without_option(argv, "--nproc")])
+    rest = _without_option(_without_option(argv, "--nproc"), "--max-restarts")
+    args = parse_args(["--standalone", f"--nproc-per-node={nproc}",
+                       f"--max-restarts={max_restarts}", *target, *rest])
     try:
         run(args)
     except ChildFailedError as exc:

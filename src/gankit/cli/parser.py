@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--nproc", type=_positive_int,
                    help="training processes on this machine, started by torchrun's launcher "
                         "(--batch-size is per process)")
+    t.add_argument("--max-restarts", type=_non_negative_int,
+                   help="with --nproc: restart every process this many times after one fails "
+                        "(each restart resumes from the newest snapshot)")
     t.add_argument("--log-every", help="N iterations or Ne epochs")
     t.add_argument("--sample-every", help="N iterations or Ne epochs")
     t.add_argument("--snapshot-every",

@@ -21,6 +21,7 @@ from gankit.cli.runs import (
 )
 from gankit.errors import GankitError
 from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
+from gankit.training.runlock import RunLock, claim_run, refuse_if_held
 from gankit.training.updater import resolve_device
 
 if TYPE_CHECKING:
@@ -145,6 +146,15 @@ def _toml_keys(path: str) -> set[str]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    held: list[RunLock] = []  # the run directory's lock, once rank 0 holds it
+    try:
+        return _train(args, held)
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _train(args: argparse.Namespace, held: list[RunLock]) -> int:
     from gankit.cli.recipes import get_recipe, interval_trigger
     from gankit.extensions import (
         FailOnNonFinite,
@@ -161,6 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, resuming = resolve_config(args)
     cfg.validate()
+    refuse_if_held(cfg.run.out)  # a run training elsewhere is refused before its data loads
     recipe = get_recipe(cfg.model.recipe)
     train, val = load_data(cfg)
     if cfg.model.conditional and (train.y is None or train.n_classes < 2):
@@ -200,7 +211,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     snapshot = Snapshot(n_retains=cfg.run.keep_snapshots)
     trainer.extend(snapshot, trigger=when)
 
-    # Only now, every option checked, is anything created under --out.
+    # Only now, every option checked, is anything created under --out: first the lock that
+    # makes this process its one writer (a run held by a live process is refused untouched).
+    if not claim_run(out, held):
+        return 2  # rank 0 has said who holds the run
     _check_writable(out)
     barrier()  # every rank has checked --out before rank 0 writes into it
     main_process = trainer.is_main_process

@@ -17,22 +17,41 @@ if TYPE_CHECKING:
 
 
 def read_log(path: str | Path) -> list[dict[str, float]]:
-    """The entries of a LogReport file, oldest first; a torn last line (a kill) is skipped.
+    """The entries of a LogReport file, oldest first.
 
     The file holds one JSON object per line, so pandas reads it directly:
-    ``pandas.read_json("log.json", lines=True)``. A file in the older format (one JSON array)
-    is read too.
+    ``pandas.read_json("log.json", lines=True)``. A line that is not a whole JSON object (the
+    torn last line a killed writer leaves, or bytes a crash left unwritten) is skipped with a
+    warning naming it. A file in the older format (one JSON array) is read too.
     """
-    text = Path(path).read_text()
+    text = Path(path).read_bytes().decode("utf-8", errors="replace")
     if text.lstrip().startswith("["):
-        return list(json.loads(text))
+        try:
+            return list(json.loads(text))
+        except json.JSONDecodeError:
+            warnings.warn(f"{path} is a JSON array cut short (a killed writer); reading none "
+                          "of it.", stacklevel=2)
+            return []
     entries = []
-    for line in text.splitlines():
-        if line.strip():
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:  # only the last line can be torn
-                break
+    skipped = []
+    lines = text.split("\n")
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:
+            entry = None
+        if isinstance(entry, dict):
+            entries.append(entry)
+        else:
+            skipped.append(number)
+    if skipped:
+        torn = skipped == [len(lines)]  # the last line, without its newline: a cut write
+        what = ("its last line, cut short by a killed writer" if torn
+                else f"{len(skipped)} unreadable line(s), the first line {skipped[0]}")
+        warnings.warn(f"{path}: skipped {what}; the {len(entries)} whole entries are read.",
+                      stacklevel=2)
     return entries
 
 

@@ -16,6 +16,7 @@ import io
 import os
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,10 @@ import torch
 from gankit.errors import GankitError
 
 SNAPSHOT_RE = re.compile(r"^snapshot_iter_(\d+)\.pt$")
-# What a killed writer leaves behind: write_atomic's temp files and _check_writable's probe.
-TEMP_RE = re.compile(r"^(\..+\.tmp\d+|\.write-test-.*)$")
+_RELIST = 20  # listings latest_snapshot tries while a writer prunes the folder
+# What a killed writer leaves behind: write_atomic's temp files, _check_writable's probe and
+# a run lock's claim (runlock).
+TEMP_RE = re.compile(r"^(\..+\.tmp\d+|\.write-test-.*|\.gankit\.lock\.claim-.*)$")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -39,6 +42,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+#: Fault injection for tests: called as ``fault_hook(step, path)`` just before each
+#: file-system operation of a write (``step``: "unlink", "open", "write" (half the data is
+#: written), "fsync", "replace", "fsync_dir"), so a test can kill the process there.
+fault_hook: Callable[[str, Path], None] | None = None
+
+
+def _step(step: str, path: Path) -> None:
+    if fault_hook is not None:
+        fault_hook(step, path)
+
+
 def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` so that a crash never leaves a partial file there.
 
@@ -48,17 +62,26 @@ def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    view = memoryview(data)
     try:
+        _step("open", path)
         with open(tmp, "wb") as f:
-            f.write(data)
+            f.write(view[: len(view) // 2])
+            if fault_hook is not None:
+                f.flush()  # what a kill now leaves: half a temp file
+                _step("write", path)
+            f.write(view[len(view) // 2:])
             if durable:
                 f.flush()
+                _step("fsync", path)
                 os.fsync(f.fileno())
+        _step("replace", path)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     if durable:
+        _step("fsync_dir", path)
         _fsync_dir(path.parent)
 
 
@@ -102,6 +125,7 @@ def save_state(state: dict[str, Any], path: str | Path) -> None:
     torch.save(state, buffer)
     # An old sidecar would contradict the new data; once it is gone, the digest inside
     # checks whichever file (old or new) a kill leaves at ``path``.
+    _step("unlink", path)
     path.with_name(path.name + ".sha256").unlink(missing_ok=True)
     write_atomic(path, buffer.getvalue())
 
@@ -121,9 +145,11 @@ def _corrupt(path: Path, why: str) -> GankitError:
 def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a snapshot, checking the digest stored in it (and a legacy sidecar if present)."""
     path = Path(path)
-    if not path.is_file():
-        raise GankitError(f"snapshot {path} does not exist; give the path of a snapshot_iter_N.pt.")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise GankitError(
+            f"snapshot {path} does not exist; give the path of a snapshot_iter_N.pt.") from None
     try:
         state = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except Exception as exc:
@@ -174,24 +200,33 @@ def latest_snapshot(folder: str | Path) -> tuple[Path, dict[str, Any]]:
 
     The warning is one sentence that fits whoever reads the snapshot (a resumed run, a
     sampler, an evaluator): it names the file, why it is skipped, and that the one before
-    it is tried.
+    it is tried. A run training meanwhile may delete a snapshot between the listing and the
+    read (it keeps only the newest few): then the folder is listed again, as the writer has
+    a newer one.
     """
-    snapshots = list_snapshots(folder)
-    if not snapshots:
-        raise GankitError(
-            f"{folder} holds no snapshot_iter_N.pt to resume from; "
-            "train first or give the run directory that has them."
-        )
-    problems = []
-    for path in reversed(snapshots):
-        try:
-            return path, load_state(path)
-        except GankitError as exc:
-            problems.append(str(exc))
-            why = (f"it is corrupt ({exc.why})" if isinstance(exc, CorruptSnapshotError)
-                   else str(exc).split(";")[0].rstrip("."))
-            warnings.warn(f"skipping {path}: {why}; trying the snapshot before it.",
-                          stacklevel=2)
-    raise GankitError(
-        f"no snapshot in {folder} can be loaded ({len(problems)} corrupt); start a new run."
-    )
+    for _ in range(_RELIST):
+        snapshots = list_snapshots(folder)
+        if not snapshots:
+            raise GankitError(
+                f"{folder} holds no snapshot_iter_N.pt to resume from; "
+                "train first or give the run directory that has them."
+            )
+        problems = []
+        for path in reversed(snapshots):
+            try:
+                return path, load_state(path)
+            except GankitError as exc:
+                if not path.exists():
+                    break  # pruned by a writer: look again
+                problems.append(str(exc))
+                why = (f"it is corrupt ({exc.why})" if isinstance(exc, CorruptSnapshotError)
+                       else str(exc).split(";")[0].rstrip("."))
+                warnings.warn(f"skipping {path}: {why}; trying the snapshot before it.",
+                              stacklevel=2)
+        else:
+            raise GankitError(
+                f"no snapshot in {folder} can be loaded ({len(problems)} corrupt); "
+                "start a new run."
+            )
+    raise GankitError(f"the snapshots in {folder} keep disappearing while they are read; "
+                      "read the run again once its writer has stopped.")

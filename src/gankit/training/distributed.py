@@ -4,7 +4,9 @@ A run is distributed when torchrun (or ``gankit train --nproc N``, which calls t
 launcher) starts it with ``WORLD_SIZE > 1`` in the environment. Then every process:
 
 - joins the process group (gloo on CPU, NCCL on CUDA, one GPU per local rank) with a bounded
-  timeout, so a rank that hangs fails the run instead of freezing it;
+  timeout, so a rank that hangs fails the run instead of freezing it; under torchrun's agent
+  each group forms in a generation of its own, so a group restarted after a lost rank
+  (``--max-restarts``) never reads what the dead group left in the agent's store;
 - builds the same networks from the same seed, then wraps each trainable one in
   DistributedDataParallel in ``updater.models`` (``raw_models`` keep the plain modules, which
   snapshots save and which carry no hooks or collectives);
@@ -22,6 +24,7 @@ import atexit
 import datetime
 import os
 import random
+import time
 import warnings
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
@@ -43,6 +46,8 @@ __all__ = [
     "any_rank",
     "barrier",
     "cleanup",
+    "env_seconds",
+    "group_generation",
     "init_distributed",
     "is_distributed",
     "launched_by_torchrun",
@@ -82,18 +87,23 @@ def launched_by_torchrun() -> bool:
     return int(text) > 1
 
 
-def _timeout_s() -> float:
-    text = os.environ.get(TIMEOUT_ENV)
+def env_seconds(name: str, default: float) -> float:
+    """A positive number of seconds from the environment variable ``name``, else ``default``."""
+    text = os.environ.get(name)
     if text is None:
-        return DEFAULT_TIMEOUT_S
+        return default
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise GankitError(f"{TIMEOUT_ENV}={text!r} is not a positive number of seconds; "
-                          "set it to e.g. 600.")
+        raise GankitError(f"{name}={text!r} is not a positive number of seconds; "
+                          f"set it to e.g. {default:g}.")
     return value
+
+
+def _timeout_s() -> float:
+    return env_seconds(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)
 
 
 def init_distributed(device: str | torch.device = "cpu",
@@ -130,8 +140,14 @@ def init_distributed(device: str | torch.device = "cpu",
         raise GankitError(f"device {str(device)!r} cannot train distributed; use cpu or cuda.")
     if not dist.is_initialized():
         timeout = datetime.timedelta(seconds=timeout_s or _timeout_s())
-        dist.init_process_group(backend, timeout=timeout,
-                                device_id=device if device.type == "cuda" else None)
+        device_id = device if device.type == "cuda" else None
+        if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True):
+            dist.init_process_group(backend, timeout=timeout, device_id=device_id,
+                                    store=_generation_store(timeout.total_seconds()),
+                                    rank=int(os.environ["RANK"]),
+                                    world_size=int(os.environ["WORLD_SIZE"]))
+        else:
+            dist.init_process_group(backend, timeout=timeout, device_id=device_id)
         global _cpu_group
         # NCCL reduces GPU tensors only; small host-side agreements go over gloo.
         _cpu_group = dist.new_group(backend="gloo", timeout=timeout) if backend == "nccl" \
@@ -139,6 +155,59 @@ def init_distributed(device: str | torch.device = "cpu",
         # Whatever way the process ends, leave the group before the interpreter tears down.
         atexit.register(cleanup, sync=False)
     return device
+
+
+_GENERATION = "gankit/generation"
+_POLL_S = 0.05
+_group_generation = 0
+
+
+def _generation_store(timeout_s: float) -> Any:
+    """torchrun's agent store, under a prefix that this attempt's ranks alone share.
+
+    The agent keeps one store for all the attempts of a job (``--max-restarts``), and the keys
+    a process group writes there as it forms (each rank's address, the join counters) outlive
+    a failed attempt: the next attempt's ranks read the dead ranks' addresses (gloo: "connection
+    refused") or pass a barrier early. The restart count cannot serve as the prefix: with
+    several nodes, an agent whose workers were healthy restarts them without counting. So rank
+    0 opens a new generation (a counter in the store) and acknowledges each rank that joins it;
+    a rank that joined an older generation (the counter read before rank 0 raised it) gets no
+    acknowledgement, as that generation's rank 0 is gone, and joins the newer one.
+    """
+    rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=False, timeout=datetime.timedelta(seconds=timeout_s))
+    if rank == 0:
+        generation = store.add(_GENERATION, 1)
+        for r in range(1, world):
+            key = f"{_GENERATION}/{generation}/join/{r}"
+            store.wait([key])
+            store.set(f"{_GENERATION}/{generation}/ack/{r}", store.get(key).decode())
+    else:
+        nonce = os.urandom(16).hex()
+        deadline = time.monotonic() + timeout_s
+        joined = None
+        while True:
+            generation = store.add(_GENERATION, 0)
+            if generation != joined:
+                store.set(f"{_GENERATION}/{generation}/join/{rank}", nonce)
+                joined = generation
+            ack = f"{_GENERATION}/{generation}/ack/{rank}"
+            if store.check([ack]) and store.get(ack).decode() == nonce:
+                break
+            if time.monotonic() > deadline:
+                raise GankitError(f"rank 0 did not start within {timeout_s:g} s; check its "
+                                  f"messages, or raise {TIMEOUT_ENV}.")
+            time.sleep(_POLL_S)
+    global _group_generation
+    _group_generation = generation
+    return dist.PrefixStore(f"{_GENERATION}/{generation}/group/", store)
+
+
+def group_generation() -> int:
+    """How many times this torchrun job's process group has formed, this one included: the
+    same number on every rank, higher after each restart (0 when not under torchrun's agent)."""
+    return _group_generation
 
 
 def cleanup(sync: bool = True) -> None:
