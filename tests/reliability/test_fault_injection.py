@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from gankit.cli.train import saved_config
+from gankit.cli.runs import saved_config
 from gankit.extensions import LogReport, PlotReport, Snapshot
 from gankit.training import Trainer, checkpoint
 from gankit.training.checkpoint import list_snapshots, load_state, remove_stale_files
@@ -125,11 +125,11 @@ def test_config_json_killed_at_every_step_is_read_whole(tmp_path: Path) -> None:
     for point in range(1, len(points) + 1):
         checkpoint.write_atomic(run / "config.json", json.dumps(old).encode())
         assert _killed_at(point, write)
-        assert saved_config(run).seed in (1, 2)  # old or new, never a torn file
+        assert saved_config(run).run.seed in (1, 2)  # old or new, never a torn file
         remove_stale_files(run)
         assert sorted(p.name for p in run.iterdir()) == ["config.json"]
         write()  # the same command again
-        assert saved_config(run).seed == 2
+        assert saved_config(run).run.seed == 2
     assert not _killed_at(len(points) + 1, write)  # every point was inside the write
 
 
