@@ -52,9 +52,9 @@ def measure(arch: str, steps: int, warmup: int, batch: int) -> dict[str, float]:
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     return {"steps_per_s": steps / seconds, "cpu_steps_per_s": steps / cpu_seconds,
-            "n_dis": cfg.n_dis, "peak_mib": peak / 1024,
+            "n_dis": cfg.objective.n_dis, "peak_mib": peak / 1024,
             "growth_mib": (peak - rss0) / 1024, "gen_params": params["gen"],
-            "dis_params": params["dis"], "width": cfg.width, "z_dim": cfg.z_dim}
+            "dis_params": params["dis"], "width": cfg.model.width, "z_dim": cfg.model.z_dim}
 
 
 def main() -> int:

@@ -37,9 +37,9 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import _harness as harness
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +147,7 @@ def print_curves(jobs: list[tuple[str, str, int]], args: argparse.Namespace, out
 
 
 def main_benchmark() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.parser(__doc__.splitlines()[0], jobs=4, seeds="1")
     ap.add_argument("--archs", default="dcgan,resnet", help=f"comma-separated: {','.join(ARCHS)}")
     ap.add_argument("--methods", default=",".join(METHODS),
                     help=f"comma-separated: {','.join(METHODS)}")
@@ -160,16 +160,13 @@ def main_benchmark() -> None:
     ap.add_argument("--fraction", type=float, default=0.1)
     ap.add_argument("--ada-kimg", type=float, default=None,
                     help="ADA's speed for every arch (default: ARCHS' per-arch value)")
-    ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--eval-every", type=int, default=None,
                     help="iterations between the run's own FID evaluations, the curve "
                          "(default: ARCHS' per-arch value)")
     ap.add_argument("--ema", type=float, default=0.99,
                     help="EMA decay of the scored generator (the recipe's 0.999 would still "
                          "be mostly the initial weights after a few hundred steps)")
-    ap.add_argument("--jobs", type=int, default=4, help="runs side by side")
     ap.add_argument("-n", type=int, default=2000, help="samples per final evaluation")
-    ap.add_argument("--out", default=None, help="keep the runs here (default: a temp dir)")
     ap.add_argument("--curves", action="store_true",
                     help="only print the FID curves the runs under --out have logged so far "
                          "(finished or not); train and score nothing")
@@ -180,24 +177,24 @@ def main_benchmark() -> None:
                              (set(methods) - set(METHODS), METHODS, "--methods")):
         if bad:
             raise SystemExit(f"{what}: unknown {sorted(bad)}; choose from {','.join(known)}")
-    jobs = [(arch, name, seed) for seed in range(args.seeds) for arch in archs
+    jobs = [(arch, name, seed) for seed in args.seeds for arch in archs
             for name in methods]
     if args.curves:
         if args.out is None:
             raise SystemExit("--curves reads the runs under --out: give --out DIR.")
         print_curves(jobs, args, Path(args.out))
         return
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        out = Path(args.out or tmp)
-        out.mkdir(parents=True, exist_ok=True)
-        results = list(pool.map(lambda job: run_one(*job, args, out), jobs))
+    with harness.out_dir(args.out) as out:
+        results = list(harness.run_jobs(lambda job: run_one(*job, args, out), jobs, args.jobs))
+    harness.write_json(args.json, results)
     for r in results:
         print(f"  {r['arch']:<7}{r['method']:<11} seed {r['seed']}: FID {r['fid']:.2f} curve "
               + " ".join(f"{k}:{v:.1f}" for k, v in r["curve"].items())
               + f" (D real {r['dis_real']:.2f}, fake {r['dis_fake']:.2f}, {r['train_s']:.0f} s)",
               file=sys.stderr, flush=True)
     print(f"digits {args.image_size}x{args.image_size}, {args.fraction:g} of train, batches of "
-          f"{args.batch_size}, EMA {args.ema:g}, {args.seeds} seed(s) (mean ± half range); FID "
+          f"{args.batch_size}, EMA {args.ema:g}, {len(args.seeds)} seed(s) (mean ± half range); "
+          "FID "
           f"of {args.n} samples in gankit's digits features")
     for arch in archs:
         rows = [r for r in results if r["arch"] == arch]

@@ -94,8 +94,8 @@ def train_and_score(epochs: int, eval_every: int, n: int, seed: int) -> tuple[li
     evaluate.priority = 0  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(updater, cfg.stop_trigger(), out)
-        if cfg.ema:
-            trainer.extend(EMA(updater.raw_models["gen"], cfg.ema))
+        if cfg.model.ema:
+            trainer.extend(EMA(updater.raw_models["gen"], cfg.model.ema))
         trainer.extend(evaluate)
         trainer.run()
     floor["n_train"], floor["n_val"] = len(train), len(val)

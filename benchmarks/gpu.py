@@ -87,7 +87,7 @@ def run_arch(arch: str, precision: str, args: argparse.Namespace,
                          recipe, train)
     updater = recipe.build(cfg, train)
     prepare_updater(updater, channels_last=True)
-    return (*timed(updater, args), int(cfg.n_dis or 1))
+    return (*timed(updater, args), int(cfg.objective.n_dis or 1))
 
 
 def arch_table(args: argparse.Namespace) -> None:

@@ -75,7 +75,7 @@ def new_setup(out: Path, n: int) -> tuple[_Trainer, LogReport, PlotReport]:
     log.initialize(trainer)
     for i in range(n):
         append_new(trainer, log, i)
-    plot._consume(trainer)
+    plot(trainer)  # takes in the log so far (and draws it once, outside the clock)
     return trainer, log, plot
 
 

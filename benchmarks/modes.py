@@ -36,20 +36,20 @@ for tuning, e.g. ``--set penalty_weight=0.5 --eval-every 2000``).
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
+
+import _harness as harness
 
 # One thread per run: the runs go in parallel processes instead.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
+sys.path.insert(0, str(harness.SRC))
 
 # Each recipe overrides the point defaults (POINT_DEFAULTS) with its loss and penalty. The
 # default since issue 13 is R1 γ 0.1 with the learning rates decayed linearly to 0 over the
@@ -127,8 +127,8 @@ def run_one(data: str, recipe: str, seed: int, iterations: int | None,
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(updater, cfg.stop_trigger(), out)
-        if cfg.ema:
-            trainer.extend(EMA(updater.raw_models["gen"], cfg.ema))
+        if cfg.model.ema:
+            trainer.extend(EMA(updater.raw_models["gen"], cfg.model.ema))
         for ext in lr_schedule(cfg, updater):  # as gankit train applies it
             trainer.extend(ext)
         curve: list[str] = []
@@ -213,15 +213,16 @@ def summarize(results: list[dict[str, Any]], data_names: list[str],
     return "\n".join(lines)
 
 
+def run_job(job: tuple[Any, ...]) -> dict[str, Any]:
+    """``run_one`` of one (data, recipe, seed, iterations, overrides, eval_every) tuple."""
+    return run_one(*job)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="5",
-                        help="N for seeds 0..N-1 (default 5), or a list such as 3,4 "
-                             "('3,' for seed 3 alone)")
+    parser = harness.parser(__doc__.splitlines()[0], out=False, jobs=2, seeds="5")
     parser.add_argument("--recipes", default="ns-r1,hinge-r1,wgan-gp,ns")
     parser.add_argument("--data", default="ring8,grid25")
     parser.add_argument("--iterations", type=int, default=None)
-    parser.add_argument("--jobs", type=int, default=2, help="parallel runs (default 2)")
     parser.add_argument("--eval-every", type=int, default=0,
                         help="also score every N iterations (tuning aid)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
@@ -236,22 +237,21 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.overrides:
         key, _, value = item.partition("=")
         overrides[key] = _parse_value(value)
-    seeds = ([int(s) for s in args.seeds.split(",") if s] if "," in args.seeds
-             else list(range(int(args.seeds))))
     jobs = [(d, r, s, args.iterations, overrides, args.eval_every)
-            for d in data_names for r in recipes for s in seeds]
+            for d in data_names for r in recipes for s in args.seeds]
     start = time.perf_counter()
     results = []
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        for res in pool.map(run_one, *zip(*jobs, strict=True)):
-            print(f"{res['data']:7s} {res['recipe']:9s} seed {res['seed']}: "
-                  f"{res['modes']:2d} modes, {100 * res['high_quality']:5.1f}% HQ, "
-                  f"KL {res['reverse_kl']:.3f}; bridge {100 * res['bridge']:.1f}%, "
-                  f"spread {100 * res['spread']:.1f}%, width {res['width']:.2f} (raw G, no EMA: "
-                  f"{100 * res['raw_high_quality']:.1f}% HQ; {res['seconds']:.0f} s)", flush=True)
-            if res["curve"]:
-                print(f"  iteration:modes/HQ%(6σ%)/KL[raw G HQ%]  {res['curve']}", flush=True)
-            results.append(res)
+    # one job per (data, recipe, seed), in worker processes
+    for res in harness.run_jobs(run_job, jobs, args.jobs, processes=True):
+        print(f"{res['data']:7s} {res['recipe']:9s} seed {res['seed']}: "
+              f"{res['modes']:2d} modes, {100 * res['high_quality']:5.1f}% HQ, "
+              f"KL {res['reverse_kl']:.3f}; bridge {100 * res['bridge']:.1f}%, "
+              f"spread {100 * res['spread']:.1f}%, width {res['width']:.2f} (raw G, no EMA: "
+              f"{100 * res['raw_high_quality']:.1f}% HQ; {res['seconds']:.0f} s)", flush=True)
+        if res["curve"]:
+            print(f"  iteration:modes/HQ%(6σ%)/KL[raw G HQ%]  {res['curve']}", flush=True)
+        results.append(res)
+    harness.write_json(args.json, results)
     print(summarize(results, data_names, recipes))
     if overrides:
         print(f"\noverrides: {overrides}")

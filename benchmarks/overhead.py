@@ -1,29 +1,35 @@
 """What ``gankit train`` costs over a raw PyTorch loop, beside pytorch-pfn-extras and Ignite.
 
-Every variant runs the same ~2 ms 2-D GAN step on one thread: an MLP generator (z 2 -> three
-ReLU layers of width 128 -> 2) and an MLP discriminator (three LeakyReLU(0.2) layers -> one
-logit), the shapes of ``gankit.models.MLPGenerator`` / ``MLPDiscriminator`` at the CLI's 2-D
-width, non-saturating loss, Adam, batch 256 from one seeded torch DataLoader over a
-TensorDataset of 8 Gaussians on a ring; one discriminator then one generator step per batch,
-the generator's backward restricted to its own parameters. The networks are defined here, not
-imported from gankit, so the peers' processes do not import gankit.
+Two workloads (``--workload``), each run four ways (``--variants``) with the same step:
 
-Each variant also does the same files and prints, so the ratio is the cost of the framework,
-not of the work: every ``--log-every`` iterations the interval means of dis/loss, dis/real,
-dis/fake and gen/loss become one printed line, the JSON log is rewritten and a PNG plot of the
-two losses is drawn; a progress bar advances every 10 iterations; one snapshot (models and
-optimizers) is written at the end:
+- ``ring8`` (default): a ~2 ms 2-D GAN step on one thread: an MLP generator (z 2 -> three
+  ReLU layers of width 128 -> 2) and an MLP discriminator (three LeakyReLU(0.2) layers -> one
+  logit), the shapes of ``gankit.models.MLPGenerator`` / ``MLPDiscriminator`` at the CLI's
+  2-D width, Adam(1e-3, betas (0, 0.999)), batch 256 of 8 Gaussians on a ring. The networks
+  are defined here, not imported from gankit, so the peers' processes do not import gankit.
+- ``digits``: the DCGAN update on the embedded digits: gankit's ``DCGANGenerator`` /
+  ``DCGANDiscriminator`` at the digits recipe's sizes (z 32, width 32, batch norm),
+  Adam(2e-4, betas (0.5, 0.999)), batch 64 (formerly ``benchmarks/peers.py``). Every variant
+  imports gankit for the networks and the data.
+
+In both: non-saturating loss, one seeded torch DataLoader over a TensorDataset, one
+discriminator then one generator step per batch, the generator's backward restricted to its
+own parameters. Each variant also does the same files and prints, so the ratio is the cost of
+the framework, not of the work: every ``--log-every`` iterations the interval means of
+dis/loss, dis/real, dis/fake and gen/loss become one printed line, the JSON log is rewritten
+and a PNG plot of the two losses is drawn; a progress bar advances every 10 iterations; one
+snapshot (models and optimizers) is written at the end:
 
 - raw:    a ``for`` loop that keeps the interval sums on the device (one ``stack`` and add per
           step), checks the means are finite when it reads them, prints, writes and plots by
           hand (a bare Agg figure, as PlotReport draws), a tqdm bar and ``torch.save``;
 - gankit: ``Trainer`` + ``GANUpdater(loss="ns")`` with exactly the extensions ``gankit train``
-          adds (src/gankit/cli/train.py): FailOnNonFinite, LogReport and PlotReport on
-          ``interval_trigger(cfg, log_every)``, PrintReport (the dcgan recipe's print keys),
-          ProgressBar and Snapshot on ``interval_trigger(cfg, snapshot_every)`` with
-          ``snapshot_every`` = the run's length, i.e. one snapshot at the end. Left out, in
-          every variant: the dcgan recipe's own extensions (EMA, SampleGrid, GANEvaluator,
-          the best-FID snapshot), which are the recipe's work, not the framework's;
+          adds (src/gankit/cli/train.py): FailOnNonFinite, LogReport and PlotReport every
+          ``--log-every`` iterations and at the last one (the CLI's interval triggers),
+          PrintReport (the dcgan recipe's print keys), ProgressBar and Snapshot at the last
+          iteration. Left out, in every variant: the dcgan recipe's own extensions (EMA,
+          SampleGrid, GANEvaluator, the best-FID snapshot), which are the recipe's work, not
+          the framework's;
 - ppe:    pytorch-pfn-extras' ``ExtensionsManager`` + ``ppe.reporting.report`` + LogReport +
           PlotReport + PrintReport + ProgressBar + ``snapshot`` at the last iteration;
 - ignite: Ignite's ``Engine`` + handlers: the raw loop's interval sums and its
@@ -45,10 +51,13 @@ measurements, both against the raw loop of the same run:
   steps (imports, building and the loop inside the clock; interpreter teardown outside).
 
 ``--profile`` instead runs the gankit variant and the raw loop under cProfile and prints the
-per-iteration cost of the functions of gankit's loop. Run from the repository root:
+per-iteration cost of the functions of gankit's loop. ``--json FILE`` also writes the table's
+figures. Run from the repository root:
 
     .venv/bin/pip install -r benchmarks/requirements.txt
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/overhead.py   # ~4 min
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/overhead.py --workload digits \\
+        --rounds 9 --iterations 400 --process-rounds 0
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/overhead.py --profile
 """
 
@@ -69,7 +78,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+import _harness as harness
+
+SRC = harness.SRC
 BATCH = 256
 HIDDEN = 128
 Z_DIM = 2
@@ -79,6 +90,13 @@ Z_DIM = 2
 # different batches and the same-work check below would rightly refuse to compare them.
 N_POINTS = BATCH * 2048
 SEED = 0
+WORKLOADS = ("ring8", "digits")
+LOG_EVERY = {"ring8": 250, "digits": 50}  # the CLI's 2-D default; the former peers.py's
+DESCRIPTION = {
+    "ring8": f"2-D GAN step (MLPs width {HIDDEN}, batch {BATCH}, Adam, ns loss)",
+    "digits": "DCGAN on digits (gankit's networks, z 32, width 32, batch 64, Adam, ns loss)",
+}
+WORKLOAD = "ring8"  # set by main() and by a whole-process child from --workload
 KEYS = ("dis/loss", "dis/real", "dis/fake", "gen/loss")
 PLOT_KEYS = ("gen/loss", "dis/loss")
 BAR_EVERY = 10
@@ -87,7 +105,10 @@ PEER_MODULES = {"ppe": "pytorch_pfn_extras", "ignite": "ignite"}
 
 
 def build(seed: int = SEED) -> tuple[Any, Any, Any, Any, Any]:
-    """Networks, optimizers and loader, identical for every variant and round."""
+    """Networks, optimizers and loader of the workload, identical for every variant and
+    round."""
+    if WORKLOAD == "digits":
+        return build_digits(seed)
     import math
 
     import torch
@@ -131,6 +152,39 @@ def build(seed: int = SEED) -> tuple[Any, Any, Any, Any, Any]:
     betas = (0.0, 0.999)  # the CLI's 2-D default
     return (gen, dis, torch.optim.Adam(gen.parameters(), 1e-3, betas=betas),
             torch.optim.Adam(dis.parameters(), 1e-3, betas=betas), loader)
+
+
+def build_digits(seed: int = SEED) -> tuple[Any, Any, Any, Any, Any]:
+    """The DCGAN of the digits recipe on the digits train split, batch 64. The split is
+    repeated so that one epoch is longer than any run (see N_POINTS)."""
+    import torch
+
+    from gankit.data import load_dataset
+    from gankit.models import DCGANDiscriminator, DCGANGenerator
+
+    batch = 64
+    torch.manual_seed(seed)
+    x = load_dataset("digits", "train").x.float()
+    x = x.repeat(-(-batch * 2048 // len(x)), 1, 1, 1)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x), batch_size=batch, shuffle=True, drop_last=True,
+        generator=torch.Generator().manual_seed(seed))
+    shape = tuple(x.shape[1:])
+    gen = DCGANGenerator(32, shape, 32)
+    dis = DCGANDiscriminator(shape, 32, norm="batch")
+    betas = (0.5, 0.999)
+    return (gen, dis, torch.optim.Adam(gen.parameters(), 2e-4, betas=betas),
+            torch.optim.Adam(dis.parameters(), 2e-4, betas=betas), loader)
+
+
+def every_and_at_end(every: int, iterations: int) -> Any:
+    """Every ``every`` iterations and at the last one: the trigger ``gankit train`` gives
+    its log, plot and snapshot extensions, built from the public trigger API."""
+    from gankit.training.triggers import get_stop_trigger, get_trigger
+
+    periodic = get_trigger((every, "iteration"))
+    stop = get_stop_trigger((iterations, "iteration"))
+    return get_trigger(lambda trainer: periodic(trainer) or stop(trainer))
 
 
 def gan_step(gen: Any, dis: Any, opt_g: Any, opt_d: Any, x: Any, gen_params: list[Any]) -> Any:
@@ -252,8 +306,6 @@ def make_raw(iterations: int, log_every: int, out: TextIO, folder: Path) -> Call
 
 
 def make_gankit(iterations: int, log_every: int, out: TextIO, folder: Path) -> Callable[[], None]:
-    from gankit.cli.config import TrainConfig
-    from gankit.cli.recipes import interval_trigger
     from gankit.extensions import (
         FailOnNonFinite,
         LogReport,
@@ -269,18 +321,15 @@ def make_gankit(iterations: int, log_every: int, out: TextIO, folder: Path) -> C
     print_keys = ["epoch", "iteration", "gen/loss", "dis/loss", "val/fid", "elapsed_time"]
     plot_keys = ["gen/loss", "dis/loss", "val/gen/loss", "val/dis/loss"]
     gen, dis, opt_g, opt_d, loader = build()
-    cfg = TrainConfig(data="ring8", iterations=iterations, log_every=str(log_every),
-                      snapshot_every=str(iterations))
     updater = GANUpdater(gen, dis, opt_g, opt_d, loader, loss="ns", device="cpu")
-    trainer = Trainer(updater, cfg.stop_trigger(), folder)
+    trainer = Trainer(updater, (iterations, "iteration"), folder)
     # The extensions cmd_train adds, in its order, less the recipe's own.
     trainer.extend(FailOnNonFinite())
-    trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.log_every)))
-    trainer.extend(PlotReport(plot_keys, trigger=interval_trigger(cfg, cfg.log_every)))
+    trainer.extend(LogReport(trigger=every_and_at_end(log_every, iterations)))
+    trainer.extend(PlotReport(plot_keys, trigger=every_and_at_end(log_every, iterations)))
     trainer.extend(PrintReport(print_keys, out=out))
     trainer.extend(ProgressBar(update_interval=BAR_EVERY, out=out, force=True))
-    trainer.extend(Snapshot(n_retains=cfg.keep_snapshots),
-                   trigger=interval_trigger(cfg, cfg.snapshot_every))
+    trainer.extend(Snapshot(n_retains=3), trigger=every_and_at_end(iterations, iterations))
     return trainer.run
 
 
@@ -384,9 +433,8 @@ def child(variant: str, steps: int, log_every: int, folder: Path) -> None:
 
 def process_run(variant: str, steps: int, log_every: int, folder: Path) -> tuple[float, float]:
     """Seconds from spawning ``python`` to ``steps`` steps done, wall and the child's CPU."""
-    env = dict(os.environ, OMP_NUM_THREADS="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", variant,
+    env = harness.child_env(OMP_NUM_THREADS="1")
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", variant, "--workload", WORKLOAD,
            "--process-steps", str(steps), "--log-every", str(log_every), "--out", str(folder)]
     start = time.time()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -459,8 +507,6 @@ def bare_cost(iterations: int, rounds: int) -> None:
     import torch
     from tqdm import tqdm
 
-    from gankit.cli.config import TrainConfig
-    from gankit.cli.recipes import interval_trigger
     from gankit.extensions import (
         FailOnNonFinite,
         LogReport,
@@ -473,7 +519,7 @@ def bare_cost(iterations: int, rounds: int) -> None:
     from gankit.training.reporter import report
 
     one = [torch.tensor(1.0) for _ in KEYS]
-    never = str(10**9)
+    never = 10**9
 
     class Bare(Updater):
         def update_core(self, batch: Any) -> None:
@@ -481,17 +527,15 @@ def bare_cost(iterations: int, rounds: int) -> None:
 
     def gankit_run(out: TextIO, folder: Path) -> Callable[[], None]:
         gen, dis, opt_g, opt_d, _ = build()
-        cfg = TrainConfig(data="ring8", iterations=iterations, log_every=never,
-                          snapshot_every=never)
         updater = Bare({"gen": gen, "dis": dis}, {"gen": opt_g, "dis": opt_d}, list(range(64)))
-        trainer = Trainer(updater, cfg.stop_trigger(), folder)
-        every = cfg.merged({"iterations": 10**9})  # so the end-of-run trigger cannot fire
+        trainer = Trainer(updater, (iterations, "iteration"), folder)
+        # the CLI's triggers with an end the run never reaches, so none of them fires
         trainer.extend(FailOnNonFinite())
-        trainer.extend(LogReport(trigger=interval_trigger(every, never)))
-        trainer.extend(PlotReport(list(PLOT_KEYS), trigger=interval_trigger(every, never)))
+        trainer.extend(LogReport(trigger=every_and_at_end(never, never)))
+        trainer.extend(PlotReport(list(PLOT_KEYS), trigger=every_and_at_end(never, never)))
         trainer.extend(PrintReport(["epoch", "iteration", *KEYS], out=out))
         trainer.extend(ProgressBar(update_interval=BAR_EVERY, out=out, force=True))
-        trainer.extend(Snapshot(), trigger=interval_trigger(every, never))
+        trainer.extend(Snapshot(), trigger=every_and_at_end(never, never))
         return trainer.run
 
     def raw_run(out: TextIO, folder: Path) -> Callable[[], None]:
@@ -530,38 +574,44 @@ def _short(path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    global WORKLOAD
+    parser = harness.parser(__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=WORKLOADS, default="ring8",
+                        help="ring8: the 2-D step of gankit train's defaults; digits: DCGAN")
     parser.add_argument("--rounds", type=int, default=5, help="loop-only rounds")
     parser.add_argument("--iterations", type=int, default=500, help="steps per loop-only run")
-    parser.add_argument("--process-rounds", type=int, default=3)
+    parser.add_argument("--process-rounds", type=int, default=3,
+                        help="whole-process rounds (0: none)")
     parser.add_argument("--process-steps", type=int, default=2000)
-    parser.add_argument("--log-every", type=int, default=250, help="the CLI's 2-D default")
+    parser.add_argument("--log-every", type=int, default=None,
+                        help="default: 250 (the CLI's 2-D default) for ring8, 50 for digits")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--profile", action="store_true", help="profile gankit's loop instead")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    WORKLOAD = args.workload
+    log_every = args.log_every or LOG_EVERY[WORKLOAD]
     if args.child:
-        child(args.child, args.process_steps, args.log_every, Path(args.out))
+        child(args.child, args.process_steps, log_every, Path(args.out))
         return 0
     if "raw" not in args.variants:
         parser.error("the raw loop is the baseline; keep it in --variants.")
     warnings.filterwarnings("ignore")
     if args.profile:
         bare_cost(5000, 5)
-        profile(args.iterations, args.log_every, top=25)
+        profile(args.iterations, log_every, top=25)
         return 0
     names = available(args.variants)
     start = time.perf_counter()
     loop: dict[tuple[str, str], list[float]] = {(v, c): [] for v in names for c in ("wall", "cpu")}
     proc: dict[tuple[str, str], list[float]] = {(v, c): [] for v in names for c in ("wall", "cpu")}
-    with open(os.devnull, "w") as null, tempfile.TemporaryDirectory() as tmp:
+    with open(os.devnull, "w") as null, harness.out_dir(args.out) as tmp:
         for name in names:  # warm-up: lazy imports (matplotlib, the peers), first calls
             timed(name, 40, 20, null, Path(tmp, f"warm-{name}"))
         for r in range(args.rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
-                wall, cpu = timed(name, args.iterations, args.log_every, null,
+                wall, cpu = timed(name, args.iterations, log_every, null,
                                   Path(tmp, f"{name}-{r}"))
                 loop[name, "wall"].append(args.iterations / wall)
                 loop[name, "cpu"].append(args.iterations / cpu)
@@ -573,38 +623,61 @@ def main(argv: list[str] | None = None) -> int:
         for r in range(args.process_rounds):
             order = names[r % len(names):] + names[:r % len(names)]
             for name in order:
-                wall, cpu = process_run(name, args.process_steps, args.log_every,
+                wall, cpu = process_run(name, args.process_steps, log_every,
                                         Path(tmp, f"proc-{name}-{r}"))
                 proc[name, "wall"].append(wall)
                 proc[name, "cpu"].append(cpu)
             print(f"process round {r + 1}/{args.process_rounds} s wall/cpu: " + ", ".join(
                 f"{n} {proc[n, 'wall'][-1]:.2f}/{proc[n, 'cpu'][-1]:.2f}" for n in names),
                 file=sys.stderr, flush=True)
-    lm = {k: statistics.median(v) for k, v in loop.items()}
-    # Each round ran the variants back to back under nearly the same load: the median of the
-    # per-round ratios is the steadier figure on a shared machine.
-    paired = {n: statistics.median(a / b for a, b in zip(loop[n, "cpu"], loop["raw", "cpu"],
-                                                         strict=True)) for n in names}
-    pm = {k: statistics.median(v) for k, v in proc.items() if v}
-    print(f"\n2-D GAN step (MLPs width {HIDDEN}, batch {BATCH}, Adam, ns loss), CPU, 1 thread; "
-          f"loop only: medians of {args.rounds} rounds x {args.iterations} steps; whole process: "
-          f"medians of {args.process_rounds} fresh processes x {args.process_steps} steps; "
-          f"log every {args.log_every}; {time.perf_counter() - start:.0f} s in all")
+    rows = summarise(names, loop, proc)
+    print(f"\n{DESCRIPTION[WORKLOAD]}, CPU, 1 thread; loop only: medians of {args.rounds} "
+          f"rounds x {args.iterations} steps; whole process: medians of {args.process_rounds} "
+          f"fresh processes x {args.process_steps} steps; log every {log_every}; "
+          f"{time.perf_counter() - start:.0f} s in all")
     print("| variant | loop steps/s wall | ratio | loop steps/s CPU | ratio | us/step over raw "
           "(CPU) | per-round CPU ratio | process s wall | ratio | process s CPU | ratio |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for n in names:
-        cells = [f"{lm[n, 'wall']:.1f}", f"{lm[n, 'wall'] / lm['raw', 'wall']:.3f}",
-                 f"{lm[n, 'cpu']:.1f}", f"{lm[n, 'cpu'] / lm['raw', 'cpu']:.3f}",
-                 f"{1e6 / lm[n, 'cpu'] - 1e6 / lm['raw', 'cpu']:+.0f}", f"{paired[n]:.3f}"]
-        if pm:
-            # The ratio is of speeds (raw time / variant time), like the loop ratio.
-            cells += [f"{pm[n, 'wall']:.2f}", f"{pm['raw', 'wall'] / pm[n, 'wall']:.3f}",
-                      f"{pm[n, 'cpu']:.2f}", f"{pm['raw', 'cpu'] / pm[n, 'cpu']:.3f}"]
+    for n, row in rows.items():
+        cells = [f"{row['loop_wall']:.1f}", f"{row['loop_wall_ratio']:.3f}",
+                 f"{row['loop_cpu']:.1f}", f"{row['loop_cpu_ratio']:.3f}",
+                 f"{row['us_over_raw']:+.0f}", f"{row['paired_cpu_ratio']:.3f}"]
+        if "process_wall" in row:
+            cells += [f"{row['process_wall']:.2f}", f"{row['process_wall_ratio']:.3f}",
+                      f"{row['process_cpu']:.2f}", f"{row['process_cpu_ratio']:.3f}"]
         else:
             cells += ["-"] * 4
         print(f"| {n} | " + " | ".join(cells) + " |")
+    harness.write_json(args.json, {"workload": WORKLOAD, "rounds": args.rounds,
+                                   "iterations": args.iterations, "log_every": log_every,
+                                   "process_rounds": args.process_rounds,
+                                   "process_steps": args.process_steps, "variants": rows})
     return 0
+
+
+def summarise(names: list[str], loop: dict[tuple[str, str], list[float]],
+              proc: dict[tuple[str, str], list[float]]) -> dict[str, dict[str, float]]:
+    """Per variant: median loop speeds and their ratios to the raw loop's, the median of the
+    per-round CPU ratios, and (when measured) the whole-process seconds and speed ratios."""
+    lm = {k: statistics.median(v) for k, v in loop.items()}
+    pm = {k: statistics.median(v) for k, v in proc.items() if v}
+    rows = {}
+    for n in names:
+        # Each round ran the variants back to back under nearly the same load: the median of
+        # the per-round ratios is the steadier figure on a shared machine.
+        paired = statistics.median(a / b for a, b in zip(loop[n, "cpu"], loop["raw", "cpu"],
+                                                         strict=True))
+        row = {"loop_wall": lm[n, "wall"], "loop_wall_ratio": lm[n, "wall"] / lm["raw", "wall"],
+               "loop_cpu": lm[n, "cpu"], "loop_cpu_ratio": lm[n, "cpu"] / lm["raw", "cpu"],
+               "us_over_raw": 1e6 / lm[n, "cpu"] - 1e6 / lm["raw", "cpu"],
+               "paired_cpu_ratio": paired}
+        if pm:  # speeds (raw time / variant time), like the loop ratio
+            row.update(process_wall=pm[n, "wall"],
+                       process_wall_ratio=pm["raw", "wall"] / pm[n, "wall"],
+                       process_cpu=pm[n, "cpu"],
+                       process_cpu_ratio=pm["raw", "cpu"] / pm[n, "cpu"])
+        rows[n] = row
+    return rows
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def main() -> int:
         n_g = sum(t.numel() for t in run["gen"].parameters())
         n_d = sum(t.numel() for t in run["dis"].parameters())
         g, d, step = best[arch]
-        print(f"{arch:<8} {cfg.width:>5} {cfg.n_dis:>5} {n_g:>10,} {n_d:>10,} {g:>8.3f} "
+        print(f"{arch:<8} {cfg.model.width:>5} {cfg.objective.n_dis:>5} {n_g:>10,} {n_d:>10,} {g:>8.3f} "
               f"{d:>8.3f} {step:>7.3f}")
     if len(runs) == 2:
         a, b = runs

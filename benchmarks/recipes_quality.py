@@ -19,10 +19,10 @@ Run: OMP_NUM_THREADS=2 PYTHONPATH=src python benchmarks/recipes_quality.py [--ou
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
+import _harness as harness
 import torch
 import torch.nn.functional as F
 
@@ -68,7 +68,7 @@ def vaegan_figures(run: Path, digits: torch.nn.Module) -> None:
     val = load_dataset("digits", "val")
     models = trainer.updater.raw_models
     rec = F.mse_loss(reconstruct(models["enc"], models["dec"], val.x), val.x).item()
-    seed_everything(cfg.seed)  # what the CLI does before building: the run's initial weights
+    seed_everything(cfg.run.seed)  # what the CLI does before building: the run's initial weights
     fresh = recipe.build(cfg, train).raw_models
     rec0 = F.mse_loss(reconstruct(fresh["enc"], fresh["dec"], val.x), val.x).item()
     rec_mean = F.mse_loss(train.x.mean(0, keepdim=True).expand_as(val.x), val.x).item()
@@ -158,14 +158,12 @@ def cyclegan_figures(runs: dict[int, Path], digits: torch.nn.Module) -> None:
 
 
 def run_main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="runs/bench_recipes")
+    # CycleGAN seeds: seed 0 in OUT/cyclegan, seed S in OUT/cyclegan_seedS
+    parser = harness.parser(__doc__.splitlines()[0], out_default="runs/bench_recipes",
+                            seeds="1", json_out=False)
     parser.add_argument("--only", choices=("vaegan", "cyclegan"))
     parser.add_argument("--epochs", type=int, default=None, help="override the default")
     parser.add_argument("--reuse", action="store_true", help="measure finished runs again")
-    parser.add_argument("--seeds", default="0",
-                        help="CycleGAN seeds, comma-separated (seed 0 in OUT/cyclegan, seed S "
-                             "in OUT/cyclegan_seedS)")
     args = parser.parse_args()
     out = Path(args.out)
     start = time.perf_counter()
@@ -176,7 +174,7 @@ def run_main() -> None:
         vaegan_figures(out / "vaegan", digits)
     if args.only != "vaegan":
         runs = {}
-        for seed in (int(s) for s in args.seeds.split(",")):
+        for seed in args.seeds:
             run = out / ("cyclegan" if seed == 0 else f"cyclegan_seed{seed}")
             seconds = train("cyclegan", run, args.epochs, args.reuse, seed)
             print(f"== cyclegan seed {seed}: trained in {seconds:.1f} s wall (nan: reused)")

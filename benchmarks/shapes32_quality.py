@@ -32,9 +32,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import _harness as harness
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,16 +98,16 @@ def calibrate(arch: str, argv: list[str], steps: int, warmup: int) -> dict[str, 
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as out:  # an empty --out: a fresh run's options
         cfg, _ = resolve_config(build_parser().parse_args(["train", *argv, "--out", out]))
-    recipe = get_recipe(cfg.recipe)
-    train = load_dataset(cfg.data, "train")
+    recipe = get_recipe(cfg.model.recipe)
+    train = load_dataset(cfg.dataset.data, "train")
     cfg = apply_defaults(cfg, recipe, train).merged({"device": "cpu"})
     cfg.validate()
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.run.seed)
     updater = recipe.build(cfg, train)
     for _ in range(warmup):
         updater.update()
     # Whole G+D rounds (n_dis D steps, one G step) so the G step is in its share.
-    n = max(1, math.ceil(steps / cfg.n_dis)) * cfg.n_dis
+    n = max(1, math.ceil(steps / cfg.objective.n_dis)) * cfg.objective.n_dis
     times = []
     pen_every = getattr(updater, "penalty_every", 1)
     has_penalty = getattr(updater, "penalty", "none") != "none" and pen_every > 1
@@ -127,10 +128,12 @@ def calibrate(arch: str, argv: list[str], steps: int, warmup: int) -> dict[str, 
         updater.penalty_every = pen_every
     params = {k: sum(p.numel() for p in m.parameters()) for k, m in updater.raw_models.items()}
     return {"cost_s": step_cost(times, penalty_s, pen_every), "plain_s": times,
-            "penalty_s": penalty_s, "n_dis": cfg.n_dis, "width": cfg.width, "z_dim": cfg.z_dim,
-            "batch_size": cfg.batch_size, "loss": cfg.loss, "penalty": cfg.penalty,
-            "penalty_every": cfg.penalty_every, "lr": [cfg.lr_gen, cfg.lr_dis],
-            "betas": [cfg.beta1, cfg.beta2], "gen_params": params["gen"],
+            "penalty_s": penalty_s, "n_dis": cfg.objective.n_dis, "width": cfg.model.width,
+            "z_dim": cfg.model.z_dim, "batch_size": cfg.optim.batch_size,
+            "loss": cfg.objective.loss, "penalty": cfg.objective.penalty,
+            "penalty_every": cfg.objective.penalty_every,
+            "lr": [cfg.optim.lr_gen, cfg.optim.lr_dis],
+            "betas": [cfg.optim.beta1, cfg.optim.beta2], "gen_params": params["gen"],
             "dis_params": params["dis"]}
 
 
@@ -221,7 +224,7 @@ def table(rows: list[dict[str, Any]], budget: float) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = harness.parser(__doc__.splitlines()[0], jobs=2)
     ap.add_argument("--archs", nargs="+", default=list(DEFAULT_ARCHS), choices=list(ARCH_OPTIONS))
     ap.add_argument("--budget", type=float, default=360.0,
                     help="CPU seconds of one thread of training per arch")
@@ -233,10 +236,7 @@ def main() -> int:
     ap.add_argument("--ema", type=float, default=0.99,
                     help="EMA decay of the scored generator, the same for every arch (0.999 "
                          "would still be mostly the initial weights after a few hundred steps)")
-    ap.add_argument("--jobs", type=int, default=2, help="archs trained side by side")
     ap.add_argument("-n", type=int, default=2000, help="samples per evaluation")
-    ap.add_argument("--out", default=None, help="keep the runs here (default: a temp dir)")
-    ap.add_argument("--json", default=None, help="also write the figures to this file")
     ap.add_argument("--calibrate", default=None, help=argparse.SUPPRESS)  # internal
     args = ap.parse_args()
     try:
@@ -249,15 +249,14 @@ def main() -> int:
         return 0
     archs = args.archs if "dcgan" in args.archs else ["dcgan", *args.archs]
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        out = Path(args.out or tmp)
+    with harness.out_dir(args.out) as out:
         # One iteration first, so the feature classifier is trained (and cached) before any
         # timed run: otherwise the first runs to finish would each pay for it.
         _, warm_cpu, _ = _child([sys.executable, "-m", "gankit", "train", "--data", "shapes32",
                                  "--iterations", "1", "--out", str(out / "warm-up"),
                                  "--quiet"], "the warm-up run")
         print(f"  feature cache warm-up: {warm_cpu:.0f} CPU-s", file=sys.stderr, flush=True)
-        rows = list(pool.map(lambda a: run_arch(a, args, out), archs))
+        rows = list(harness.run_jobs(lambda a: run_arch(a, args, out), archs, args.jobs))
     wall = time.perf_counter() - start
     cpu = sum(r["calib_cpu"] + r["train_cpu"] + r["eval_cpu"] for r in rows)
     print(f"shapes32 (32x32 RGB, 16 classes), equal compute: {args.budget:g} CPU-seconds of one "
@@ -274,8 +273,7 @@ def main() -> int:
     print(table(rows, args.budget))
     print(f"{wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min in all (calibration, training, "
           f"evaluation)")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    harness.write_json(args.json, rows)
     return 0
 
 

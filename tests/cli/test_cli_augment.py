@@ -16,7 +16,7 @@ from gankit.training.checkpoint import list_snapshots, load_state
 FAST = ["--quiet", "--width", "8", "--z-dim", "8"]
 
 BAD = [
-    (["--augment", "bogus"], "is not none, diffaug[:OPS] or ada[:TARGET[:KIMG]]"),
+    (["--augment", "bogus"], "is not none, diffaug[:OPS], ada[:TARGET[:KIMG]] or ada:fixed"),
     (["--augment", "diffaug:flip"], "DiffAugment ops are color,translation,cutout"),
     (["--augment", "ada:1.5"], "the ADA target must be a number in (0, 1)"),
     (["--augment", "ada:0.6:-3"], "ADA's speed"),
@@ -69,7 +69,7 @@ def test_options_are_recorded_saved_and_kept_on_resume(tmp_path: Path,
     state = load_state(list_snapshots(out)[-1])
     updater = state["updater"]
     assert updater["augment"]["p"].item() == pytest.approx(log[-1]["aug/p"])
-    assert updater["lecam"]["started"]
+    assert updater["terms"]["dis/lecam"]["started"]
     capsys.readouterr()
     assert main(["train", "--resume", str(out), "--augment", "diffaug"]) == 2
     assert "--augment is 'diffaug' but the run in" in capsys.readouterr().err

@@ -155,3 +155,19 @@ def test_sigterm_stops_prepare_and_removes_its_partial_output(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM and "nothing was written" in err
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["imgs"]
+
+
+def test_prepare_to_a_zip_name_writes_the_zip_format(tmp_path, capsys):
+    data = folder(tmp_path / "imgs", n=12)
+    arc = tmp_path / "photos.zip"
+    assert main(["prepare", str(data), "-o", str(arc), "--quiet"]) == 0
+    assert arc.is_file()  # a zip archive, not a shards folder under a .zip name
+    assert f"train on it with --data zip:{arc}" in capsys.readouterr().err
+    other = tmp_path / "other.zip"
+    assert main(["prepare", str(data), "-o", str(other), "--format", "shards", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--format shards writes a folder" in err and "\n" not in err
+    assert not other.exists()
+    # without a .zip name the default stays shards
+    assert main(["prepare", str(data), "-o", str(tmp_path / "shards"), "--quiet"]) == 0
+    assert (tmp_path / "shards").is_dir()

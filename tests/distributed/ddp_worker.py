@@ -32,7 +32,7 @@ from torch import nn
 from gankit.data import load_dataset, make_loader
 from gankit.extensions import LogReport, PlotReport, Snapshot
 from gankit.extensions.sample_grid import SampleGrid
-from gankit.gan.updaters import GANUpdater
+from gankit.gan import R1, GANUpdater
 from gankit.models import MLPDiscriminator, MLPGenerator
 from gankit.training import Evaluator, Trainer, Updater, report
 from gankit.training.distributed import (
@@ -118,7 +118,7 @@ def gan_trainer(out: Path, stop: int) -> Trainer:
         gen, dis, torch.optim.Adam(gen.parameters(), 1e-3),
         torch.optim.Adam(dis.parameters(), 1e-3),
         make_loader(train, 16, seed=0, rank=rank, world_size=world_size),
-        penalty="r1", penalty_weight=0.1,
+        dis_terms=[R1(0.1)],
     )
     prepare_updater(updater)
     seed_rank(0)

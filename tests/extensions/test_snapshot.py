@@ -131,6 +131,7 @@ def test_resume_into_a_different_network_is_a_clear_error(make_trainer, tmp_path
         second.resume(tmp_path / "a")
 
 
-def test_resume_from_an_empty_folder(make_trainer, tmp_path):
-    with pytest.raises(GankitError, match=r"holds no snapshot_iter_N\.pt"):
-        make_trainer().resume(tmp_path)
+def test_resume_from_an_empty_folder_is_a_first_run(make_trainer, tmp_path):
+    trainer = make_trainer()
+    assert trainer.resume(tmp_path) is None
+    assert trainer.updater.iteration == 0

@@ -15,7 +15,7 @@ import torch
 import gankit
 from gankit.data import load_dataset, make_loader, take_fraction
 from gankit.extensions import LogReport, Snapshot
-from gankit.gan import ADA, GANUpdater
+from gankit.gan import ADA, BCR, GANUpdater, LeCam
 from gankit.models import DCGANDiscriminator, DCGANGenerator
 from testsupport import run_and_save, script_main
 
@@ -30,7 +30,8 @@ def build(out: str | Path, iterations: int) -> gankit.Trainer:
     updater = GANUpdater(
         gen, dis, torch.optim.Adam(gen.parameters(), 1e-3, betas=(0.5, 0.999)),
         torch.optim.Adam(dis.parameters(), 1e-3, betas=(0.5, 0.999)),
-        make_loader(train, 16, seed=1), augment=ADA(p=0.5, kimg=0.5), lecam=0.3, bcr=1.0)
+        make_loader(train, 16, seed=1), augment=ADA(p=0.5, kimg=0.5),
+        dis_terms=[LeCam(0.3), BCR(1.0)])
     trainer = gankit.Trainer(updater, (iterations, "iteration"), out=out)
     trainer.extend(LogReport(trigger=(1, "iteration"), filename=None))
     trainer.extend(Snapshot(n_retains=2, trigger=lambda t: t.stop_trigger(t)))

@@ -3,6 +3,8 @@ ADA's p following the sign of D on reals, and GANUpdater feeding D only augmente
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -193,8 +195,21 @@ def test_get_augment(spec: str, kind: type) -> None:
 @pytest.mark.parametrize("spec", ["bogus", "diffaug:flip", "diffaug:", "ada:1.5", "ada:x",
                                   "ada:0.6:0", "none:1"])
 def test_get_augment_rejects(spec: str) -> None:
-    with pytest.raises(ValueError, match="--augment"):
+    # the library names the spec, not a flag (the CLI adds --augment)
+    with pytest.raises(ValueError, match=f"augmentation '{re.escape(spec)}'") as err:
         get_augment(spec)
+    assert "--" not in str(err.value)
+
+
+def test_ada_fixed_keeps_p_where_it_is_set() -> None:
+    ada = get_augment("ada:fixed")
+    assert isinstance(ada, ADA) and ada.target is None and ada.p.item() == 0.0
+    ada.p.fill_(0.3)
+    ada.observe(torch.ones(64))  # would move p down and up at target 0.6; fixed: stays
+    ada.observe(torch.ones(64))
+    ada.observe(torch.ones(64))
+    ada.observe(torch.ones(64))
+    assert ada.p.item() == pytest.approx(0.3)
 
 
 # ------------------------------------------------------------------- through GANUpdater

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import gankit
-from gankit.gan.regularizers import LeCam, bcr_penalty, lecam_penalty
+from gankit.gan.regularizers import LeCamAnchors, bcr_penalty, lecam_penalty
+from gankit.gan.terms import BCR, LeCam
 from gankit.gan.updaters import GANUpdater
 from testsupport import TinyG
 
@@ -21,7 +22,7 @@ def test_lecam_penalty_on_known_inputs() -> None:
 
 
 def test_lecam_anchors_start_at_the_first_batch_then_move_at_decay_099() -> None:
-    lecam = LeCam()
+    lecam = LeCamAnchors()
     real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-2.0, 0.0])
     value = lecam(real, fake)  # anchors: real 2, fake -1
     assert (lecam.anchor_real.item(), lecam.anchor_fake.item()) == (2.0, -1.0)
@@ -30,7 +31,7 @@ def test_lecam_anchors_start_at_the_first_batch_then_move_at_decay_099() -> None
     lecam(torch.tensor([4.0]), torch.tensor([1.0]))
     assert lecam.anchor_real.item() == pytest.approx(0.99 * 2 + 0.01 * 4)
     assert lecam.anchor_fake.item() == pytest.approx(0.99 * -1 + 0.01 * 1)
-    other = LeCam()
+    other = LeCamAnchors()
     other.load_state_dict(lecam.state_dict())
     assert other.started and torch.equal(other.anchor_real, lecam.anchor_real)
 
@@ -38,7 +39,7 @@ def test_lecam_anchors_start_at_the_first_batch_then_move_at_decay_099() -> None
 def test_lecam_gradient_goes_to_the_outputs_only() -> None:
     real = torch.tensor([3.0], requires_grad=True)
     fake = torch.tensor([-3.0], requires_grad=True)
-    lecam = LeCam()
+    lecam = LeCamAnchors()
     lecam(torch.tensor([0.0]), torch.tensor([0.0]))  # anchors at 0
     lecam.decay = 1.0 - 1e-12  # keep them there for this check
     lecam(real, fake).backward()
@@ -82,7 +83,7 @@ def test_updater_adds_lecam_and_bcr_to_the_d_loss_and_reports_them() -> None:
     torch.manual_seed(0)
     plain = _updater()
     torch.manual_seed(0)
-    reg = _updater(lecam=0.5, bcr=2.0, bcr_transform=lambda t: t + 1.0)
+    reg = _updater(dis_terms=[LeCam(0.5), BCR(2.0, transform=lambda t: t + 1.0)])
     seen: list[dict] = []
     for u in (plain, reg):
         obs: dict = {}
@@ -106,11 +107,12 @@ def test_updater_adds_lecam_and_bcr_to_the_d_loss_and_reports_them() -> None:
     assert grad.abs().sum() > 0
     assert torch.allclose(extra, grad, atol=1e-6)
     state = reg.state_dict()
-    assert set(state["lecam"]) == {"anchor_real", "anchor_fake", "started"}
-    fresh = _updater(lecam=0.5)
+    assert set(state["terms"]["dis/lecam"]) == {"anchor_real", "anchor_fake", "started"}
+    fresh = _updater(dis_terms=[LeCam(0.5)])
     fresh.load_state_dict(state)
-    assert torch.equal(fresh.lecam.anchor_real, reg.lecam.anchor_real)
-    with pytest.raises(ValueError, match="no lecam state"):
+    anchors = fresh.terms["dis"][0].anchors  # type: ignore[attr-defined]
+    assert torch.equal(anchors.anchor_real, reg.terms["dis"][0].anchors.anchor_real)
+    with pytest.raises(ValueError, match="no state of the dis/lecam term"):
         fresh.load_state_dict(plain.state_dict())
 
 
@@ -128,8 +130,8 @@ def test_updater_bcr_value_with_a_known_transform() -> None:
     gen, dis = TinyG(), SumD()
     loader = torch.utils.data.DataLoader(torch.zeros(16, 1, 4, 4), batch_size=16)
     u = GANUpdater(gen, dis, torch.optim.SGD(gen.parameters(), 0.0),
-                   torch.optim.SGD(dis.parameters(), 0.0), loader, bcr=10.0,
-                   bcr_transform=lambda t: 2 * t)
+                   torch.optim.SGD(dis.parameters(), 0.0), loader,
+                   dis_terms=[BCR(10.0, transform=lambda t: 2 * t)])
     obs: dict = {}
     with gankit.training.reporter.report_scope(obs):
         u.update()

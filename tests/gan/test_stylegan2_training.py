@@ -11,7 +11,14 @@ import torch
 
 import gankit
 from gankit.extensions import Snapshot
-from gankit.gan import GANUpdater, lazy_adam_hparams, lazy_regularization, path_length_penalty
+from gankit.gan import (
+    R1,
+    GANUpdater,
+    PathLength,
+    lazy_adam_hparams,
+    lazy_regularization,
+    path_length_penalty,
+)
 from gankit.models import DCGANGenerator
 from gankit.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
 from gankit.training.reporter import report_scope
@@ -83,11 +90,12 @@ def build(out: Path, iterations: int, *, pl_weight: float = 2.0) -> gankit.Train
     torch.manual_seed(0)
     gen = StyleGAN2Generator(8, (3, 16, 16), n_classes=2, mapping_layers=2, **TINY)
     dis = StyleGAN2Discriminator((3, 16, 16), n_classes=2, **TINY)
-    opt_g = lazy_regularization(torch.optim.Adam(gen.parameters(), 2e-3, betas=(0.0, 0.99)), 2)
-    opt_d = lazy_regularization(torch.optim.Adam(dis.parameters(), 2e-3, betas=(0.0, 0.99)), 2)
-    updater = GANUpdater(gen, dis, opt_g, opt_d, _images(), loss="ns", penalty="r1",
-                         penalty_weight=1.0, penalty_every=2, path_length_weight=pl_weight,
-                         path_length_every=2)
+    # the lazy terms rescale both optimizers (lazy_regularization) for their interval 2
+    opt_g = torch.optim.Adam(gen.parameters(), 2e-3, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(dis.parameters(), 2e-3, betas=(0.0, 0.99))
+    updater = GANUpdater(gen, dis, opt_g, opt_d, _images(), loss="ns",
+                         dis_terms=[R1(1.0, every=2)], gen_terms=[PathLength(pl_weight, every=2)])
+    assert opt_d.param_groups[0]["lr"] == pytest.approx(2e-3 * 2 / 3)
     trainer = gankit.Trainer(updater, (iterations, "iteration"), out=out)
     trainer.extend(Snapshot(n_retains=1, trigger=lambda t: t.stop_trigger(t)))
     return trainer
@@ -98,7 +106,7 @@ def final_state(trainer: gankit.Trainer) -> dict[str, Any]:
     state = u.state_dict()
     return {"models": state["models"], "opt": {k: v["state"] for k, v in
                                                state["optimizers"].items()},
-            "pl": state.get("path_length_mean")}
+            "pl": state["terms"]["gen/pl"]["mean"]}
 
 
 def assert_same(a: dict[str, Any], b: dict[str, Any]) -> None:
@@ -121,10 +129,11 @@ def test_stylegan2_trains_with_penalties_and_resumes_bitwise(tmp_path):
 
     build(tmp_path / "split", 3).run()
     snap = torch.load(tmp_path / "split" / "snapshot_iter_3.pt", weights_only=True)
-    assert float(snap["updater"]["path_length_mean"]) > 0  # saved in the snapshot
+    saved_mean = snap["updater"]["terms"]["gen/pl"]["mean"]
+    assert float(saved_mean) > 0  # saved in the snapshot
     resumed = build(tmp_path / "split", 6)
     resumed.resume(tmp_path / "split")
-    assert torch.equal(resumed.updater.path_length_mean, snap["updater"]["path_length_mean"])
+    assert torch.equal(resumed.updater.terms["gen"][0].mean, saved_mean)
     resumed.run()
     assert_same(final_state(resumed), want)
 
@@ -149,13 +158,15 @@ def test_path_length_option_checks():
     loader = [torch.zeros(2, 3, 16, 16)]
     with pytest.raises(ValueError, match="DCGANGenerator is not one"):
         GANUpdater(DCGANGenerator(8, (3, 16, 16)), dis, opt, opt, loader,
-                   path_length_weight=2.0)
-    with pytest.raises(ValueError, match="path_length_every"):
-        GANUpdater(gen, dis, opt, opt, loader, path_length_weight=2.0, path_length_every=0)
+                   gen_terms=[PathLength(2.0)])
+    with pytest.raises(ValueError, match="interval must be a whole number"):
+        PathLength(2.0, every=0)
+    with pytest.raises(ValueError, match="decay must be in"):
+        PathLength(2.0, decay=0.0)
     off = GANUpdater(gen, dis, opt, opt, loader)
-    assert "path_length_mean" not in off.state_dict()  # snapshots of other runs unchanged
-    on = GANUpdater(gen, dis, opt, opt, loader, path_length_weight=2.0)
-    with pytest.raises(ValueError, match="no path-length mean"):
+    assert "terms" not in off.state_dict()  # snapshots of other runs unchanged
+    on = GANUpdater(gen, dis, opt, opt, loader, gen_terms=[PathLength(2.0)])
+    with pytest.raises(ValueError, match="no state of the gen/pl term"):
         on.load_state_dict(off.state_dict())
 
 
@@ -165,7 +176,7 @@ def test_generator_step_reports_the_path_length_terms():
     dis = StyleGAN2Discriminator((3, 16, 16), **TINY)
     updater = GANUpdater(gen, dis, torch.optim.Adam(gen.parameters()),
                          torch.optim.Adam(dis.parameters()), [torch.zeros(4, 3, 16, 16)],
-                         path_length_weight=2.0, path_length_every=2)
+                         gen_terms=[PathLength(2.0, every=2)])
     seen = []
     for _ in range(3):
         obs: dict[str, Any] = {}
@@ -175,7 +186,7 @@ def test_generator_step_reports_the_path_length_terms():
     assert "gen/pl" in seen[0] and "gen/pl_mean" in seen[0]
     assert "gen/pl" not in seen[1] and "gen/loss" in seen[1]
     assert "gen/pl" in seen[2]
-    assert math.isfinite(float(updater.path_length_mean))
+    assert math.isfinite(float(updater.terms["gen"][0].mean))
 
 
 def test_bf16_training_steps_with_both_regularisers():
@@ -183,8 +194,8 @@ def test_bf16_training_steps_with_both_regularisers():
     gen = StyleGAN2Generator(8, (3, 16, 16), n_classes=2, mapping_layers=1, **TINY)
     dis = StyleGAN2Discriminator((3, 16, 16), n_classes=2, **TINY)
     updater = GANUpdater(gen, dis, torch.optim.Adam(gen.parameters()),
-                         torch.optim.Adam(dis.parameters()), _images(2), penalty="r1",
-                         penalty_weight=1.0, path_length_weight=2.0, path_length_every=1,
+                         torch.optim.Adam(dis.parameters()), _images(2),
+                         dis_terms=[R1(1.0)], gen_terms=[PathLength(2.0, every=1)],
                          precision="bf16")
     before = [p.detach().clone() for p in gen.parameters()]
     obs: dict[str, Any] = {}

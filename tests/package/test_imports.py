@@ -82,7 +82,7 @@ def test_a_cycle_would_be_caught():
 
 
 # Who may import whom: the library never imports the CLI, gan/ never imports extensions/,
-# models/ never imports gan/ (DESIGN.md's rule of direction).
+# models/ never imports gan/ (docs/architecture.md states the rule of direction).
 FORBIDDEN = [
     ("gankit", "gankit.cli"),
     ("gankit.gan", "gankit.extensions"),

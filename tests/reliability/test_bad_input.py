@@ -66,7 +66,7 @@ def test_data_path_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     for i in range(12):
         _png(mixed / f"{i}.png", size=8 if i else 16)
     code, err = run(["train", "--data", f"folder:{mixed}", "--out", out, *TINY], capsys)
-    assert_one_line_error(code, err, "size")
+    assert_one_line_error(code, err, "size", "pass --image-size SIZE")
     # The stated rule: with --image-size the same folder trains.
     code, err = run(["train", "--data", f"folder:{mixed}", "--image-size", "8",
                      "--iterations", "2", "--out", out, *TINY], capsys)
@@ -84,6 +84,10 @@ def test_data_path_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     (["--lr-dis", "-0.1"], "--lr-dis"),
     (["--seed", "-4"], "--seed"),
     (["--snapshot-every", "0"], "--snapshot-every"),
+    # argparse took a number in exponent form for an option ("expected one argument")
+    (["--lr-dis", "-1e-3"], "--lr-dis: '-1e-3' must be a finite, non-negative number"),
+    (["--lr-gen", "-inf"], "--lr-gen: '-inf' must be a finite, non-negative number"),
+    (["--snapshot-every", "5x"], "training time such as 90s, 30m or 2h"),
 ])
 def test_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str],
                      needle: str) -> None:
@@ -92,6 +96,17 @@ def test_bad_options(tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: 
                      *TINY, *extra], capsys)
     assert_one_line_error(code, err, needle)
     assert not list_snapshots(out)
+
+
+def test_npz_without_x_and_several_arrays_is_refused_naming_them(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "d.npz"
+    np.savez(data, images=np.zeros((12, 8, 8), np.uint8), labels=np.zeros(12, np.int64))
+    out = tmp_path / "run"
+    code, err = run(["train", "--data", f"npz:{data}", "--iterations", "1", "--out", str(out),
+                     *TINY], capsys)
+    assert_one_line_error(code, err, "'images', 'labels'", "none named 'x'")
+    assert not out.exists()
 
 
 def test_unknown_metric(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

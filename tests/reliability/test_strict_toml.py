@@ -1,4 +1,5 @@
-"""TOML configs are strict: types per option (from TrainConfig), unknown tables, duplicates."""
+"""TOML configs are strict: types per option (from TrainConfig's groups), unknown tables,
+duplicates."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 
 from gankit.cli import main
-from gankit.cli.config import TrainConfig
+from gankit.cli.config import option_types
 
 
 def _wrong_value(hint: Any) -> str:
@@ -21,7 +22,7 @@ def _wrong_value(hint: Any) -> str:
     return {bool: '"no"', int: '"3"', float: '"0.5"', str: "3"}[base]
 
 
-TYPES = typing.get_type_hints(TrainConfig)
+TYPES = option_types()  # every option's type, from TrainConfig's groups
 
 
 @pytest.mark.parametrize("name", sorted(TYPES))
@@ -65,3 +66,50 @@ def test_a_correct_config_is_accepted(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert main(["train", "--config", str(cfg), "--out", str(out), "--quiet",
                  "--sample-every", "1000"]) == 0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # the kind of the wrong value is named as it is, in TOML's spelling
+    ("epochs = 2.5\n", "line 1: epochs must be a whole number (not a fraction), got 2.5."),
+    ("epochs = true\n", "line 1: epochs must be a whole number (not true or false), got true."),
+    ('epochs = "3"\n', 'line 1: epochs must be a whole number (not a string), got "3".'),
+    ("lr-gen = false\n", "line 1: lr-gen must be a number (not true or false), got false."),
+    ("conditional = 1\n", "line 1: conditional must be true or false, got 1."),
+])
+def test_a_wrong_type_is_named_for_the_value_given(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    assert main(["train", "--config", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"config file {cfg} {message}" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("seed = 1\nbatch-size = -4\n", "line 2: batch-size must be a positive integer, got -4."),
+    ("[train]\nlr_dis = -0.5\n", "line 2: lr_dis must be a non-negative number, got -0.5."),
+    ("[train]\nseed = 1\nbeta2 = 1.5\n", "line 3: beta2 must be in [0, 1), got 1.5."),
+    ('snapshot-every = "5x"\n', "line 1: snapshot-every '5x' is not an interval"),
+    ('loss = "nope"\n', "line 1: loss: unknown loss 'nope'; choose one of"),
+])
+def test_a_value_out_of_range_names_file_line_and_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, message: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"config file {cfg} {message}" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_options_that_depend_on_each_other_are_checked_after_the_command_line(
+        tmp_path: Path) -> None:
+    """A start of the decay in the file with the decay given on the command line is valid."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("lr-decay-start = 0.5\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--lr-decay", "linear", "--iterations", "1",
+                 "--width", "4", "--quiet", "--out", str(out)]) == 0

@@ -155,3 +155,15 @@ def test_a_single_module_is_the_main_model(make_trainer):
 def test_a_function_in_the_models_place_is_a_type_error_naming_it():
     with pytest.raises(TypeError, match=r"second argument is the models.*eval_fn="):
         Evaluator([1], eval_fn)  # the old (loader, eval_fn) order
+
+
+def test_the_documented_call_takes_the_trainer_and_returns_the_means(make_trainer):
+    """The class doc says how to call it: with the trainer (Chainer's takes none)."""
+    import inspect
+
+    assert "evaluator(trainer)" in (Evaluator.__doc__ or "")
+    trainer_param = inspect.signature(Evaluator.__call__).parameters["trainer"]
+    assert trainer_param.default is inspect.Parameter.empty
+    with report_scope({}):
+        result = Evaluator(BATCHES, eval_fn=eval_fn)(make_trainer())
+    assert set(result) == set(EXPECTED)

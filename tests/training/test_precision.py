@@ -13,7 +13,7 @@ import torch
 
 from gankit.cli import main
 from gankit.extensions.log_report import read_log
-from gankit.gan.updaters import GANUpdater
+from gankit.gan import R1, GANUpdater
 from gankit.models import DCGANDiscriminator, DCGANGenerator
 from gankit.training import Trainer, load_state
 from gankit.training.distributed import prepare_updater
@@ -43,7 +43,7 @@ def _updater(precision: str, penalty: str = "none") -> GANUpdater:
     batches = [torch.randn(8, *SHAPE).clamp(-1, 1) for _ in range(3)]
     return GANUpdater(gen, dis, torch.optim.Adam(gen.parameters(), 2e-4),
                       torch.optim.Adam(dis.parameters(), 2e-4), batches,
-                      precision=precision, penalty=penalty, penalty_weight=1.0)
+                      precision=precision, dis_terms=[R1(1.0)] if penalty == "r1" else [])
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)

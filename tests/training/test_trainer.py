@@ -272,3 +272,26 @@ def test_state_dict_tree(make_trainer):
     assert state["updater"]["iteration"] == 2
     assert set(state["extensions"]) == {"Recorder"}
     assert set(state["rng"]) >= {"python", "numpy", "torch"}
+
+
+def test_resume_with_nothing_to_resume_starts_fresh(make_trainer, tmp_path):
+    """``trainer.resume(out)`` before ``run()`` is right on a first run too (the README's)."""
+    from gankit.extensions import Snapshot
+
+    out = tmp_path / "runs" / "mine"  # not created yet
+    first = make_trainer(stop=(4, "iteration"), out=out)
+    first.extend(Snapshot(trigger=(2, "iteration")))
+    assert first.resume(out) is None
+    first.run()
+    second = make_trainer(stop=(6, "iteration"), out=out)
+    second.extend(Snapshot(trigger=(2, "iteration")))
+    assert second.resume(out) == out / "snapshot_iter_4.pt"
+    assert second.updater.iteration == 4
+
+
+def test_resume_from_a_missing_snapshot_file_is_an_error(make_trainer, tmp_path):
+    from gankit.errors import GankitError
+
+    with pytest.raises(GankitError, match=r"snapshot .*snapshot_iter_5\.pt does not exist; give "
+                                          r"an existing snapshot file, or the run directory"):
+        make_trainer().resume(tmp_path / "run" / "snapshot_iter_5.pt")

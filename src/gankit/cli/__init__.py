@@ -7,8 +7,12 @@ package imports it.
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from gankit.cli.parser import build_parser
 from gankit.errors import GankitError
@@ -18,6 +22,32 @@ __all__ = ["build_parser", "main"]
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with _one_line_warnings(args.command):
+        return _run(args, argv)
+
+
+@contextmanager
+def _one_line_warnings(command: str) -> Iterator[None]:
+    """gankit's own warnings as one line on stderr (``gankit train: warning: ...``), not
+    Python's two lines with the file and line of the ``warnings.warn`` call."""
+    package = Path(__file__).resolve().parent.parent
+    original = warnings.formatwarning
+
+    def formatwarning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, line: str | None = None) -> str:
+        if Path(filename).resolve().is_relative_to(package):
+            text = " ".join(str(message).split())
+            return f"gankit {command}: warning: {text}\n"
+        return original(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     try:
         if args.command == "train" and getattr(args, "nproc", 1) > 1:
             from gankit.cli.launch import launch

@@ -10,7 +10,7 @@ import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # tomllib is in the standard library from Python 3.11; tomli is the same parser for 3.10.
 if sys.version_info >= (3, 11):
@@ -18,85 +18,267 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
+from gankit.cli.presets import PRESETS
+from gankit.cli.terms import PENALTY_TERMS, TERM_FIELDS
 from gankit.errors import GankitError
 from gankit.extensions.lr_scheduler import LR_DECAYS
 from gankit.extensions.snapshot import parse_duration
 from gankit.gan.augment import get_augment
 from gankit.gan.losses import LOSSES
-from gankit.gan.penalties import PENALTIES
 from gankit.models.archs import ARCHS
 from gankit.models.layers import NORMS
 
 #: Options only some recipes read; a recipe declares those it reads (``Recipe.reads``) and
 #: refuses the others when they differ from their defaults below.
 METHOD_OPTIONS = ("loss", "penalty", "penalty_weight", "penalty_every", "n_dis", "conditional",
-                  "ema", "z_dim", "feature_net", "augment", "lecam", "bcr", "arch", "path_length")
+                  "ema", "z_dim", "feature_net", "augment", "arch", "preset", *TERM_FIELDS)
 
 INTERVAL_RE = re.compile(r"^([1-9][0-9]*)\s*(e|epoch|epochs|i|it|iter|iteration|iterations)?$")
 
 
+T = TypeVar("T")
+
+
+def filled(value: T | None, name: str) -> T:
+    """The value of option ``name`` that the recipe's defaults fill in (``apply_defaults``)."""
+    if value is None:
+        raise GankitError(f"option {name} has no value; a run's options get the recipe's "
+                          "defaults (gankit.cli.train.apply_defaults) before it is built.")
+    return value
+
+
+def _check_positive_ints(options: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(options, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise GankitError(f"--{_flag(name)} must be a positive integer, got {value!r}.")
+
+
+def _check_non_negative_int(name: str, value: Any, what: str = "integer") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise GankitError(f"--{_flag(name)} must be a non-negative {what}, got {value!r}.")
+
+
+def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise GankitError(f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}.")
+
+
 @dataclass
-class TrainConfig:
-    """Every option of ``gankit train``; ``None`` means 'the data set's default'."""
+class DataOptions:
+    """What the run trains on and how it is read."""
 
     data: str = "digits"
     data_mode: str = "auto"
     skip_corrupt: bool = False
+    image_size: int | None = None
+    # a fixed, class-stratified fraction of the training split (data efficiency studies)
+    train_fraction: float | None = None
+    workers: int = 0
+
+    def validate(self) -> None:
+        _check_positive_ints(self, ("image_size",))
+        _check_non_negative_int("workers", self.workers)
+        if self.data_mode not in ("auto", "memory", "lazy"):
+            raise GankitError(f"--data-mode must be auto, memory or lazy, got {self.data_mode!r}.")
+        fraction = self.train_fraction
+        if fraction is not None and not (_is_number(fraction) and 0 < fraction <= 1):
+            raise GankitError(f"--train-fraction must be in (0, 1], e.g. 0.1, got {fraction!r}.")
+
+
+@dataclass
+class ModelOptions:
+    """The method (recipe) and its networks."""
+
     recipe: str = "dcgan"
     arch: str = "dcgan"
-    out: str = "runs/gankit"
-    epochs: int | None = None
-    iterations: int | None = None
-    batch_size: int | None = None
-    loss: str | None = None
-    penalty: str | None = None
-    penalty_weight: float | None = None
-    penalty_every: int | None = None
-    n_dis: int | None = None
-    lr_gen: float | None = None
-    lr_dis: float | None = None
-    # learning-rate schedule (LRSchedule): decay "none" | "linear", the fraction of the run
-    # before the decay starts, and the warm-up length in iterations
-    lr_decay: str | None = None
-    lr_decay_start: float | None = None
-    lr_warmup: int = 0
-    beta1: float | None = None
-    beta2: float | None = None
     z_dim: int | None = None
     width: int | None = None
     norm: str | None = None
     ema: float | None = None
     conditional: bool = False
-    image_size: int | None = None
+    # a paper's recipe: option values and ramps (cli/presets.py)
+    preset: str | None = None
+
+    def validate(self) -> None:
+        _check_positive_ints(self, ("z_dim", "width"))
+        _check_choice("preset", self.preset, tuple(PRESETS))
+        if self.ema is not None and not (_is_number(self.ema) and 0 <= self.ema < 1):
+            raise GankitError(f"--ema must be a decay in [0, 1) (0: off), got {self.ema!r}.")
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("arch", self.arch, tuple(ARCHS))
+
+
+@dataclass
+class ObjectiveOptions:
+    """The losses: the GAN loss, the penalty, the terms of cli/terms.py's TERM_OPTIONS (0 or
+    None: off), the augmentation of what D sees, and recipe-specific weights."""
+
+    loss: str | None = None
+    penalty: str | None = None
+    penalty_weight: float | None = None
+    penalty_every: int | None = None
+    n_dis: int | None = None
+    augment: str | None = None
+    lecam: float | None = None
+    bcr: float | None = None
+    path_length: float | None = None
+    # recipe-specific weights (VAE-GAN, CycleGAN)
+    weights: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def validate(self) -> None:
+        _check_positive_ints(self, ("penalty_every", "n_dis"))
+        for name in ("penalty_weight", *TERM_FIELDS):
+            value = getattr(self, name)
+            ok = _is_number(value) and value >= 0 and math.isfinite(value)
+            if value is not None and not ok:
+                raise GankitError(f"--{_flag(name)} must be a non-negative number, got {value!r}.")
+        _check_choice("loss", self.loss, tuple(LOSSES))
+        _check_choice("penalty", self.penalty, tuple(PENALTY_TERMS))
+        if self.augment is not None:
+            if not isinstance(self.augment, str):
+                raise GankitError(f"--augment must be a string such as diffaug or ada:0.6, got "
+                                  f"{self.augment!r}.")
+            try:
+                get_augment(self.augment)
+            except GankitError as exc:
+                raise GankitError(f"--augment: {exc}.") from None
+        for key, value in self.weights.items():
+            if not (_is_number(value) and value >= 0):
+                raise GankitError(f"weight {key!r} must be a non-negative number, got {value!r}.")
+
+
+@dataclass
+class OptimOptions:
+    """The optimizers: batch, Adam's rates and betas, the learning-rate schedule (LRSchedule:
+    decay "none" | "linear", the fraction of the run before it starts, a warm-up in updates)."""
+
+    batch_size: int | None = None
+    lr_gen: float | None = None
+    lr_dis: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    lr_decay: str | None = None
+    lr_decay_start: float | None = None
+    lr_warmup: int = 0
+
+    def validate(self) -> None:
+        _check_positive_ints(self, ("batch_size",))
+        for name in ("lr_gen", "lr_dis"):
+            value = getattr(self, name)
+            ok = _is_number(value) and value >= 0 and math.isfinite(value)
+            if value is not None and not ok:
+                raise GankitError(f"--{_flag(name)} must be a non-negative number, got {value!r}.")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0 <= value < 1):
+                raise GankitError(f"--{_flag(name)} must be in [0, 1), got {value!r}.")
+        if self.lr_decay is not None and self.lr_decay not in LR_DECAYS:
+            raise GankitError(f"unknown --lr-decay {self.lr_decay!r}; choose one of: "
+                              f"{', '.join(LR_DECAYS)}.")
+        start = self.lr_decay_start
+        if start is not None and not (_is_number(start) and 0 <= start < 1):
+            raise GankitError(f"--lr-decay-start must be a fraction of the run in [0, 1), got "
+                              f"{start!r}.")
+        if start is not None and self.lr_decay == "none":
+            raise GankitError(f"--lr-decay-start {start!r} has no effect with --lr-decay none; "
+                              "add --lr-decay linear or leave the start out.")
+        _check_non_negative_int("lr_warmup", self.lr_warmup, "number of iterations")
+
+
+@dataclass
+class RunOptions:
+    """The run: where, how long, on what, and what it writes (logs, samples, snapshots, the
+    evaluator's feature network: inception:PATH or a network file, None: the default)."""
+
+    out: str = "runs/gankit"
+    epochs: int | None = None
+    iterations: int | None = None
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
     compile: bool = False
-    workers: int = 0
     log_every: str | None = None
     sample_every: str | None = None
     snapshot_every: str | None = None
     keep_snapshots: int = 3
     keep_samples: int | None = None  # newest sample grids kept in samples/; None keeps all
     skip_nonfinite: bool = False
-    # the evaluator's feature network: inception:PATH or a network file (None: the default)
     feature_net: str | None = None
-    # data efficiency: augmentation of what D sees, LeCam and bCR weights, a subsampled train split
-    augment: str | None = None
-    lecam: float | None = None
-    bcr: float | None = None
-    train_fraction: float | None = None
-    # StyleGAN2's path-length regulariser weight (0: off; the paper's FFHQ runs use 2)
-    path_length: float | None = None
-    # recipe-specific weights (VAE-GAN, CycleGAN)
-    weights: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def validate(self) -> None:
+        _check_positive_ints(self, ("epochs", "iterations", "keep_snapshots", "keep_samples"))
+        if self.epochs is not None and self.iterations is not None:
+            raise GankitError("give --epochs or --iterations, not both.")
+        _check_non_negative_int("seed", self.seed)
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise GankitError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}.")
+        for name in ("log_every", "sample_every", "snapshot_every"):
+            value = getattr(self, name)
+            if name == "snapshot_every" and value is not None and parse_duration(value):
+                continue  # wall-clock: 30m, 90s, 2h
+            if value is not None and name == "snapshot_every" and not INTERVAL_RE.match(
+                    str(value).strip()):
+                raise GankitError(
+                    f"--snapshot-every {value!r} is not an interval; write N for iterations, Ne "
+                    "for epochs or a training time such as 90s, 30m or 2h."
+                )
+            if value is not None:
+                parse_interval(value, f"--{_flag(name)}")
+        if self.feature_net is not None:
+            _check_feature_net(self.feature_net)
+
+
+#: the groups of TrainConfig, by attribute
+GROUPS: dict[str, type[Any]] = {"dataset": DataOptions, "model": ModelOptions,
+                                "objective": ObjectiveOptions, "optim": OptimOptions,
+                                "run": RunOptions}
+#: each option's group
+GROUP_OF: dict[str, str] = {f.name: group for group, cls in GROUPS.items() for f in fields(cls)}
+
+
+class TrainConfig:
+    """Every option of ``gankit train``, grouped by concern: ``cfg.dataset``, ``cfg.model``,
+    ``cfg.objective``, ``cfg.optim``, ``cfg.run``; ``None`` means 'the data set's default'.
+
+    Built, merged, saved (config.json) and read (TOML) by the options' flat names
+    (``TrainConfig(epochs=3)``, ``cfg.merged({"lr_gen": 1e-4})``, ``cfg.get("lr_gen")``), so
+    a run directory's config.json is the flat table it always was.
+    """
+
+    dataset: DataOptions
+    model: ModelOptions
+    objective: ObjectiveOptions
+    optim: OptimOptions
+    run: RunOptions
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(GROUP_OF)
+        if unknown:
+            raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}")
+        for group, cls in GROUPS.items():
+            mine = {k: v for k, v in values.items() if GROUP_OF[k] == group}
+            setattr(self, group, cls(**mine))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TrainConfig) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"TrainConfig({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
+
+    def get(self, name: str) -> Any:
+        """The option ``name`` (its flat name) from its group."""
+        return getattr(getattr(self, GROUP_OF[name]), name)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The flat table of every option (config.json)."""
+        return {k: v for group in GROUPS for k, v in dataclasses.asdict(getattr(self, group))
+                .items()}
 
     @classmethod
     def field_names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
+        return set(GROUP_OF)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str) -> TrainConfig:
@@ -109,86 +291,18 @@ class TrainConfig:
         return cls(**values)
 
     def merged(self, values: dict[str, Any]) -> TrainConfig:
-        return dataclasses.replace(self, **values)
+        """A copy with the flat options ``values`` replaced."""
+        return TrainConfig(**{**self.to_dict(), **values})
 
     def validate(self) -> None:
-        positive_ints = ("epochs", "iterations", "batch_size", "penalty_every", "n_dis", "z_dim",
-                         "width", "image_size", "keep_snapshots", "keep_samples")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):
-                raise GankitError(f"--{_flag(name)} must be a positive integer, got {value!r}.")
-        for name in ("lr_gen", "lr_dis", "penalty_weight", "lecam", "bcr", "path_length"):
-            value = getattr(self, name)
-            ok = _is_number(value) and value >= 0 and math.isfinite(value)
-            if value is not None and not ok:
-                raise GankitError(f"--{_flag(name)} must be a non-negative number, got {value!r}.")
-        for name in ("beta1", "beta2"):
-            value = getattr(self, name)
-            if value is not None and not (_is_number(value) and 0 <= value < 1):
-                raise GankitError(f"--{_flag(name)} must be in [0, 1), got {value!r}.")
-        if self.ema is not None and not (_is_number(self.ema) and 0 <= self.ema < 1):
-            raise GankitError(f"--ema must be a decay in [0, 1) (0: off), got {self.ema!r}.")
-        if self.lr_decay is not None and self.lr_decay not in LR_DECAYS:
-            raise GankitError(f"unknown --lr-decay {self.lr_decay!r}; choose one of: "
-                              f"{', '.join(LR_DECAYS)}.")
-        start = self.lr_decay_start
-        if start is not None and not (_is_number(start) and 0 <= start < 1):
-            raise GankitError(f"--lr-decay-start must be a fraction of the run in [0, 1), got "
-                              f"{start!r}.")
-        if start is not None and self.lr_decay == "none":
-            raise GankitError(f"--lr-decay-start {start!r} has no effect with --lr-decay none; "
-                              "add --lr-decay linear or leave the start out.")
-        warmup = self.lr_warmup
-        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise GankitError(f"--lr-warmup must be a non-negative number of iterations, got "
-                              f"{warmup!r}.")
-        if self.epochs is not None and self.iterations is not None:
-            raise GankitError("give --epochs or --iterations, not both.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise GankitError(f"--seed must be a non-negative integer, got {self.seed!r}.")
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
-            raise GankitError(f"--workers must be a non-negative integer, got {self.workers!r}.")
-        choices = {"loss": tuple(LOSSES), "penalty": PENALTIES, "norm": NORMS,
-                   "arch": tuple(ARCHS)}
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value is not None and value not in allowed:
-                raise GankitError(
-                    f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}."
-                )
-        if self.data_mode not in ("auto", "memory", "lazy"):
-            raise GankitError(f"--data-mode must be auto, memory or lazy, got {self.data_mode!r}.")
-        if self.augment is not None:
-            if not isinstance(self.augment, str):
-                raise GankitError(f"--augment must be a string such as diffaug or ada:0.6, got "
-                                  f"{self.augment!r}.")
-            try:
-                get_augment(self.augment)
-            except ValueError as exc:
-                raise GankitError(f"{exc}.") from None
-        fraction = self.train_fraction
-        if fraction is not None and not (_is_number(fraction) and 0 < fraction <= 1):
-            raise GankitError(f"--train-fraction must be in (0, 1], e.g. 0.1, got {fraction!r}.")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise GankitError(f"--precision must be fp32, bf16 or fp16, got {self.precision!r}.")
-        for name in ("log_every", "sample_every", "snapshot_every"):
-            value = getattr(self, name)
-            if name == "snapshot_every" and value is not None and parse_duration(value):
-                continue  # wall-clock: 30m, 90s, 2h
-            if value is not None:
-                parse_interval(value, f"--{_flag(name)}")
-        for key, value in self.weights.items():
-            if not (_is_number(value) and value >= 0):
-                raise GankitError(f"weight {key!r} must be a non-negative number, got {value!r}.")
-        if self.feature_net is not None:
-            _check_feature_net(self.feature_net)
+        """Each group's checks (a recipe's ``check`` refuses the options it does not read)."""
+        for group in GROUPS:
+            getattr(self, group).validate()
 
     def stop_trigger(self) -> tuple[int, str]:
-        if self.iterations is not None:
-            return (self.iterations, "iteration")
-        return (self.epochs or 1, "epoch")
+        if self.run.iterations is not None:
+            return (self.run.iterations, "iteration")
+        return (self.run.epochs or 1, "epoch")
 
 
 def _is_number(value: Any) -> bool:
@@ -225,7 +339,9 @@ def parse_interval(text: str | int, what: str = "interval") -> tuple[int, str]:
 def _type_error(hint: Any, value: Any) -> str | None:
     """What ``value`` should have been for a field annotated ``hint``; None when it fits.
 
-    TOML has no null, so ``X | None`` means X; a bool is never taken for a number.
+    TOML has no null, so ``X | None`` means X; a bool is never taken for a number. The
+    wanted type is followed by what ``value`` is where that is the likely slip (a string,
+    true/false, a fraction).
     """
     args = [a for a in typing.get_args(hint) if a is not type(None)]
     base = typing.get_origin(hint)
@@ -236,20 +352,41 @@ def _type_error(hint: Any, value: Any) -> str | None:
             isinstance(k, str) and _is_number(v) for k, v in value.items())
         return None if ok else "a table of numbers (NAME = VALUE)"
     if hint is bool:
-        return None if isinstance(value, bool) else "true or false (not a string)"
+        return None if isinstance(value, bool) else f"true or false{_what_it_is(value)}"
     if hint is int:
-        return None if isinstance(value, int) and not isinstance(value, bool) else \
-            "a whole number (not a string)"
+        if isinstance(value, int) and not isinstance(value, bool):
+            return None
+        return f"a whole number{_what_it_is(value)}"
     if hint is float:
-        return None if _is_number(value) else "a number (not a string)"
+        return None if _is_number(value) else f"a number{_what_it_is(value)}"
     if hint is str:
         return None if isinstance(value, str) else 'a string in quotes (e.g. "500" or "5e")'
     return None
 
 
-def _option_types() -> dict[str, Any]:
-    """The TOML type table: each option's type, read from TrainConfig's annotations."""
-    return typing.get_type_hints(TrainConfig)
+def _what_it_is(value: Any) -> str:
+    """`` (not a string)`` and the like: the kind of a TOML value that has the wrong type."""
+    if isinstance(value, str):
+        return " (not a string)"
+    if isinstance(value, bool):
+        return " (not true or false)"
+    if isinstance(value, float):
+        return " (not a fraction)"
+    return ""
+
+
+def _toml_literal(value: Any) -> str:
+    """``value`` as it is written in TOML: ``true``, ``"3"``, ``2.5``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def option_types() -> dict[str, Any]:
+    """The TOML type table: each option's type, read from the groups' annotations."""
+    return {k: v for cls in GROUPS.values() for k, v in typing.get_type_hints(cls).items()}
 
 
 def _line_of(lines: list[str], key: str, table: str | None = None) -> int:
@@ -295,7 +432,7 @@ def load_toml(path: str | Path) -> dict[str, Any]:
                     f"config file {path} line {_line_of(lines, key)}: unknown {what} beside "
                     "[train]; put every option in the [train] table."
                 )
-    types_ = _option_types()
+    types_ = option_types()
     seen: dict[str, str] = {}
     options: dict[str, Any] = {}
     for raw, value in table.items():
@@ -314,6 +451,25 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             raise GankitError(f"{where}: unknown {what}; see gankit train --help for the names.")
         wanted = _type_error(types_[name], value)
         if wanted is not None:
-            raise GankitError(f"{where}: {raw} must be {wanted}, got {value!r}.")
+            raise GankitError(f"{where}: {raw} must be {wanted}, got {_toml_literal(value)}.")
+        _check_range(name, raw, value, where)
         options[name] = value
     return options
+
+
+def _check_range(name: str, raw: str, value: Any, where: str) -> None:
+    """Refuse an option's value out of its range (``batch-size = -4``) at its file and line.
+
+    The value alone is checked against ``TrainConfig.validate``; what depends on other
+    options (both a length in epochs and in iterations, say) is checked once the command
+    line is merged. The feature network is checked there too: loading it takes a second.
+    """
+    if name == "feature_net":
+        return
+    try:
+        TrainConfig().merged({name: value}).validate()
+    except GankitError as exc:
+        message = str(exc)
+        flag = f"--{_flag(name)}"
+        message = message[len(flag):] if message.startswith(flag) else f": {message}"
+        raise GankitError(f"{where}: {raw}{message}") from None

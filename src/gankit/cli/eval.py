@@ -99,17 +99,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from gankit.cli.runs import load_run
+    from gankit.cli.runs import load_run, require_run_dir
     from gankit.extensions.ema import EMA
     from gankit.training.checkpoint import write_atomic
 
     start = time.perf_counter()
-    run = Path(args.run)
-    if not (run / "config.json").is_file():
-        raise GankitError(
-            f"{run} is not a gankit run directory (no config.json); give the --out directory "
-            "of a gankit train."
-        )
+    run = require_run_dir(Path(args.run))
     if args.metrics is not None:  # catch a typo before the slow part
         for name in args.metrics.split(","):
             if name.strip() and name.strip().lower() not in METRICS:
@@ -215,7 +210,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.save_stats is not None and own is not None:
         stats_protocol = make_protocol(space, n_real=len(real), n_generated=0, real_split="val",
                                        seed=0).as_dict()
-        save_stats(args.save_stats, own, {**stats_protocol, "data": cfg.data})
+        save_stats(args.save_stats, own, {**stats_protocol, "data": cfg.dataset.data})
         print(f"wrote the held-out statistics to {args.save_stats}", file=sys.stderr)
     print(f"wrote {out} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any, NoReturn
 
 import numpy as np
 
+from gankit.cli.presets import PRESETS
+from gankit.cli.terms import PENALTY_TERMS, TERM_OPTIONS
+from gankit.gan.losses import LOSSES
+
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$",
+                              re.IGNORECASE)
+
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # argparse takes "-1e-3" (and "-inf") for an option, not a value, and says "expected
+        # one argument"; read every number as a value so that our checks name the problem.
+        self._negative_number_matcher = _NEGATIVE_NUMBER
+
     def error(self, message: str) -> NoReturn:
         # One line, not argparse's usage block; the usage is one --help away.
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -58,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN",
                    help="continue the run in directory RUN (the original command with "
                         "--out RUN does the same)")
-    t.add_argument("--data", help="digits|ring8|grid25|folder:PATH|npz:PATH|mnist-idx:DIR|"
-                                  "stackedmnist:DIR|shards:PATH|zip:PATH")
+    t.add_argument("--data", help="digits | shapes32 | ring8 | grid25 | folder:PATH | npz:PATH "
+                                  "(array x, labels y) | mnist-idx:DIR | stackedmnist:DIR | "
+                                  "shards:PATH | zip:PATH")
     t.add_argument("--data-mode", help="auto | memory | lazy: decode a folder up front or per "
                                        "batch in the workers (auto: lazy above 1 GiB)")
     t.add_argument("--skip-corrupt", action="store_true",
@@ -68,32 +83,47 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--arch", help="networks of the dcgan recipe: dcgan | resnet (SNGAN) | "
                                   "biggan | stylegan2 | r3gan, each with its paper's defaults")
     t.add_argument("--out", help="run directory (default runs/gankit)")
-    t.add_argument("--epochs", type=_positive_int)
-    t.add_argument("--iterations", type=_positive_int)
-    t.add_argument("--batch-size", type=_positive_int)
-    t.add_argument("--loss", help="ns | minimax | hinge | wgan | lsgan")
-    t.add_argument("--penalty", help="none | r1 | r2 | gp")
-    t.add_argument("--penalty-weight", type=_number)
-    t.add_argument("--penalty-every", type=_positive_int)
+    t.add_argument("--epochs", type=_positive_int,
+                   help="train for N passes over the data (default: the recipe's for the data)")
+    t.add_argument("--iterations", type=_positive_int,
+                   help="train for N updates instead of a number of epochs")
+    t.add_argument("--batch-size", type=_positive_int,
+                   help="samples per update (default: the recipe's for the data)")
+    t.add_argument("--loss", help=" | ".join(LOSSES) + " (rpgan: relativistic pairing)")
+    t.add_argument("--penalty", help=" | ".join(PENALTY_TERMS) + " (r1r2: R1 and R2, γ/2 each)")
+    t.add_argument("--penalty-weight", type=_number, metavar="GAMMA",
+                   help="weight of the discriminator's gradient penalty (default: the "
+                        "recipe's)")
+    t.add_argument("--penalty-every", type=_positive_int, metavar="N",
+                   help="lazy regularisation: apply the penalty every N discriminator steps, "
+                        "scaled by N")
     t.add_argument("--n-dis", type=_positive_int, help="discriminator steps per generator step")
-    t.add_argument("--lr-gen", type=_number)
-    t.add_argument("--lr-dis", type=_number)
+    t.add_argument("--lr-gen", type=_number, metavar="LR",
+                   help="the generator's Adam learning rate (VAE-GAN: the encoder's and "
+                        "decoder's; default: the recipe's)")
+    t.add_argument("--lr-dis", type=_number, metavar="LR",
+                   help="the discriminator's Adam learning rate (default: the recipe's)")
     t.add_argument("--lr-decay", help="none | linear: decay the learning rates to 0 at the "
                                       "last iteration")
     t.add_argument("--lr-decay-start", type=_number, metavar="FRACTION",
                    help="fraction of the run at full rate before the linear decay (default 0)")
     t.add_argument("--lr-warmup", type=_non_negative_int, metavar="N",
                    help="ramp the learning rates up linearly over the first N iterations")
-    t.add_argument("--beta1", type=_number)
-    t.add_argument("--beta2", type=_number)
-    t.add_argument("--z-dim", type=_positive_int)
+    t.add_argument("--beta1", type=_number, help="Adam's beta1, in [0, 1)")
+    t.add_argument("--beta2", type=_number, help="Adam's beta2, in [0, 1)")
+    t.add_argument("--z-dim", type=_positive_int, help="size of the generator's noise input")
     t.add_argument("--width", type=_positive_int, help="base channels / hidden units")
     t.add_argument("--norm", help="discriminator normalisation: batch | none | spectral | layer")
     t.add_argument("--ema", type=_number, help="EMA decay of the generator, reached through a ramp "
                         "min(decay, (1+t)/(10+t)) at update t (0: off)")
+    t.add_argument("--preset", metavar="NAME",
+                   help=f"a paper's recipe as one option: {', '.join(PRESETS)} (its values below "
+                        "yours, its ramps of the learning rate, γ, beta2, the EMA half-life and "
+                        "the augmentation probability over the run)")
     t.add_argument("--conditional", action="store_true", help="class-conditional networks")
     t.add_argument("--image-size", type=_positive_int, help="resize images to SIZE x SIZE")
-    t.add_argument("--seed", type=_non_negative_int)
+    t.add_argument("--seed", type=_non_negative_int,
+                   help="seed of the weights, the noise and the batch order (default 0)")
     t.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     t.add_argument("--precision", help="fp32 | bf16 | fp16")
     t.add_argument("--compile", action="store_true", help="torch.compile the networks")
@@ -105,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sample-every", help="N iterations or Ne epochs")
     t.add_argument("--snapshot-every",
                    help="N iterations, Ne epochs, or wall-clock training time: 90s, 30m, 2h")
-    t.add_argument("--keep-snapshots", type=_positive_int)
+    t.add_argument("--keep-snapshots", type=_positive_int, metavar="K",
+                   help="keep the newest K snapshots (default 3)")
     t.add_argument("--keep-samples", type=_positive_int, metavar="K",
                    help="keep the newest K sample grids in samples/ (default: all)")
     t.add_argument("--skip-nonfinite", action="store_true",
@@ -113,13 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", metavar="SPEC",
                    help="augment what D sees: none | diffaug[:color,translation,cutout] | "
                         "ada[:TARGET[:KIMG]] (adaptive; target 0.6, p 0->1 in 500k images)")
-    t.add_argument("--lecam", type=_number, metavar="WEIGHT",
-                   help="LeCam regularisation of D (e.g. 0.3; 0: off)")
-    t.add_argument("--bcr", type=_number, metavar="WEIGHT",
-                   help="balanced consistency regularisation of D (e.g. 10; 0: off)")
-    t.add_argument("--path-length", type=_number, metavar="WEIGHT",
-                   help="StyleGAN2's path-length regulariser on G, every 4 G steps "
-                        "(--arch stylegan2; e.g. 2; 0: off)")
+    for option in TERM_OPTIONS:
+        t.add_argument(option.flag, type=_number, metavar="WEIGHT", help=option.help)
     t.add_argument("--train-fraction", type=_number, metavar="F",
                    help="train on a fixed, class-stratified fraction F of the training split")
     t.add_argument("--weight", dest="weights", type=_weight, action="append",
@@ -132,19 +158,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run", help="the run directory")
     s.add_argument("-n", type=_positive_int, default=64, help="number of samples")
-    s.add_argument("--seed", type=_non_negative_int, default=0)
+    s.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the noise drawn (default 0)")
     s.add_argument("-o", "--output", required=True, help="out.npy (data range) or out.png")
     s.add_argument("--truncation", type=_number, metavar="PSI",
                    help="StyleGAN2's truncation: w = w_avg + PSI (w - w_avg) (default 1: off)")
-    s.add_argument("--device", default="auto")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
 
     e = sub.add_parser("eval", help="score a trained run (FID, KID, precision/recall, modes, IS)")
     e.add_argument("run", nargs="?", default=None, help="the run directory")
     e.add_argument("--metrics", default=None,
                    help="comma-separated: fid,kid,pr,modes,classes,is,stacked")
     e.add_argument("-n", type=_positive_int, default=None, help="samples to draw")
-    e.add_argument("--seed", type=_non_negative_int, default=0)
-    e.add_argument("--device", default="auto")
+    e.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the generated samples and of the floor's subset (default 0)")
+    e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     e.add_argument("--feature-net", default=None,
                    help="inception:PATH (the FID Inception weights file; 'inception' reads "
                         "GANKIT_INCEPTION_WEIGHTS), or a TorchScript or torch.save'd module")
@@ -163,7 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=_positive_int, default=None,
                    help="center-crop and resize to SIZE x SIZE")
     p.add_argument("--workers", type=_positive_int, default=1, help="decoding processes")
-    p.add_argument("--format", dest="fmt", default="shards", choices=("shards", "zip"),
-                   help="shards (uint8 .npy + index.json, fastest to read) or zip (PNGs)")
+    p.add_argument("--format", dest="fmt", default=None, choices=("shards", "zip"),
+                   help="shards (a folder of uint8 .npy + index.json, fastest to read) or zip "
+                        "(PNGs; the default for an output named *.zip, else shards)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
     return parser

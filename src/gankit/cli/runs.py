@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import torch
 
+from gankit.errors import GankitError
 from gankit.training.updater import resolve_device
 
 if TYPE_CHECKING:
@@ -54,12 +55,30 @@ class Run(NamedTuple):
     val: ArrayDataset
 
 
+# The data library's words for an argument, and the CLI's option for them: its messages name
+# no flags, so the CLI says them in its own terms.
+_FLAG_WORDS = (("pass an image size", "pass --image-size SIZE"),
+               ("leave the image size unset", "leave --image-size out"),
+               ("leave the image size out", "leave --image-size out"))
+
+
+def _with_flags(message: str) -> str:
+    """A data library message with the CLI's option names in place of its words."""
+    for words, flag in _FLAG_WORDS:
+        message = message.replace(words, flag)
+    return message
+
+
 def load_data(cfg: TrainConfig) -> tuple[ArrayDataset, ArrayDataset]:
     """The run's training and held-out splits, each loaded once."""
     from gankit.data import load_dataset
 
-    train, val = (load_dataset(cfg.data, split, image_size=cfg.image_size, seed=cfg.seed,
-                               mode=cfg.data_mode) for split in ("train", "val"))
+    try:
+        train, val = (load_dataset(cfg.dataset.data, split, image_size=cfg.dataset.image_size,
+                                   seed=cfg.run.seed, mode=cfg.dataset.data_mode)
+                      for split in ("train", "val"))
+    except GankitError as exc:
+        raise GankitError(_with_flags(str(exc))) from None
     return train, val
 
 
@@ -75,22 +94,33 @@ def build_run(cfg: TrainConfig, train: ArrayDataset, val: ArrayDataset, *,
     from gankit.training import Trainer
     from gankit.training.distributed import prepare_updater, seed_rank
 
-    recipe = get_recipe(cfg.recipe)
-    seed_everything(cfg.seed)
+    recipe = get_recipe(cfg.model.recipe)
+    seed_everything(cfg.run.seed)
     # --train-fraction trains on part of the split; evaluators keep the whole split as the
     # reference for their feature network and floor, so runs at any fraction share one scale.
-    updater = recipe.build(cfg, take_fraction(train, cfg.train_fraction))
+    updater = recipe.build(cfg, take_fraction(train, cfg.dataset.train_fraction))
     if for_training:
-        # A penalised discriminator takes a double backward, which compiled graphs lack.
-        penalised = getattr(updater, "penalty", "none") != "none"
-        prepare_updater(updater, compile=cfg.compile and [
-            name for name in updater.models if not (penalised and name.startswith("dis"))])
-        seed_rank(cfg.seed)  # same weights on every rank, different noise
-    metadata = {"recipe": cfg.recipe, "data": cfg.data, "shape": list(train.shape)}
-    trainer = Trainer(updater, cfg.stop_trigger(), cfg.out, metadata=metadata)
+        # A network regularised through its gradient takes a double backward, which compiled
+        # graphs lack.
+        twice: set[str] = getattr(updater, "double_backward_models", set())
+        prepare_updater(updater, compile=cfg.run.compile and [
+            name for name in updater.models if name not in twice])
+        seed_rank(cfg.run.seed)  # same weights on every rank, different noise
+    metadata = {"recipe": cfg.model.recipe, "data": cfg.dataset.data, "shape": list(train.shape)}
+    trainer = Trainer(updater, cfg.stop_trigger(), cfg.run.out, metadata=metadata)
     for ext in [*recipe.extensions(cfg, updater, train, val), *lr_schedule(cfg, updater)]:
         trainer.extend(ext)
     return Run(cfg, recipe, trainer, train, val)
+
+
+def require_run_dir(run: Path) -> Path:
+    """``run`` if it is a gankit run directory (it holds config.json); else the CLI's error."""
+    if not (run / "config.json").is_file():
+        raise GankitError(
+            f"{run} is not a gankit run directory (no config.json); give the --out directory "
+            "of an earlier gankit train."
+        )
+    return run
 
 
 def load_run(run_dir: str, device: str = "auto") -> Run:
@@ -98,8 +128,10 @@ def load_run(run_dir: str, device: str = "auto") -> Run:
     from gankit.cli.train import saved_config
 
     configure_threads()
-    cfg = saved_config(Path(run_dir)).merged(
+    cfg = saved_config(require_run_dir(Path(run_dir))).merged(
         {"device": str(resolve_device(device)), "out": str(run_dir)})
     run = build_run(cfg, *load_data(cfg))
-    run.trainer.resume(cfg.out)
+    if run.trainer.resume(cfg.run.out) is None:
+        raise GankitError(f"{run_dir} holds no snapshot_iter_N.pt yet; train the run first, or "
+                          "give a run directory that has one.")
     return run

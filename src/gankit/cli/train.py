@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gankit.cli.config import TrainConfig, load_toml
-from gankit.cli.runs import build_run, configure_threads, load_data
+from gankit.cli.presets import with_preset
+from gankit.cli.runs import build_run, configure_threads, load_data, require_run_dir
 from gankit.errors import GankitError
 from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
 from gankit.training.updater import resolve_device
@@ -18,6 +20,7 @@ from gankit.training.updater import resolve_device
 if TYPE_CHECKING:
     from gankit.cli.recipes import Recipe
     from gankit.data import ArrayDataset
+    from gankit.training import Trainer
 
 # The held-out quality signal, plotted into metrics.png one panel per key (absent keys skipped).
 HELD_OUT_KEYS = ("val/fid", "val/kid", "val/precision", "val/recall", "val/modes")
@@ -64,33 +67,29 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
         given["weights"] = dict(given["weights"])
     explicit = {}
     if getattr(args, "config", None):
-        explicit = dict(vars(TrainConfig.from_dict(load_toml(args.config), args.config)))
+        explicit = TrainConfig.from_dict(load_toml(args.config), args.config).to_dict()
         explicit = {k: v for k, v in explicit.items() if k in _toml_keys(args.config)}
     explicit.update(given)
     resume = getattr(args, "resume", None)
     if resume is not None:
-        run = Path(resume)
-        if not (run / "config.json").is_file():
-            raise GankitError(
-                f"{run} is not a gankit run directory (no config.json); "
-                "give the --out directory of an earlier gankit train."
-            )
+        run = require_run_dir(Path(resume))
     else:
-        run = Path(explicit.get("out", TrainConfig().out))
+        run = Path(explicit.get("out", TrainConfig().run.out))
         if not (run / "config.json").is_file():
             if list_snapshots(run):
                 raise GankitError(
                     f"{run} holds snapshots but no config.json; choose another --out."
                 )
-            return TrainConfig().merged(explicit), False
+            _check_new_out(run)
+            return TrainConfig().merged(with_preset(explicit)), False
     cfg = saved_config(run)
     changed = sorted(k for k, v in explicit.items()
-                     if k not in RESUMABLE_CHANGES and k != "out" and v != getattr(cfg, k))
+                     if k not in RESUMABLE_CHANGES and k != "out" and v != cfg.get(k))
     if changed:
         flag = changed[0].replace("_", "-")
         raise GankitError(
             f"--{flag} is {explicit[changed[0]]!r} but the run in {run} was started with "
-            f"{getattr(cfg, changed[0])!r}; a continued run keeps its options (only "
+            f"{cfg.get(changed[0])!r}; a continued run keeps its options (only "
             f"{', '.join('--' + k.replace('_', '-') for k in RESUMABLE_CHANGES)} may change): "
             "choose another --out for a new run."
         )
@@ -101,17 +100,48 @@ def resolve_config(args: argparse.Namespace) -> tuple[TrainConfig, bool]:
     return cfg, bool(list_snapshots(run))
 
 
+def _check_new_out(out: Path) -> None:
+    """Refuse to start a run in a folder of other files (an image folder, say): a new run
+    goes into a new or empty folder. Hidden files (a killed run's temporary files) are not
+    counted."""
+    if not out.is_dir():
+        return
+    found = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if found:
+        more = f" and {len(found) - 1} more" if len(found) > 1 else ""
+        raise GankitError(
+            f"{out} holds files ({found[0]}{more}) but is not a gankit run directory (no "
+            "config.json); choose a new or empty --out."
+        )
+
+
+def _check_not_past(cfg: TrainConfig, trainer: Trainer, out: Path) -> None:
+    """Refuse a length shorter than where the resumed run already is: training nothing and
+    a config.json that disagrees with the snapshots would follow."""
+    updater = trainer.updater
+    length, unit = cfg.stop_trigger()
+    done = updater.iteration if unit == "iteration" else updater.epoch_detail
+    if done > length:
+        flag = f"--{unit}s"
+        at = (f"iteration {updater.iteration}" if unit == "iteration"
+              else f"epoch {done:.4g} (iteration {updater.iteration})")
+        raise GankitError(
+            f"the run in {out} is already at {at}, past {flag} {length}; give {flag} "
+            f"{math.ceil(done)} or more to continue it, or another --out for a new run."
+        )
+
+
 def apply_defaults(cfg: TrainConfig, recipe: Recipe, train: ArrayDataset) -> TrainConfig:
     """``cfg`` with the recipe's defaults for this data (and its ``--arch``) where it has no
     value; a run length or a decay the user gave keeps the defaults' companions out (no
     default epochs beside ``--iterations``, no default decay start beside ``--lr-decay``)."""
     defaults = recipe.defaults(train, cfg)
-    if cfg.epochs is not None or cfg.iterations is not None:
+    if cfg.run.epochs is not None or cfg.run.iterations is not None:
         defaults.pop("epochs", None)
         defaults.pop("iterations", None)
-    if cfg.lr_decay is not None:
+    if cfg.optim.lr_decay is not None:
         defaults.pop("lr_decay_start", None)
-    return cfg.merged({k: v for k, v in defaults.items() if getattr(cfg, k) is None})
+    return cfg.merged({k: v for k, v in defaults.items() if cfg.get(k) is None})
 
 
 def _toml_keys(path: str) -> set[str]:
@@ -135,21 +165,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, resuming = resolve_config(args)
     cfg.validate()
-    recipe = get_recipe(cfg.recipe)
+    recipe = get_recipe(cfg.model.recipe)
     train, val = load_data(cfg)
-    if cfg.conditional and (train.y is None or train.n_classes < 2):
+    if cfg.model.conditional and (train.y is None or train.n_classes < 2):
         raise GankitError(
-            f"--conditional needs labelled data with at least 2 classes, but {cfg.data} has "
+            f"--conditional needs labelled data with at least 2 classes, but {cfg.dataset.data} "
+            "has "
             f"{'no labels' if train.y is None else f'{train.n_classes} class'}; drop "
             "--conditional or give labelled data (folder:DIR with one subfolder per class)."
         )
     if not resuming:
         cfg = apply_defaults(cfg, recipe, train)
         cfg.validate()
-    cfg = cfg.merged({"device": str(resolve_device(cfg.device))})
+    cfg = cfg.merged({"device": str(resolve_device(cfg.run.device))})
     # Under torchrun: join the process group; each rank trains on its own device.
-    device = init_distributed(cfg.device)
-    out = Path(cfg.out)
+    device = init_distributed(cfg.run.device)
+    out = Path(cfg.run.out)
     configure_threads()
 
     trainer = build_run(cfg.merged({"device": str(device)}), train, val,
@@ -157,9 +188,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     updater = trainer.updater
     quiet = getattr(args, "quiet", False)
     trainer.extend(FailOnNonFinite())
-    trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.log_every)))
+    trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.run.log_every)))
     # Plots on the sample grid's slower interval (and at the end): drawing costs ~0.1 s.
-    plot_every = interval_trigger(cfg, cfg.sample_every or cfg.log_every)
+    plot_every = interval_trigger(cfg, cfg.run.sample_every or cfg.run.log_every)
     trainer.extend(PlotReport(list(recipe.plot_keys), trigger=plot_every))
     trainer.extend(PlotReport(list(HELD_OUT_KEYS), filename="metrics.png", trigger=plot_every,
                               subplots=True), name="MetricsPlot")
@@ -167,10 +198,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         keys = list(recipe.print_keys)
         trainer.extend(PrintReport(keys))
         trainer.extend(ProgressBar())
-    seconds = parse_duration(cfg.snapshot_every) if cfg.snapshot_every else None
+    seconds = parse_duration(cfg.run.snapshot_every) if cfg.run.snapshot_every else None
     when = (WallClockTrigger(seconds, also=get_stop_trigger(cfg.stop_trigger()))
-            if seconds is not None else interval_trigger(cfg, cfg.snapshot_every))
-    trainer.extend(Snapshot(n_retains=cfg.keep_snapshots), trigger=when)
+            if seconds is not None else interval_trigger(cfg, cfg.run.snapshot_every))
+    snapshot = Snapshot(n_retains=cfg.run.keep_snapshots)
+    trainer.extend(snapshot, trigger=when)
 
     # Only now, every option checked, is anything created under --out.
     _check_writable(out)
@@ -179,8 +211,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if main_process:
         for stale in remove_stale_files(out):
             print(f"removed {stale.name}, left by a killed run", file=sys.stderr)
+    path = None
     if resuming:
         path = trainer.resume(out)  # every rank reads the snapshot
+        _check_not_past(cfg, trainer, out)
         if main_process:
             print(f"resuming from {path} (iteration {updater.iteration})", file=sys.stderr)
     config = json.dumps(cfg.to_dict(), indent=1).encode()
@@ -199,8 +233,10 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"continue with: gankit train --resume {out} (or the same command again)",
               file=sys.stderr)
         return 128 + (trainer.stop_signal or 0)
-    snaps = list_snapshots(out)
+    # The snapshot this run wrote last, else the one it resumed from (a newer file may be
+    # a damaged one it skipped).
+    last = snapshot.last_path or path
     print(f"done: {updater.iteration} iterations in {trainer.elapsed_time:.1f} s; "
           f"log {out / 'log.json'}, plot {out / 'loss.png'}, samples {out / 'samples'}, "
-          f"snapshot {snaps[-1] if snaps else 'none'}", file=sys.stderr)
+          f"snapshot {last or 'none'}", file=sys.stderr)
     return 0

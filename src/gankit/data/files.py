@@ -175,7 +175,10 @@ def _read_image(f: Path | IO[bytes], mode: str, image_size: int | None,
 
 def load_npz(path: str | Path, split: str = "train", *,
              image_size: int | None = None) -> ArrayDataset:
-    """Load array ``x`` (else the first array) and optional int labels ``y`` from a ``.npz``.
+    """Load array ``x`` and optional int labels ``y`` from a ``.npz``.
+
+    A file without ``x`` may hold one other array (besides ``y``), which is the data; with
+    several, none is guessed: the error names them.
 
     ``x`` may be images ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` with C in {1, 3}
     (channel-last when only the last axis is 1 or 3, channel-first otherwise), or points
@@ -245,10 +248,15 @@ def _read_npz(f: Path) -> tuple[str, np.ndarray, np.ndarray | None]:
             names = list(npz.files)
             if not names:
                 raise GankitError(f"npz file '{f}' holds no arrays; save the data as array 'x'")
-            x_name = "x" if "x" in names else next((n for n in names if n != "y"), None)
-            if x_name is None:
+            others = [n for n in names if n != "y"]
+            if not others:
                 raise GankitError(f"npz file '{f}' holds only labels 'y'; save the data as "
                                   f"array 'x'")
+            if "x" not in names and len(others) > 1:
+                found = ", ".join(f"'{n}'" for n in names)
+                raise GankitError(f"npz file '{f}' holds the arrays {found} but none named 'x'; "
+                                  f"save the data as array 'x' (and int labels as 'y')")
+            x_name = "x" if "x" in names else others[0]
             try:
                 x = npz[x_name]
                 y = npz["y"] if "y" in names else None

@@ -173,7 +173,7 @@ class GANEvaluator(Evaluator):
             real_out = dis(x, y)
             # Weighted by batch size: the losses are batch means.
             total_dis += float(loss.dis(real_out, fake_out)) * m
-            total_gen += float(loss.gen(fake_out)) * m
+            total_gen += float(loss.gen(fake_out, real_out)) * m
         return {"gen/loss": total_gen / len(x_all), "dis/loss": total_dis / len(x_all)}
 
     def evaluate(self, trainer: Trainer) -> dict[str, float]:

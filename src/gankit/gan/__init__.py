@@ -9,7 +9,7 @@ from gankit.gan.cyclegan import (
     ResnetTranslator,
     translate,
 )
-from gankit.gan.losses import LOSSES, GANLoss, get_loss
+from gankit.gan.losses import LOSSES, SEPARABLE_LOSSES, GANLoss, Loss, RelativisticLoss, get_loss
 from gankit.gan.penalties import (
     PENALTIES,
     gradient_penalty,
@@ -19,8 +19,23 @@ from gankit.gan.penalties import (
     r1_penalty,
     r2_penalty,
 )
-from gankit.gan.regularizers import LeCam, bcr_penalty, lecam_penalty
+from gankit.gan.regularizers import LeCamAnchors, bcr_penalty, lecam_penalty
 from gankit.gan.sampling import generate
+from gankit.gan.terms import (
+    BCR,
+    GP,
+    R1,
+    R2,
+    TERMS,
+    DisStep,
+    DisTerm,
+    GenStep,
+    GenTerm,
+    LeCam,
+    PathLength,
+    Term,
+    register_term,
+)
 from gankit.gan.updaters import GANUpdater, split_batch
 from gankit.gan.vaegan import (
     ConvEncoder,
@@ -31,10 +46,51 @@ from gankit.gan.vaegan import (
 )
 
 __all__ = [
-    "ADA", "DIFFAUG_OPS", "LOSSES", "PENALTIES", "Augment", "ConvEncoder", "CycleEvaluator",
-    "CycleGANUpdater", "DiffAugment", "GANLoss", "GANUpdater", "HistoryBuffer", "LeCam",
+    "ADA",
+    "BCR",
+    "DIFFAUG_OPS",
+    "GP",
+    "LOSSES",
+    "PENALTIES",
+    "R1",
+    "R2",
+    "SEPARABLE_LOSSES",
+    "TERMS",
+    "Augment",
+    "ConvEncoder",
+    "CycleEvaluator",
+    "CycleGANUpdater",
+    "DiffAugment",
+    "DisStep",
+    "DisTerm",
+    "GANLoss",
+    "GANUpdater",
+    "GenStep",
+    "GenTerm",
+    "HistoryBuffer",
+    "LeCam",
+    "LeCamAnchors",
+    "Loss",
+    "PathLength",
     "ReconstructionEvaluator",
-    "ResnetTranslator", "VAEGANUpdater", "bcr_penalty", "generate", "get_augment", "get_loss",
-    "gradient_penalty", "kl_normal", "lazy_adam_hparams", "lazy_regularization", "lecam_penalty",
-    "path_length_penalty", "r1_penalty", "r2_penalty", "reconstruct", "split_batch", "translate",
+    "RelativisticLoss",
+    "ResnetTranslator",
+    "Term",
+    "VAEGANUpdater",
+    "bcr_penalty",
+    "generate",
+    "get_augment",
+    "get_loss",
+    "gradient_penalty",
+    "kl_normal",
+    "lazy_adam_hparams",
+    "lazy_regularization",
+    "lecam_penalty",
+    "path_length_penalty",
+    "r1_penalty",
+    "r2_penalty",
+    "reconstruct",
+    "register_term",
+    "split_batch",
+    "translate",
 ]

@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
 
+from gankit.errors import GankitError
 from gankit.training.distributed import is_distributed
 
 __all__ = ["ADA", "DIFFAUG_OPS", "Augment", "DiffAugment", "get_augment"]
@@ -173,11 +174,13 @@ class ADA(Augment):
     ``sign(r_t - target) · batch · interval / (kimg · 1000)`` where ``r_t = E[sign(D(real))]``
     over those steps: the paper's speed lets ``p`` go from 0 to 1 in ``kimg`` thousand real
     images. ``p`` is a tensor on the images' device, so adjusting it never syncs the host.
+    ``target=None`` keeps ``p`` where it is set (no adaptation): the pipeline at a fixed or
+    scheduled probability (``ScheduleHyperparameters({"augment.p": ...})``, as R3GAN does).
     """
 
-    def __init__(self, target: float = 0.6, *, p: float = 0.0, interval: int = 4,
+    def __init__(self, target: float | None = 0.6, *, p: float = 0.0, interval: int = 4,
                  kimg: float = 500.0, geometric: bool = True, color: bool = True) -> None:
-        if not 0 < target < 1:
+        if target is not None and not 0 < target < 1:
             raise ValueError(f"ADA target must be in (0, 1), got {target!r}.")
         if not 0 <= p <= 1:
             raise ValueError(f"p must be in [0, 1], got {p!r}.")
@@ -201,6 +204,8 @@ class ADA(Augment):
             self._sign_sum = self._sign_sum.to(device)
 
     def observe(self, real_out: Tensor) -> None:
+        if self.target is None:
+            return
         out = real_out.detach().float()
         self._on(out.device)
         self._sign_sum = self._sign_sum + out.sign().sum()
@@ -328,12 +333,14 @@ class ADA(Augment):
 
 
 def get_augment(spec: str) -> Augment | None:
-    """``none``, ``diffaug[:color,translation,cutout]`` or ``ada[:TARGET[:KIMG]]`` -> an Augment.
+    """``none``, ``diffaug[:color,translation,cutout]``, ``ada[:TARGET[:KIMG]]`` or
+    ``ada:fixed`` -> an Augment.
 
     ``KIMG`` (default 500, the paper's) is ADA's speed: thousands of real images for p to go
-    from 0 to 1; short runs need a smaller one for p to move at all.
+    from 0 to 1; short runs need a smaller one for p to move at all. ``ada:fixed`` is ADA's
+    pipeline with p held where it is set (0 until a schedule sets it).
 
-    Raises ValueError naming the bad part; the CLI turns it into its one-line error.
+    Raises GankitError naming the bad part (the words are the spec's, not a flag's).
     """
     kind, sep, arg = spec.strip().partition(":")
     if kind == "none" and not sep:
@@ -342,25 +349,28 @@ def get_augment(spec: str) -> Augment | None:
         ops = [o.strip() for o in arg.split(",") if o.strip()] if sep else list(DIFFAUG_OPS)
         bad = [o for o in ops if o not in DIFFAUG_OPS]
         if bad or not ops:
-            raise ValueError(f"--augment {spec!r}: DiffAugment ops are "
-                             f"{','.join(DIFFAUG_OPS)} (comma-separated), got {arg!r}")
+            raise GankitError(f"augmentation {spec!r}: DiffAugment ops are "
+                              f"{','.join(DIFFAUG_OPS)} (comma-separated), got {arg!r}")
         return DiffAugment(ops)
+    if kind == "ada" and arg == "fixed":
+        return ADA(None)
     if kind == "ada":
         target, kimg = 0.6, 500.0
         if sep:
             first, sep2, second = arg.partition(":")
             target = _float_or_nan(first)
             if not 0 < target < 1:
-                raise ValueError(f"--augment {spec!r}: the ADA target must be a number in "
-                                 "(0, 1), e.g. ada:0.6")
+                raise GankitError(f"augmentation {spec!r}: the ADA target must be a number in "
+                                  "(0, 1), e.g. ada:0.6")
             if sep2:
                 kimg = _float_or_nan(second)
                 if not (kimg > 0 and math.isfinite(kimg)):
-                    raise ValueError(f"--augment {spec!r}: ADA's speed (thousands of real "
-                                     "images for p to go 0 -> 1) must be positive, e.g. "
-                                     "ada:0.6:500")
+                    raise GankitError(f"augmentation {spec!r}: ADA's speed (thousands of real "
+                                      "images for p to go 0 -> 1) must be positive, e.g. "
+                                      "ada:0.6:500")
         return ADA(target, kimg=kimg)
-    raise ValueError(f"--augment {spec!r} is not none, diffaug[:OPS] or ada[:TARGET[:KIMG]]")
+    raise GankitError(f"augmentation {spec!r} is not none, diffaug[:OPS], ada[:TARGET[:KIMG]] "
+                      "or ada:fixed")
 
 
 def _float_or_nan(text: str) -> float:

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
-from gankit.gan.losses import LOSSES
+from gankit.gan.losses import SEPARABLE_LOSSES
 from gankit.training.distributed import all_gather_object, is_distributed, own_entry
 from gankit.training.eval_mode import eval_mode
 from gankit.training.evaluator import Evaluator
@@ -94,7 +94,7 @@ class ResnetTranslator(nn.Module):
         return self.net(x)
 
 
-_LSGAN = LOSSES["lsgan"]
+_LSGAN = SEPARABLE_LOSSES["lsgan"]
 
 
 def _lsgan_gen(out: Tensor) -> Tensor:

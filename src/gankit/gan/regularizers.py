@@ -1,8 +1,8 @@
 """Discriminator regularisers for little data: LeCam and balanced consistency (bCR).
 
-Both are added to the discriminator's loss by :class:`gankit.gan.updaters.GANUpdater`
-(``lecam=`` and ``bcr=``); they are written here as plain functions plus the small state
-LeCam needs, so another updater can use them too.
+The terms :class:`gankit.gan.terms.LeCam` and :class:`gankit.gan.terms.BCR` add them to a
+discriminator's loss; they are written here as plain functions plus the small state LeCam
+needs, so another updater can use them too.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["LeCam", "bcr_penalty", "lecam_penalty"]
+__all__ = ["LeCamAnchors", "bcr_penalty", "lecam_penalty"]
 
 
 def lecam_penalty(real_out: Tensor, fake_out: Tensor, anchor_real: Tensor,
@@ -28,11 +28,12 @@ def lecam_penalty(real_out: Tensor, fake_out: Tensor, anchor_real: Tensor,
             + F.relu(anchor_real - fake_out).pow(2).mean())
 
 
-class LeCam:
+class LeCamAnchors:
     """The anchors of LeCam: EMAs (decay 0.99) of D's mean output on reals and on fakes.
 
     The first update sets the anchors to that batch's means; later ones move them by
-    ``1 - decay``. The anchors are tensors on D's device (no host sync) saved with the updater.
+    ``1 - decay``. The anchors are tensors on D's device (no host sync), saved by the term
+    that owns them.
     """
 
     def __init__(self, decay: float = 0.99) -> None:

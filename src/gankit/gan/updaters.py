@@ -10,24 +10,26 @@ Correct by construction, unlike the article's updater:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
 
 import torch
 from torch import nn
 
-from gankit.gan.augment import Augment, DiffAugment, get_augment
-from gankit.gan.losses import get_loss
-from gankit.gan.penalties import (
-    PENALTIES,
-    gradient_penalty,
-    path_length_penalty,
-    r1_penalty,
-    r2_penalty,
-)
-from gankit.gan.regularizers import LeCam, bcr_penalty
+from gankit.errors import GankitError
+from gankit.gan.augment import Augment, get_augment
+from gankit.gan.losses import Loss, get_loss
+from gankit.gan.penalties import lazy_regularization
+from gankit.gan.terms import DisStep, DisTerm, GenStep, GenTerm, S, Term
 from gankit.training.reporter import report
 from gankit.training.updater import Updater
+
+#: where gankit before terms kept a term's state in the updater's snapshot: the old key, the
+#: term's key, and the conversion to the term's state
+_LEGACY_STATE: dict[str, tuple[str, Callable[[Any], dict[str, Any]]]] = {
+    "lecam": ("dis/lecam", dict),
+    "path_length_mean": ("gen/pl", lambda mean: {"mean": mean}),
+}
 
 
 def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -38,30 +40,21 @@ def split_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 class GANUpdater(Updater):
-    """Trains ``gen`` against ``dis`` with a loss from ``gankit.gan.losses``.
+    """Trains ``gen`` against ``dis``: a loss plus a list of terms for each network.
 
     Args:
         gen, dis: the networks; ``gen.sample_z(n, device)`` draws noise, and both take
             labels ``y`` when ``gen.n_classes > 0`` (class-conditional training).
-        loss: ``ns``, ``minimax``, ``hinge``, ``wgan`` or ``lsgan``.
+        loss: a :class:`~gankit.gan.losses.Loss` or its name (``ns``, ``minimax``, ``hinge``,
+            ``wgan``, ``lsgan``, ``rpgan``).
         n_dis: discriminator steps per generator step (one batch each).
-        penalty: ``r1`` / ``r2`` (zero-centred, on real / fake), ``gp`` (WGAN-GP) or ``none``.
-        penalty_weight: γ for R1/R2 (the penalty added is γ/2·R), λ for GP.
-        penalty_every: apply the penalty every k discriminator steps, scaled by k (lazy
-            regularisation), which saves the double backward on the other steps.
+        dis_terms, gen_terms: the regularisers of each network's loss
+            (:mod:`gankit.gan.terms`: ``R1``, ``R2``, ``GP``, ``LeCam``, ``BCR``,
+            ``PathLength``, or your own), at most one of each name per network. A term with
+            ``every=k > 1`` runs lazily; the updater then rescales that network's optimizer
+            once, here (``lazy_regularization``: do not rescale it yourself as well).
         augment: an ``Augment`` (``DiffAugment``, ``ADA``) or its spec (``"diffaug"``,
             ``"ada:0.6"``): applied to every batch D sees, real and fake, in both steps.
-        lecam: weight of the LeCam regulariser (0: off); its anchors are saved in snapshots.
-        bcr: λ of balanced consistency regularisation on reals and on fakes (0: off),
-            consistency under ``bcr_transform`` (default: DiffAugment's translation).
-        path_length_weight: StyleGAN2's path-length regulariser on the generator (0: off;
-            the paper uses 2). It needs a generator whose forward takes ``return_ws=True``
-            (``StyleGAN2Generator``). Its running mean is updater state, saved in snapshots.
-        path_length_every, path_length_decay: applied every k generator steps (scaled by
-            k, 4 in the paper), and the running mean's decay (0.01).
-
-    For lazy regularisation rescale the optimizers' lr and betas once when building them:
-    ``gankit.gan.lazy_regularization(opt, every)`` (Karras et al. 2020, appendix B).
     """
 
     def __init__(
@@ -72,172 +65,151 @@ class GANUpdater(Updater):
         opt_dis: torch.optim.Optimizer,
         loaders: Iterable[Any] | Mapping[str, Iterable[Any]],
         *,
-        loss: str = "ns",
+        loss: str | Loss = "ns",
         n_dis: int = 1,
-        penalty: str = "none",
-        penalty_weight: float = 10.0,
-        penalty_every: int = 1,
+        dis_terms: Sequence[DisTerm] = (),
+        gen_terms: Sequence[GenTerm] = (),
         augment: Augment | str | None = None,
-        lecam: float = 0.0,
-        bcr: float = 0.0,
-        bcr_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        path_length_weight: float = 0.0,
-        path_length_every: int = 4,
-        path_length_decay: float = 0.01,
         **kwargs: Any,
     ) -> None:
         super().__init__({"gen": gen, "dis": dis}, {"gen": opt_gen, "dis": opt_dis}, loaders,
                          **kwargs)
-        if penalty not in PENALTIES:
-            raise ValueError(f"penalty must be one of {', '.join(PENALTIES)}, got {penalty!r}.")
-        if n_dis < 1 or penalty_every < 1:
-            raise ValueError("n_dis and penalty_every must be at least 1.")
-        self.loss = get_loss(loss)
+        if isinstance(n_dis, bool) or not isinstance(n_dis, int) or n_dis < 1:
+            raise GankitError(f"n_dis must be a whole number >= 1, got {n_dis!r}.")
+        self.loss = get_loss(loss) if isinstance(loss, str) else loss
         self.n_dis = n_dis
-        self.penalty = penalty
-        self.penalty_weight = penalty_weight
-        self.penalty_every = penalty_every
         self.n_classes = int(getattr(gen, "n_classes", 0))
-        if path_length_weight < 0 or path_length_every < 1 or not 0 < path_length_decay <= 1:
-            raise ValueError(
-                "path_length_weight must be >= 0, path_length_every >= 1 and "
-                f"path_length_decay in (0, 1]; got {path_length_weight}, "
-                f"{path_length_every}, {path_length_decay}."
-            )
-        if path_length_weight > 0 and not hasattr(gen, "synthesis"):
-            raise ValueError(
-                f"path_length_weight={path_length_weight} needs a style-based generator "
-                "whose forward takes return_ws=True (StyleGAN2Generator); "
-                f"{type(gen).__name__} is not one, so set path_length_weight=0."
-            )
-        self.path_length_weight = path_length_weight
-        self.path_length_every = path_length_every
-        self.path_length_decay = path_length_decay
-        # The running mean of path lengths: state of the regulariser, saved in snapshots.
-        self.path_length_mean = torch.zeros((), device=self.device)
-        if lecam < 0 or bcr < 0:
-            raise ValueError(f"lecam and bcr weights must be non-negative, got {lecam}, {bcr}.")
         self.augment = get_augment(augment) if isinstance(augment, str) else augment
-        self.lecam_weight, self.bcr_weight = lecam, bcr
-        self.lecam = LeCam() if lecam else None
-        self.bcr_transform = bcr_transform or DiffAugment(("translation",))
+        self.terms: dict[str, list[Term[Any]]] = {"dis": list(dis_terms), "gen": list(gen_terms)}
+        for net, terms in self.terms.items():
+            _check_terms(net, terms, gen, dis)
+            lazy = sorted({t.every for t in terms if t.every > 1})
+            if len(lazy) > 1:
+                raise GankitError(f"the {net} terms run at intervals {lazy}; lazy terms of one "
+                                  "network must share one interval (the optimizer is rescaled "
+                                  "for it).")
+            if lazy:
+                lazy_regularization(self.optimizers[net], lazy[0])
+
+    @property
+    def double_backward_models(self) -> set[str]:
+        """The models a term differentiates through a gradient (they cannot be compiled)."""
+        return {net for net, terms in self.terms.items() if any(t.double_backward
+                                                                 for t in terms)}
 
     def _aug(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.augment is None else self.augment(x)
 
-    def _z(self, n: int) -> torch.Tensor:
+    def _fakes(self, n: int, return_ws: bool = False) -> Any:
         sample_z = cast(Callable[..., torch.Tensor], self.raw_models["gen"].sample_z)
-        return sample_z(n, device=self.device)
-
-    def _fake_labels(self, n: int) -> torch.Tensor | None:
-        if not self.n_classes:
-            return None
-        return torch.randint(self.n_classes, (n,), device=self.device)
+        y = torch.randint(self.n_classes, (n,), device=self.device) if self.n_classes else None
+        z = sample_z(n, device=self.device)
+        gen = self.models["gen"]
+        return (*gen(z, y, return_ws=True), y) if return_ws else (gen(z, y), None, y)
 
     def update_core(self, batch: Any) -> None:
         x, y = split_batch(batch)
-        if not self.n_classes:
-            y = None
-        gen, dis = self.models["gen"], self.models["dis"]
-        n = x.shape[0]
-        d_step = self.iteration  # one discriminator step per iteration
+        y = y if self.n_classes else None
+        observed = self.dis_step(x, y)
+        if (self.iteration + 1) % self.n_dis == 0:  # one generator step per n_dis D steps
+            observed.update(self.gen_step(x, y))
+        report(observed)
 
-        # Discriminator step.
-        y_fake = self._fake_labels(n)
+    def dis_step(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """D's loss on reals and on fakes made without a graph, plus each term that runs now;
+        returns what to report (nothing when a non-finite step was skipped)."""
+        terms = [t for t in self.terms["dis"] if t.runs_at(self.iteration)]
+        needs = set().union(*(t.needs for t in terms))
         with torch.no_grad():
-            fake = gen(self._z(n), y_fake)
-        apply_penalty = self.penalty != "none" and d_step % self.penalty_every == 0
-        if apply_penalty and self.penalty == "r1":
+            fake, _, y_fake = self._fakes(x.shape[0])
+        if "real_grad" in needs:
             x = x.detach().requires_grad_(True)
-        if apply_penalty and self.penalty == "r2":
+        if "fake_grad" in needs:
             fake = fake.detach().requires_grad_(True)
-        real_seen, fake_seen = self._aug(x), self._aug(fake)
-        real_out = dis(real_seen, y)
-        fake_out = dis(fake_seen, y_fake)
-        loss_dis = self.loss.dis(real_out, fake_out)
-        observed = {"dis/loss": loss_dis, "dis/real": real_out.mean(), "dis/fake": fake_out.mean()}
+        dis, real_seen, fake_seen = self.models["dis"], self._aug(x), self._aug(fake)
+        real_out, fake_out = dis(real_seen, y), dis(fake_seen, y_fake)
+        loss = self.loss.dis(real_out, fake_out)
+        observed = {"dis/loss": loss, "dis/real": real_out.mean(), "dis/fake": fake_out.mean()}
         if self.augment is not None:
             self.augment.observe(real_out)
             observed.update(self.augment.stats())
-        if self.lecam is not None:
-            value = self.lecam(real_out, fake_out)
-            loss_dis = loss_dis + self.lecam_weight * value
-            observed["dis/lecam"] = value
-        if self.bcr_weight:
-            value = (bcr_penalty(lambda t: dis(t, y), real_seen, real_out, self.bcr_transform)
-                     + bcr_penalty(lambda t: dis(t, y_fake), fake_seen, fake_out,
-                                   self.bcr_transform))
-            loss_dis = loss_dis + self.bcr_weight * value
-            observed["dis/bcr"] = value
-        if apply_penalty:
-            # Penalties are computed in fp32: their double backward underflows in half.
-            with torch.autocast(self.device.type, enabled=False):
-                if self.penalty == "r1":
-                    value = r1_penalty(real_out.float(), x)
-                    term = 0.5 * self.penalty_weight * value
-                elif self.penalty == "r2":
-                    value = r2_penalty(fake_out.float(), fake)
-                    term = 0.5 * self.penalty_weight * value
-                else:
-                    value = gradient_penalty(lambda t: dis(self._aug(t), y), x.float(),
-                                             fake.float())
-                    term = self.penalty_weight * value
-            loss_dis = loss_dis + self.penalty_every * term
-            observed[f"dis/{self.penalty}"] = value
-        if not self.step("dis", loss_dis):
-            observed = {}  # a skipped non-finite step: keep NaN out of the log
+        step = DisStep(x, fake, real_seen, fake_seen, real_out, fake_out, y, y_fake, dis,
+                       self._aug)
+        ok = self.step("dis", self._add_terms(loss, terms, step, observed))
+        return observed if ok else {}
 
-        # Generator step, every n_dis discriminator steps.
-        if (d_step + 1) % self.n_dis == 0:
-            y_fake = self._fake_labels(n)
-            g_step = d_step // self.n_dis
-            apply_pl = self.path_length_weight > 0 and g_step % self.path_length_every == 0
-            if apply_pl:
-                # One forward serves both terms (a DDP generator allows one per backward).
-                fake, ws = gen(self._z(n), y_fake, return_ws=True)
-            else:
-                fake = gen(self._z(n), y_fake)
-            loss_gen = self.loss.gen(self.frozen("dis")(self._aug(fake), y_fake))
-            total = loss_gen
-            if apply_pl:
+    def gen_step(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """G's loss through the frozen discriminator (which also judges the reals when the
+        loss pairs them), plus each term that runs now; returns what to report."""
+        terms = [t for t in self.terms["gen"] if t.runs_at(self.iteration // self.n_dis)]
+        fake, ws, y_fake = self._fakes(x.shape[0], any("ws" in t.needs for t in terms))
+        dis = self.frozen("dis")
+        fake_out, real_out = dis(self._aug(fake), y_fake), None
+        if self.loss.pairs_real:
+            with torch.no_grad():
+                real_out = dis(self._aug(x.detach()), y)
+        loss = self.loss.gen(fake_out, real_out)
+        observed = {"gen/loss": loss}
+        step = GenStep(fake, ws, fake_out, real_out, y_fake)
+        ok = self.step("gen", self._add_terms(loss, terms, step, observed))
+        return observed if ok else {}
+
+    def _add_terms(self, loss: torch.Tensor, terms: Sequence[Term[S]], step: S,
+                   observed: dict[str, torch.Tensor]) -> torch.Tensor:
+        for term in terms:
+            if term.fp32:  # a double backward underflows in half precision
                 with torch.autocast(self.device.type, enabled=False):
-                    value = path_length_penalty(fake, ws, self.path_length_mean,
-                                                self.path_length_decay)
-                total = loss_gen + self.path_length_every * self.path_length_weight * value
-            if self.step("gen", total):
-                observed["gen/loss"] = loss_gen
-                if apply_pl:
-                    observed["gen/pl"] = value
-                    observed["gen/pl_mean"] = self.path_length_mean.clone()
-        report(observed)
+                    value = term.value(step)
+            else:
+                value = term.value(step)
+            loss = loss + term.coefficient(self) * value
+            observed.update({f"{term.net}/{k}": v for k, v in term.report(value).items()})
+        return loss
+
+    def _all_terms(self) -> list[Term[Any]]:
+        return [*self.terms["dis"], *self.terms["gen"]]
 
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
-        if self.path_length_weight > 0:
-            state["path_length_mean"] = self.path_length_mean.clone()
+        terms = {f"{t.net}/{t.name}": s for t in self._all_terms() if (s := t.state_dict())}
+        if terms:
+            state["terms"] = terms
         if self.augment is not None:
             state["augment"] = self.augment.state_dict()
-        if self.lecam is not None:
-            state["lecam"] = self.lecam.state_dict()
         return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        # A run that uses ADA, LeCam or the path-length regulariser must get their state back:
-        # restarting ADA's p at 0 on resume is the bug of stylegan2-ada's peers this class does
-        # not repeat.
-        if self.path_length_weight > 0 and "path_length_mean" not in state:
-            raise ValueError(
-                "the snapshot has no path-length mean but this run uses "
-                "path_length_weight > 0; resume it with path_length_weight=0."
-            )
-        for key, part in (("augment", self.augment), ("lecam", self.lecam)):
-            if part is not None and part.state_dict() and key not in state:
-                raise ValueError(f"the snapshot has no {key} state but this run uses {key}; "
-                                 "resume it with the options it was trained with.")
+        # A run that uses ADA or a term with state must get it back: restarting ADA's p at 0
+        # on resume is the bug of stylegan2-ada's peers this class does not repeat.
+        saved = dict(state.get("terms", {}))
+        for old, (key, convert) in _LEGACY_STATE.items():
+            if old in state:
+                saved.setdefault(key, convert(state[old]))
+        for term in self._all_terms():
+            key = f"{term.net}/{term.name}"
+            if term.state_dict() and key not in saved:
+                raise ValueError(f"the snapshot has no state of the {key} term but this run "
+                                 "uses it; resume it with the terms it was trained with.")
+        if self.augment is not None and self.augment.state_dict() and "augment" not in state:
+            raise ValueError("the snapshot has no augment state but this run uses an adaptive "
+                             "augmentation; resume it with the options it was trained with.")
         super().load_state_dict(state)
-        if self.path_length_weight > 0:
-            self.path_length_mean.copy_(state["path_length_mean"])
+        for term in self._all_terms():
+            key = f"{term.net}/{term.name}"
+            if key in saved:
+                term.load_state_dict(saved[key])
         if self.augment is not None and "augment" in state:
             self.augment.load_state_dict(state["augment"])
-        if self.lecam is not None:
-            self.lecam.load_state_dict(state["lecam"])
+
+
+def _check_terms(net: str, terms: list[Term[Any]], gen: nn.Module, dis: nn.Module) -> None:
+    kind = DisTerm if net == "dis" else GenTerm
+    names: set[str] = set()
+    for term in terms:
+        if not isinstance(term, kind):
+            raise GankitError(f"{term!r} is not a {kind.__name__}; put discriminator terms in "
+                              "dis_terms and generator terms in gen_terms.")
+        if term.name in names:
+            raise GankitError(f"the {net} terms hold {term.name!r} twice; give each once.")
+        names.add(term.name)
+        term.check(gen, dis)

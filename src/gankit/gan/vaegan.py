@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gankit.gan.losses import LOSSES
+from gankit.gan.losses import SEPARABLE_LOSSES
 from gankit.gan.updaters import split_batch
 from gankit.models.dcgan import image_levels
 from gankit.training.eval_mode import eval_mode
@@ -63,7 +63,7 @@ class ConvEncoder(nn.Module):
         return mu, logvar
 
 
-_NS = LOSSES["ns"]
+_NS = SEPARABLE_LOSSES["ns"]
 
 
 def kl_normal(mu: Tensor, logvar: Tensor) -> Tensor:

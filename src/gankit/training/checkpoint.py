@@ -100,8 +100,16 @@ def save_state(state: dict[str, Any], path: str | Path) -> None:
     write_atomic(path, buffer.getvalue())
 
 
+class CorruptSnapshotError(GankitError):
+    """A snapshot file that cannot be read or whose content does not match its digest."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"snapshot {path} is corrupt ({why}); resume from an earlier snapshot.")
+        self.why = why
+
+
 def _corrupt(path: Path, why: str) -> GankitError:
-    return GankitError(f"snapshot {path} is corrupt ({why}); resume from an earlier snapshot.")
+    return CorruptSnapshotError(path, why)
 
 
 def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -156,7 +164,12 @@ def list_snapshots(folder: str | Path) -> list[Path]:
 
 
 def latest_snapshot(folder: str | Path) -> tuple[Path, dict[str, Any]]:
-    """The newest snapshot in ``folder`` that loads, warning about each damaged one skipped."""
+    """The newest snapshot in ``folder`` that loads, warning about each damaged one skipped.
+
+    The warning is one sentence that fits whoever reads the snapshot (a resumed run, a
+    sampler, an evaluator): it names the file, why it is skipped, and that the one before
+    it is tried.
+    """
     snapshots = list_snapshots(folder)
     if not snapshots:
         raise GankitError(
@@ -169,7 +182,10 @@ def latest_snapshot(folder: str | Path) -> tuple[Path, dict[str, Any]]:
             return path, load_state(path)
         except GankitError as exc:
             problems.append(str(exc))
-            warnings.warn(f"skipping {path}: {exc}", stacklevel=2)
+            why = (f"it is corrupt ({exc.why})" if isinstance(exc, CorruptSnapshotError)
+                   else str(exc).split(";")[0].rstrip("."))
+            warnings.warn(f"skipping {path}: {why}; trying the snapshot before it.",
+                          stacklevel=2)
     raise GankitError(
         f"no snapshot in {folder} can be loaded ({len(problems)} corrupt); start a new run."
     )

@@ -29,7 +29,10 @@ class Evaluator(Extension):
     values that are not per-batch means (FID, say).
 
     The arguments follow Chainer's ``Evaluator(iterator, target, eval_func)``, so the article's
-    ``Evaluator(val_loader, {"gen": G, "dis": D}, eval_fn)`` ports as it is.
+    ``Evaluator(val_loader, {"gen": G, "dis": D}, eval_fn)`` ports as it is. Calling it takes
+    the trainer, unlike Chainer's ``evaluator()``: ``evaluator(trainer)`` evaluates at once,
+    reports and returns the means under the prefix (``{"val/gen/loss": ...}``); the trainer
+    gives the device, the precision and the default models.
 
     A stop signal abandons the evaluation at the next batch (long ``evaluate`` overrides
     should call :func:`gankit.training.stop.check_stop` in their loops): nothing is reported
@@ -92,7 +95,8 @@ class Evaluator(Extension):
         return summary.compute_mean()
 
     def __call__(self, trainer: Trainer) -> dict[str, float]:  # type: ignore[override]
-        """Evaluate, report the result under the prefix and return it (as Chainer does)."""
+        """Evaluate now, report the result under the prefix and return it (the trainer is
+        required: it gives the device, the precision and the default models)."""
         from gankit.training.trainer import _rng_state, _set_rng_state
 
         rng = _rng_state()

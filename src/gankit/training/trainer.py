@@ -15,7 +15,7 @@ import torch.distributed as dist
 
 from gankit.errors import GankitError
 from gankit.training import stop
-from gankit.training.checkpoint import latest_snapshot, load_state
+from gankit.training.checkpoint import latest_snapshot, list_snapshots, load_state
 from gankit.training.distributed import agree, all_gather_object, is_distributed, own_rng_state
 from gankit.training.extension import Extension, _FunctionExtension
 from gankit.training.reporter import Value, report_scope
@@ -315,11 +315,25 @@ class Trainer:
         if rng is not None:
             _set_rng_state(rng)
 
-    def resume(self, source: str | Path) -> Path:
-        """Load a snapshot file, or the newest good one in a run directory. Returns its path."""
+    def resume(self, source: str | Path) -> Path | None:
+        """Continue from a snapshot file, or from the newest good one in a run directory.
+
+        Returns the snapshot's path, or None when there is nothing to resume: a directory
+        that does not exist yet or holds no snapshot, so ``trainer.resume(out)`` before
+        ``trainer.run()`` serves a first run and a continued one alike. A missing snapshot
+        file (a name ending in ``.pt``) is an error. In a directory, damaged snapshots are
+        skipped with a warning for the newest good one; when none loads, it is an error.
+        """
         source = Path(source)
-        if source.is_dir():
+        if source.is_dir() or (not source.exists() and source.suffix != ".pt"):
+            if not list_snapshots(source):
+                return None
             path, state = latest_snapshot(source)
+        elif not source.exists():
+            raise GankitError(
+                f"snapshot {source} does not exist; give an existing snapshot file, or the run "
+                "directory to continue from its newest snapshot."
+            )
         else:
             path, state = source, load_state(source)
         try:

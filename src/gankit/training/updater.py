@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from gankit.errors import GankitError
+from gankit.training.distributed import rank_and_world_size
 from gankit.training.reporter import report
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -37,6 +38,17 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if resolved.type not in ("cpu", "cuda"):
         raise GankitError(f"device {device!r} is not supported; use auto, cpu, cuda or cuda:N.")
     return resolved
+
+
+def leading_size(batch: Any) -> int:
+    """The batch dimension of the first tensor in a (nested) batch; 0 when it holds none."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() else 0
+    if not isinstance(batch, (list, tuple)):
+        if not isinstance(batch, Mapping):
+            return 0
+        batch = list(batch.values())
+    return next((size for size in map(leading_size, batch) if size), 0)
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -125,6 +137,10 @@ class Updater:
         self.skip_nonfinite = skip_nonfinite
         self.skipped_steps = 0
         self.iteration = 0
+        # Real images of the main loader consumed by all processes together: the progress
+        # that schedules in "kimg" read (training/schedules.py).
+        self.images_seen = 0
+        self._world_size: int | None = None
         self.epoch = 0
         self.is_new_epoch = False
         self._epoch_pos = 0
@@ -243,6 +259,9 @@ class Updater:
 
     def update(self) -> None:
         batch = self.next_batch("main")
+        if self._world_size is None:
+            self._world_size = rank_and_world_size()[1]
+        self.images_seen += leading_size(batch) * self._world_size
         if self.precision == "fp32":  # no context at all: even an empty one costs per step
             self.update_core(batch)
         else:
@@ -282,6 +301,7 @@ class Updater:
     def state_dict(self) -> dict[str, Any]:
         return {
             "iteration": self.iteration,
+            "images_seen": self.images_seen,
             "epoch": self.epoch,
             "epoch_pos": self._epoch_pos,
             "models": {k: m.state_dict() for k, m in self.raw_models.items()},
@@ -304,6 +324,7 @@ class Updater:
             if k in state["scalers"]:
                 s.load_state_dict(state["scalers"][k])
         self.iteration = state["iteration"]
+        self.images_seen = int(state.get("images_seen", 0))  # absent in older snapshots
         self.epoch = state["epoch"]
         self.is_new_epoch = False
         self._iterators.clear()

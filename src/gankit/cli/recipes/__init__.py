@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.cli.config import METHOD_OPTIONS, TrainConfig, parse_interval
+from gankit.cli.config import METHOD_OPTIONS, TrainConfig, filled, parse_interval
 from gankit.data import make_loader
 from gankit.errors import GankitError
 from gankit.extensions.lr_scheduler import LRSchedule, ObserveLR
@@ -80,10 +80,10 @@ class Recipe:
                               "holds 2-D points; use --data digits or an image folder.")
         defaults = TrainConfig()
         for name in METHOD_OPTIONS:
-            if name not in self.reads and getattr(cfg, name) != getattr(defaults, name):
+            if name not in self.reads and cfg.get(name) != defaults.get(name):
                 raise GankitError(f"--{name.replace('_', '-')} does not apply to the "
                                   f"{self.name} recipe; leave it out.")
-        unknown = sorted(set(cfg.weights) - set(self.weights))
+        unknown = sorted(set(cfg.objective.weights) - set(self.weights))
         if unknown:
             known = (f"its weights are {', '.join(f'{k}={v:g}' for k, v in self.weights.items())}"
                      if self.weights else "it takes no --weight")
@@ -91,25 +91,27 @@ class Recipe:
 
     def weight_values(self, cfg: TrainConfig) -> dict[str, float]:
         """This recipe's weights, the user's ``--weight`` values over the defaults."""
-        return {**self.weights, **cfg.weights}
+        return {**self.weights, **cfg.objective.weights}
 
     @staticmethod
     def loader(cfg: TrainConfig, dataset: Dataset[Any]) -> EpochLoader:
         """The training loader: each process reads its share of every epoch."""
         rank, world_size = rank_and_world_size()
-        return make_loader(dataset, cfg.batch_size, seed=cfg.seed, num_workers=cfg.workers,
-                           device=cfg.device, skip_corrupt=cfg.skip_corrupt,
+        return make_loader(dataset, filled(cfg.optim.batch_size, "batch_size"),
+                           seed=cfg.run.seed, num_workers=cfg.dataset.workers,
+                           device=cfg.run.device, skip_corrupt=cfg.dataset.skip_corrupt,
                            rank=rank, world_size=world_size)
 
     @staticmethod
     def adam(cfg: TrainConfig, params: Iterable[torch.Tensor], lr: float) -> torch.optim.Adam:
-        return torch.optim.Adam(params, lr, betas=(cfg.beta1, cfg.beta2))
+        betas = (filled(cfg.optim.beta1, "beta1"), filled(cfg.optim.beta2, "beta2"))
+        return torch.optim.Adam(params, lr, betas=betas)
 
     @staticmethod
     def engine(cfg: TrainConfig) -> dict[str, Any]:
         """The Updater's engine options: device, precision, non-finite steps."""
-        return {"device": cfg.device, "precision": cfg.precision,
-                "skip_nonfinite": cfg.skip_nonfinite}
+        return {"device": cfg.run.device, "precision": cfg.run.precision,
+                "skip_nonfinite": cfg.run.skip_nonfinite}
 
 
 def image_shape(data: ArrayDataset | UnpairedDomains) -> tuple[int, int, int]:
@@ -129,19 +131,19 @@ def interval_trigger(cfg: TrainConfig, interval: str | None) -> Trigger:
 def lr_schedule(cfg: TrainConfig, updater: Updater) -> list[Extension]:
     """The run's learning-rate schedule over all of the updater's optimizers and the
     observers that log each optimizer's rate (``gen/lr``, ...); none without a schedule."""
-    decay = cfg.lr_decay or "none"
-    if decay == "none" and not cfg.lr_warmup:
-        if cfg.lr_decay_start is not None:
-            raise GankitError(f"--lr-decay-start {cfg.lr_decay_start!r} has no effect without "
-                              "a decay; add --lr-decay linear or leave the start out.")
+    decay = cfg.optim.lr_decay or "none"
+    if decay == "none" and not cfg.optim.lr_warmup:
+        if cfg.optim.lr_decay_start is not None:
+            raise GankitError(f"--lr-decay-start {cfg.optim.lr_decay_start!r} has no effect "
+                              "without a decay; add --lr-decay linear or leave the start out.")
         return []
     n, unit = cfg.stop_trigger()
     total = n if unit == "iteration" else n * updater.epoch_length
-    if cfg.lr_warmup > total:
-        raise GankitError(f"--lr-warmup {cfg.lr_warmup} is longer than the run ({total} "
+    if cfg.optim.lr_warmup > total:
+        raise GankitError(f"--lr-warmup {cfg.optim.lr_warmup} is longer than the run ({total} "
                           "iterations); shorten the warm-up or train longer.")
-    schedule = LRSchedule(total, warmup=cfg.lr_warmup, decay=decay,
-                          decay_start=cfg.lr_decay_start or 0.0)
+    schedule = LRSchedule(total, warmup=cfg.optim.lr_warmup, decay=decay,
+                          decay_start=cfg.optim.lr_decay_start or 0.0)
     return [schedule, *(ObserveLR(name) for name in updater.optimizers)]
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gankit.cli.config import filled
 from gankit.cli.recipes import Recipe, image_shape, interval_trigger
 from gankit.data import make_loader
 from gankit.data.domains import make_domains
@@ -68,16 +69,17 @@ class CycleGANRecipe(Recipe):
         weights = self.weight_values(cfg)
         domains = make_domains(train, self.transform)
         shape = image_shape(domains)
-        gen_ab, gen_ba = (ResnetTranslator(shape, cfg.width, self.n_blocks, self.down)
+        width, norm = filled(cfg.model.width, "width"), filled(cfg.model.norm, "norm")
+        gen_ab, gen_ba = (ResnetTranslator(shape, width, self.n_blocks, self.down)
                           for _ in range(2))
-        dis_a = DCGANDiscriminator(shape, cfg.width, norm=cfg.norm)
-        dis_b = DCGANDiscriminator(shape, cfg.width, norm=cfg.norm)
+        dis_a = DCGANDiscriminator(shape, width, norm=norm)
+        dis_b = DCGANDiscriminator(shape, width, norm=norm)
         gen_params = [*gen_ab.parameters(), *gen_ba.parameters()]
         dis_params = [*dis_a.parameters(), *dis_b.parameters()]
         return CycleGANUpdater(
             gen_ab, gen_ba, dis_a, dis_b,
-            self.adam(cfg, gen_params, cfg.lr_gen),
-            self.adam(cfg, dis_params, cfg.lr_dis),
+            self.adam(cfg, gen_params, filled(cfg.optim.lr_gen, "lr_gen")),
+            self.adam(cfg, dis_params, filled(cfg.optim.lr_dis, "lr_dis")),
             self.loader(cfg, domains), cycle=weights["cycle"], identity=weights["identity"],
             history=CYCLEGAN_HISTORY, **self.engine(cfg),
         )
@@ -86,7 +88,8 @@ class CycleGANRecipe(Recipe):
                    val: ArrayDataset) -> list[Extension]:
         held_out = make_domains(val, self.transform)
         loader = make_loader(held_out, min(len(held_out), 500), shuffle=False, drop_last=False)
-        evaluator = CycleEvaluator(loader, held_out, trigger=interval_trigger(cfg, cfg.log_every))
+        evaluator = CycleEvaluator(loader, held_out,
+                                   trigger=interval_trigger(cfg, cfg.run.log_every))
         a, b = held_out.a[:10], held_out.b[:10]
 
         def make_samples(trainer: Trainer) -> torch.Tensor:
@@ -97,8 +100,9 @@ class CycleGANRecipe(Recipe):
             return torch.cat([a.to(device), fake_b, translate(f, fake_b),
                               b.to(device), fake_a, translate(g, fake_a)])
 
-        grid = SampleGrid(make_samples, nrow=10, trigger=interval_trigger(cfg, cfg.sample_every),
-                          keep=cfg.keep_samples)
+        grid = SampleGrid(make_samples, nrow=10,
+                          trigger=interval_trigger(cfg, cfg.run.sample_every),
+                          keep=cfg.run.keep_samples)
         return [evaluator, grid]
 
     def sample(self, trainer: Trainer, n: int, seed: int) -> torch.Tensor:

@@ -7,18 +7,20 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gankit.cli.config import METHOD_OPTIONS
+from gankit.cli.config import METHOD_OPTIONS, filled
+from gankit.cli.presets import preset_schedules
 from gankit.cli.recipes import Recipe, interval_trigger
+from gankit.cli.terms import build_terms, term_problem
 from gankit.errors import GankitError
 from gankit.extensions.ema import EMA, sampling_model
 from gankit.extensions.gan_evaluator import GANEvaluator
 from gankit.extensions.sample_grid import SampleGrid, fixed_noise_samples
 from gankit.extensions.snapshot import Snapshot
-from gankit.gan.penalties import lazy_regularization
 from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater
 from gankit.metrics.scoring import default_n
 from gankit.models.archs import get_arch
+from gankit.training.schedules import ScheduleHyperparameters
 from gankit.training.triggers import MinValueTrigger
 
 if TYPE_CHECKING:
@@ -46,15 +48,12 @@ POINT_DEFAULTS: dict[str, Any] = dict(
     log_every="250", sample_every="5000", snapshot_every="5000",
 )
 
-#: generator steps between path-length penalties (Karras et al. 2020: 4)
-PATH_LENGTH_EVERY = 4
-
-
 def build_networks(cfg: TrainConfig, train: ArrayDataset) -> tuple[nn.Module, nn.Module]:
     """The ``--arch`` pair (``gankit.models.archs``) for this data."""
-    n_classes = train.n_classes if cfg.conditional else 0
-    return get_arch(cfg.arch).build(train.shape, z_dim=cfg.z_dim, width=cfg.width,
-                                    n_classes=n_classes, norm=cfg.norm)
+    n_classes = train.n_classes if cfg.model.conditional else 0
+    return get_arch(cfg.model.arch).build(train.shape, z_dim=filled(cfg.model.z_dim, "z_dim"),
+                                          width=filled(cfg.model.width, "width"),
+                                          n_classes=n_classes, norm=cfg.model.norm)
 
 
 class DCGANRecipe(Recipe):
@@ -64,7 +63,7 @@ class DCGANRecipe(Recipe):
     reads = frozenset(METHOD_OPTIONS)
 
     def defaults(self, train: ArrayDataset, cfg: TrainConfig | None = None) -> dict[str, Any]:
-        arch = get_arch(cfg.arch if cfg is not None else "dcgan")
+        arch = get_arch(cfg.model.arch if cfg is not None else "dcgan")
         if train.kind == "points":
             if arch.name != "dcgan":
                 raise GankitError(f"--arch {arch.name} builds image networks, but {train.name!r} "
@@ -75,57 +74,57 @@ class DCGANRecipe(Recipe):
 
     def check(self, cfg: TrainConfig, train: ArrayDataset) -> None:
         super().check(cfg, train)
-        # Augmentations and bCR transform images; LeCam acts on D's outputs and suits points too.
-        for name in ("augment", "bcr"):
-            if train.kind == "points" and getattr(cfg, name) not in (None, "none", 0):
-                raise GankitError(f"--{name} transforms images and does not apply to the 2-D "
-                                  f"point data {train.name!r}; leave it out.")
-        if cfg.path_length and cfg.arch != "stylegan2":
-            raise GankitError(f"--path-length regularises a style-based generator and does not "
-                              f"apply to --arch {cfg.arch}; use --arch stylegan2 or leave it out.")
+        if train.kind == "points" and cfg.objective.augment not in (None, "none"):
+            raise GankitError(f"--augment transforms images and does not apply to the 2-D "
+                              f"point data {train.name!r}; leave it out.")
+        problem = term_problem(cfg, train.kind, train.name)
+        if problem is not None:
+            raise GankitError(problem)
 
     def make_updater(self, cfg: TrainConfig, train: ArrayDataset) -> GANUpdater:
         gen, dis = build_networks(cfg, train)
-        opt_gen = self.adam(cfg, gen.parameters(), cfg.lr_gen)
-        opt_dis = self.adam(cfg, dis.parameters(), cfg.lr_dis)
-        # Lazy regularisation (Karras et al. 2020, appendix B): a network regularised every
-        # k steps gets lr * k/(k+1) and betas ** (k/(k+1)). config.json keeps the options as
-        # given; the optimizers (and ObserveLR's lr/*) hold the rescaled values.
-        if cfg.penalty != "none":
-            lazy_regularization(opt_dis, cfg.penalty_every)
-        if cfg.path_length:
-            lazy_regularization(opt_gen, PATH_LENGTH_EVERY)
-        return GANUpdater(
-            gen, dis, opt_gen, opt_dis,
-            self.loader(cfg, train), loss=cfg.loss, n_dis=cfg.n_dis, penalty=cfg.penalty,
-            penalty_weight=cfg.penalty_weight, penalty_every=cfg.penalty_every,
-            augment=cfg.augment, lecam=cfg.lecam or 0.0, bcr=cfg.bcr or 0.0,
-            path_length_weight=cfg.path_length or 0.0, path_length_every=PATH_LENGTH_EVERY,
-            **self.engine(cfg),
-        )
+        opt_gen = self.adam(cfg, gen.parameters(), filled(cfg.optim.lr_gen, "lr_gen"))
+        opt_dis = self.adam(cfg, dis.parameters(), filled(cfg.optim.lr_dis, "lr_dis"))
+        # A lazy term rescales its network's optimizer (config.json keeps the options as
+        # given; the optimizers, and ObserveLR's lr/*, hold the rescaled values).
+        dis_terms, gen_terms = build_terms(cfg)
+        objective = cfg.objective
+        return GANUpdater(gen, dis, opt_gen, opt_dis, self.loader(cfg, train),
+                          loss=filled(objective.loss, "loss"),
+                          n_dis=filled(objective.n_dis, "n_dis"), dis_terms=dis_terms,
+                          gen_terms=gen_terms, augment=objective.augment, **self.engine(cfg))
 
     def extensions(self, cfg: TrainConfig, updater: Updater, train: ArrayDataset,
                    val: ArrayDataset) -> list[Extension]:
         exts: list[Extension] = []
-        if cfg.ema:
-            exts.append(EMA(updater.raw_models["gen"], cfg.ema))
+        ramps = preset_schedules(cfg)
+        if cfg.model.ema:
+            exts.append(EMA(updater.raw_models["gen"], cfg.model.ema,
+                            half_life=ramps.get("ema_half_life")))
+        targets = {f"{net}/{param}": ramps[what] for what, param in (("lr", "lr"),
+                                                                     ("beta2", "beta2"))
+                   if what in ramps for net in ("gen", "dis")}
+        if "augment_p" in ramps:
+            targets["augment.p"] = ramps["augment_p"]
+        if targets:
+            exts.append(ScheduleHyperparameters(targets))
         n = 2500 if train.kind == "points" else 100
         real = val.x[:2500] if train.kind == "points" else None
-        exts.append(SampleGrid(fixed_noise_samples(n, seed=cfg.seed), real=real,
+        exts.append(SampleGrid(fixed_noise_samples(n, seed=cfg.run.seed), real=real,
                                nrow=10 if n == 100 else None,
-                               trigger=interval_trigger(cfg, cfg.sample_every),
-                               keep=cfg.keep_samples))
+                               trigger=interval_trigger(cfg, cfg.run.sample_every),
+                               keep=cfg.run.keep_samples))
         # Held-out losses always; metrics where a feature space needs no user input (points,
         # labelled images), scored with each sample grid and at the end, and the best-FID
         # model kept in best_fid.pt. About 0.15 s of CPU per evaluation on the digits demo
         # (2.5% of its training time), plus ~2 s once to train the feature classifier.
         scored = train.kind == "points" or (train.y is not None and train.n_classes >= 2
                                             and min(train.shape[1:]) >= 8)
-        scored = scored or cfg.feature_net is not None
-        when = interval_trigger(cfg, cfg.sample_every)
+        scored = scored or cfg.run.feature_net is not None
+        when = interval_trigger(cfg, cfg.run.sample_every)
         exts.append(GANEvaluator(val, train, metrics=None if scored else (),
-                                 n=default_n(train), seed=cfg.seed,
-                                 feature_net=cfg.feature_net, trigger=when))
+                                 n=default_n(train), seed=cfg.run.seed,
+                                 feature_net=cfg.run.feature_net, trigger=when))
         if scored:
             exts.append(Snapshot("best_fid.pt", n_retains=None, on_signal=False,
                                  trigger=MinValueTrigger("val/fid", when),

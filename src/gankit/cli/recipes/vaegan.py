@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from gankit.cli.config import filled
 from gankit.cli.recipes import Recipe, image_shape, interval_trigger
 from gankit.data import make_loader
 from gankit.extensions.ema import EMA, sampling_model
@@ -46,27 +47,29 @@ class VAEGANRecipe(Recipe):
         return dict(VAEGAN_DEFAULTS)
 
     def make_updater(self, cfg: TrainConfig, train: ArrayDataset) -> VAEGANUpdater:
-        enc = ConvEncoder(cfg.z_dim, image_shape(train), cfg.width)
-        dec = DCGANGenerator(cfg.z_dim, image_shape(train), cfg.width)
-        dis = DCGANDiscriminator(image_shape(train), cfg.width, norm=cfg.norm)
+        z_dim, width = filled(cfg.model.z_dim, "z_dim"), filled(cfg.model.width, "width")
+        shape = image_shape(train)
+        enc = ConvEncoder(z_dim, shape, width)
+        dec = DCGANGenerator(z_dim, shape, width)
+        dis = DCGANDiscriminator(shape, width, norm=filled(cfg.model.norm, "norm"))
         return VAEGANUpdater(
             enc, dec, dis,
-            self.adam(cfg, enc.parameters(), cfg.lr_gen),
-            self.adam(cfg, dec.parameters(), cfg.lr_gen),
-            self.adam(cfg, dis.parameters(), cfg.lr_dis),
+            self.adam(cfg, enc.parameters(), filled(cfg.optim.lr_gen, "lr_gen")),
+            self.adam(cfg, dec.parameters(), filled(cfg.optim.lr_gen, "lr_gen")),
+            self.adam(cfg, dis.parameters(), filled(cfg.optim.lr_dis, "lr_dis")),
             self.loader(cfg, train), gamma=self.weight_values(cfg)["gamma"], **self.engine(cfg),
         )
 
     def extensions(self, cfg: TrainConfig, updater: Any, train: ArrayDataset,
                    val: ArrayDataset) -> list[Extension]:
         exts: list[Extension] = []
-        if cfg.ema:
-            exts.append(EMA(updater.raw_models["dec"], cfg.ema))
+        if cfg.model.ema:
+            exts.append(EMA(updater.raw_models["dec"], cfg.model.ema))
         exts.append(ReconstructionEvaluator(
             make_loader(val, min(len(val), 500), shuffle=False, drop_last=False),
-            trigger=interval_trigger(cfg, cfg.log_every)))
+            trigger=interval_trigger(cfg, cfg.run.log_every)))
         shown = val.unit(slice(0, 10))
-        seed = cfg.seed
+        seed = cfg.run.seed
 
         def make_samples(trainer: Trainer) -> torch.Tensor:
             # Row 1: held-out digits; row 2: their reconstructions; the rest: prior samples.
@@ -77,8 +80,8 @@ class VAEGANRecipe(Recipe):
             return torch.cat([x, rec, prior])
 
         exts.append(SampleGrid(make_samples, nrow=10,
-                               trigger=interval_trigger(cfg, cfg.sample_every),
-                               keep=cfg.keep_samples))
+                               trigger=interval_trigger(cfg, cfg.run.sample_every),
+                               keep=cfg.run.keep_samples))
         return exts
 
     def sample(self, trainer: Trainer, n: int, seed: int) -> torch.Tensor:
