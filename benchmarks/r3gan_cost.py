@@ -90,9 +90,8 @@ def main() -> int:
         n_g = sum(t.numel() for t in run["gen"].parameters())
         n_d = sum(t.numel() for t in run["dis"].parameters())
         g, d, step = best[arch]
-        width, n_dis = cfg.model.width, cfg.objective.n_dis
-        print(f"{arch:<8} {width:>5} {n_dis:>5} {n_g:>10,} {n_d:>10,} {g:>8.3f} "
-              f"{d:>8.3f} {step:>7.3f}")
+        print(f"{arch:<8} {cfg.model.width:>5} {cfg.objective.n_dis:>5} {n_g:>10,} "
+              f"{n_d:>10,} {g:>8.3f} {d:>8.3f} {step:>7.3f}")
     if len(runs) == 2:
         a, b = runs
         print(f"{a} / {b}: G {best[a][0] / best[b][0]:.2f}x, D {best[a][1] / best[b][1]:.2f}x, "
