@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from gankit.errors import GankitError
+from gankit.models.export import load_generator
 from gankit.training import (
     Evaluator,
     Extension,
@@ -13,4 +14,4 @@ from gankit.training import (
 )
 
 __all__ = ["Evaluator", "Extension", "GankitError", "Trainer", "Updater", "__version__",
-           "make_extension", "report"]
+           "load_generator", "make_extension", "report"]

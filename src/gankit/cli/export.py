@@ -1,0 +1,219 @@
+"""``gankit export RUN``: a run's generator as a model file (.safetensors, or ONNX).
+
+The safetensors file is a generator file (``gankit.models.export``): the weights (the EMA
+average where the run kept one) and, in its metadata, what rebuilds the module, the data's
+kind and range, the iteration, and the held-out scores with their protocol.
+``gankit.load_generator(FILE)`` returns the module; ``gankit sample FILE`` draws from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gankit.errors import GankitError
+from gankit.models.export import (
+    GeneratorInfo,
+    GeneratorSpec,
+    generator_info,
+    load_generator,
+    read_generator,
+    save_generator,
+)
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from gankit.cli.config import TrainConfig
+    from gankit.cli.runs import Run
+    from gankit.data import ArrayDataset
+    from gankit.training import Updater
+
+#: the best model a run keeps (written by the dcgan recipe's BestModel extension)
+BEST = "best.safetensors"
+#: what runs before gankit 0.2 kept instead: a whole snapshot
+LEGACY_BEST = "best_fid.pt"
+SUFFIXES = {"safetensors": ".safetensors", "onnx": ".onnx"}
+
+
+def run_generator(cfg: TrainConfig, updater: Updater,
+                  train: ArrayDataset) -> tuple[str, GeneratorSpec]:
+    """The updater's name for a run's generator and what rebuilds it: the dcgan recipe's
+    ``gen`` (its ``--arch`` network), the vaegan recipe's decoder ``dec`` (a DCGAN
+    generator)."""
+    shape = tuple(train.shape)
+    assert cfg.z_dim is not None  # the recipe's defaults filled it in
+    if cfg.recipe == "dcgan":
+        gen = updater.raw_models["gen"]
+        return "gen", GeneratorSpec(cfg.arch, shape, cfg.z_dim, cfg.width,
+                                    n_classes=int(getattr(gen, "n_classes", 0)), norm=cfg.norm)
+    if cfg.recipe == "vaegan":
+        return "dec", GeneratorSpec("dcgan", shape, cfg.z_dim, cfg.width)
+    raise GankitError(f"the {cfg.recipe} recipe's generators translate images from one domain "
+                      "to the other instead of drawing them from noise, so there is no "
+                      "generator file to export; load its snapshot with gankit.Trainer.")
+
+
+def data_description(train: ArrayDataset) -> dict[str, Any]:
+    """What a generator file keeps of the data: kind, value range, name."""
+    return {"kind": train.kind, "low": float(train.low), "high": float(train.high),
+            "name": train.name}
+
+
+def _logged_scores(run_dir: Path, iteration: int) -> tuple[dict[str, float], dict[str, Any] | None]:
+    """The ``val/*`` scores ``log.json`` holds for ``iteration`` and their protocol."""
+    from gankit.extensions.log_report import read_log
+
+    metrics: dict[str, float] = {}
+    try:
+        entries = read_log(run_dir / "log.json") if (run_dir / "log.json").is_file() else []
+    except (OSError, ValueError):
+        entries = []
+    for entry in entries:
+        if entry.get("iteration") == iteration:
+            metrics = {k: float(v) for k, v in entry.items()
+                       if k.startswith("val/") and isinstance(v, (int, float))}
+    protocol = None
+    if metrics and (run_dir / "val_protocol.json").is_file():
+        try:
+            protocol = json.loads((run_dir / "val_protocol.json").read_text())["protocol"]
+        except (OSError, ValueError, KeyError, TypeError):
+            protocol = None
+    return metrics, protocol
+
+
+def from_run(run: Run) -> tuple[nn.Module, GeneratorInfo]:
+    """The generator of a loaded run at the snapshot it resumed (EMA weights where there
+    are) and its GeneratorInfo."""
+    from gankit.extensions.ema import EMA, sampling_model
+
+    trainer = run.trainer
+    source, spec = run_generator(run.cfg, trainer.updater, run.train)
+    gen = sampling_model(trainer, source)
+    ema = any(isinstance(e, EMA) and e.average is gen for e in trainer.extensions.values())
+    u = trainer.updater
+    metrics, protocol = _logged_scores(Path(run.cfg.out), u.iteration)
+    info = GeneratorInfo(spec, data_description(run.train),
+                         run={"recipe": run.cfg.recipe, "data": run.cfg.data,
+                              "iteration": u.iteration, "epoch": u.epoch, "ema": ema,
+                              "model": source},
+                         metrics=metrics, protocol=protocol)
+    return gen, info
+
+
+def _output(args: argparse.Namespace, run_dir: Path) -> tuple[Path | None, str]:
+    """The output path (None: the default, known once the iteration is) and the format."""
+    fmt = args.format
+    if args.output is None:
+        return None, fmt or "safetensors"
+    out = Path(args.output)
+    by_suffix = next((f for f, s in SUFFIXES.items() if out.suffix == s), None)
+    if by_suffix is None:
+        raise GankitError(f"output {out} must end in .safetensors or .onnx.")
+    if fmt is not None and fmt != by_suffix:
+        raise GankitError(f"output {out} ends in {out.suffix}, but --format is {fmt}; "
+                          f"name it *{SUFFIXES[fmt]} or leave --format out.")
+    if not out.parent.is_dir():
+        raise GankitError(f"the folder of {out} does not exist; create it first.")
+    return out, by_suffix
+
+
+def _describe(info: GeneratorInfo) -> str:
+    run = info.run
+    weights = "EMA weights" if run.get("ema") else "weights"
+    fid = info.metrics.get("val/fid")
+    score = f", val/fid {fid:.4g}" if fid is not None else ""
+    return f"{info.spec.arch} generator at iteration {run.get('iteration')}, {weights}{score}"
+
+
+def _write(out: Path, fmt: str, gen: nn.Module, info: GeneratorInfo) -> str:
+    if fmt == "onnx":
+        from gankit.models.onnx_export import save_onnx
+
+        diff = save_onnx(out, gen, info.metadata())
+        return f"; onnxruntime matches PyTorch to {diff:.2g}"
+    save_generator(out, gen, info)
+    return ""
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run)
+    out, fmt = _output(args, run_dir)
+    if fmt == "onnx":
+        from gankit.models.onnx_export import check_onnx_available
+
+        check_onnx_available()
+    if not (run_dir / "config.json").is_file():
+        raise GankitError(f"{run_dir} is not a run directory (it has no config.json); give "
+                          "the --out folder of a gankit train run.")
+    if args.best:
+        best = run_dir / BEST
+        default = run_dir / f"best{SUFFIXES[fmt]}"
+        if best.is_file():
+            info, _ = read_generator(best)
+            if (out or default).resolve() == best.resolve():
+                print(f"{best} is the best model already ({_describe(info)}); nothing to "
+                      "write.", file=sys.stderr)
+                return 0
+            gen = load_generator(best, args.device)
+        elif (run_dir / LEGACY_BEST).is_file():
+            from gankit.cli.runs import load_run
+
+            run = load_run(str(run_dir), args.device)
+            run.trainer.resume(run_dir / LEGACY_BEST)
+            gen, info = from_run(run)
+        else:
+            raise GankitError(f"{run_dir} has no best model ({BEST}): it is written when a run "
+                              "has held-out FID scores; leave out --best to export the newest "
+                              "snapshot.")
+    else:
+        from gankit.cli.runs import load_run
+
+        run = load_run(str(run_dir), args.device)
+        gen, info = from_run(run)
+        default = run_dir / f"generator_iter_{info.run['iteration']}{SUFFIXES[fmt]}"
+    out = out or default
+    note = _write(out, fmt, gen, info)
+    size = out.stat().st_size / 1e6
+    print(f"wrote {out} ({_describe(info)}; {size:.3g} MB{note})", file=sys.stderr)
+    return 0
+
+
+def is_generator_file(path: str) -> bool:
+    """Whether ``gankit sample`` was given a model file rather than a run directory."""
+    p = Path(path)
+    return p.suffix in SUFFIXES.values() or p.is_file()
+
+
+def sample_file(path: str, n: int, seed: int, device: str,
+                truncation: float | None) -> tuple[torch.Tensor, ArrayDataset]:
+    """``n`` samples of the generator file at ``path`` (CPU, [-1, 1] or data units) and an
+    empty data set of its kind and range, for mapping them back."""
+    import torch
+
+    from gankit.data import ArrayDataset
+    from gankit.gan.sampling import generate
+    from gankit.training.updater import resolve_device
+
+    if Path(path).suffix == ".onnx":
+        raise GankitError(f"{path} is an ONNX model, which gankit sample does not run; give "
+                          "the .safetensors file it was exported beside (or the run).")
+    info = generator_info(path)
+    dev = resolve_device(device)
+    gen = load_generator(path, dev)
+    if truncation is not None:
+        if not hasattr(gen, "truncation_psi"):
+            raise GankitError(f"--truncation applies to a style-based generator (--arch "
+                              f"stylegan2); {path} holds a {info.spec.arch} generator, so "
+                              "leave --truncation out.")
+        setattr(gen, "truncation_psi", truncation)  # noqa: B010 (typed for tensors)
+    samples = generate(gen, n, seed=seed, device=dev).cpu()
+    data = info.data
+    empty = torch.empty(0, *info.spec.shape)
+    like = ArrayDataset(empty, kind=data.get("kind", "image"), name=str(data.get("name", "")),
+                        low=float(data.get("low", -1.0)), high=float(data.get("high", 1.0)))
+    return samples, like
