@@ -23,6 +23,7 @@ from gankit.models.export import (
     read_generator,
     save_generator,
 )
+from gankit.training.checkpoint import write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -151,36 +152,46 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise GankitError(f"{run_dir} is not a run directory (it has no config.json); give "
                           "the --out folder of a gankit train run.")
     if args.best:
-        best = run_dir / BEST
-        default = run_dir / f"best{SUFFIXES[fmt]}"
-        if best.is_file():
-            info, _ = read_generator(best)
-            if (out or default).resolve() == best.resolve():
-                print(f"{best} is the best model already ({_describe(info)}); nothing to "
-                      "write.", file=sys.stderr)
-                return 0
-            gen = load_generator(best, args.device)
-        elif (run_dir / LEGACY_BEST).is_file():
-            from gankit.cli.runs import load_run
-
-            run = load_run(str(run_dir), args.device)
-            run.trainer.resume(run_dir / LEGACY_BEST)
-            gen, info = from_run(run)
-        else:
-            raise GankitError(f"{run_dir} has no best model ({BEST}): it is written when a run "
-                              "has held-out FID scores; leave out --best to export the newest "
-                              "snapshot.")
+        out = out or run_dir / f"best{SUFFIXES[fmt]}"
+        found = _best(run_dir, out, fmt, args.device)
+        if found is None:
+            return 0
+        gen, info = found
     else:
         from gankit.cli.runs import load_run
 
-        run = load_run(str(run_dir), args.device)
-        gen, info = from_run(run)
-        default = run_dir / f"generator_iter_{info.run['iteration']}{SUFFIXES[fmt]}"
-    out = out or default
+        gen, info = from_run(load_run(str(run_dir), args.device))
+        out = out or run_dir / f"generator_iter_{info.run['iteration']}{SUFFIXES[fmt]}"
     note = _write(out, fmt, gen, info)
     size = out.stat().st_size / 1e6
     print(f"wrote {out} ({_describe(info)}; {size:.3g} MB{note})", file=sys.stderr)
     return 0
+
+
+def _best(run_dir: Path, out: Path, fmt: str,
+          device: str) -> tuple[nn.Module, GeneratorInfo] | None:
+    """The run's best generator and its info; None when ``out`` needs no conversion: it is
+    best.safetensors itself, or a byte-for-byte copy of that has been written there."""
+    best = run_dir / BEST
+    if best.is_file():
+        info, _ = read_generator(best)
+        if out.resolve() == best.resolve():
+            print(f"{best} is the best model already ({_describe(info)}); nothing to write.",
+                  file=sys.stderr)
+            return None
+        if fmt == "safetensors":
+            write_atomic(out, best.read_bytes())
+            print(f"wrote {out} ({_describe(info)}; a copy of {best})", file=sys.stderr)
+            return None
+        return load_generator(best, device), info
+    if (run_dir / LEGACY_BEST).is_file():
+        from gankit.cli.runs import load_run
+
+        run = load_run(str(run_dir), device)
+        run.trainer.resume(run_dir / LEGACY_BEST)
+        return from_run(run)
+    raise GankitError(f"{run_dir} has no best model ({BEST}): it is written when a run has "
+                      "held-out FID scores; leave out --best to export the newest snapshot.")
 
 
 def is_generator_file(path: str) -> bool:
