@@ -214,6 +214,7 @@ def test_bad_input_exits_2_and_writes_nothing(digits_run: Path, tmp_path: Path,
     cycle = tmp_path / "cyclegan"
     assert main(["train", "--recipe", "cyclegan", "--data", "digits", "--out", str(cycle),
                  "--quiet", "--width", "4", "--iterations", "1"]) == 0
+    capsys.readouterr()
     _refused(["export", str(cycle)], capsys, "no generator file to export")
     _refused(["export", str(cycle), "--best"], capsys, "has no best model")
     assert sorted(p.name for p in digits_run.iterdir()) == before

@@ -46,17 +46,17 @@ def run_generator(cfg: TrainConfig, updater: Updater,
     """The updater's name for a run's generator and what rebuilds it: the dcgan recipe's
     ``gen`` (its ``--arch`` network), the vaegan recipe's decoder ``dec`` (a DCGAN
     generator)."""
+    if cfg.recipe not in ("dcgan", "vaegan"):
+        raise GankitError(f"the {cfg.recipe} recipe's generators translate images from one "
+                          "domain to the other instead of drawing them from noise, so there is "
+                          "no generator file to export; load its snapshot with gankit.Trainer.")
     shape = tuple(train.shape)
     assert cfg.z_dim is not None  # the recipe's defaults filled it in
     if cfg.recipe == "dcgan":
         gen = updater.raw_models["gen"]
         return "gen", GeneratorSpec(cfg.arch, shape, cfg.z_dim, cfg.width,
                                     n_classes=int(getattr(gen, "n_classes", 0)), norm=cfg.norm)
-    if cfg.recipe == "vaegan":
-        return "dec", GeneratorSpec("dcgan", shape, cfg.z_dim, cfg.width)
-    raise GankitError(f"the {cfg.recipe} recipe's generators translate images from one domain "
-                      "to the other instead of drawing them from noise, so there is no "
-                      "generator file to export; load its snapshot with gankit.Trainer.")
+    return "dec", GeneratorSpec("dcgan", shape, cfg.z_dim, cfg.width)
 
 
 def data_description(train: ArrayDataset) -> dict[str, Any]:

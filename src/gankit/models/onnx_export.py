@@ -6,28 +6,39 @@ points (batch, D), as the generator does in eval mode. The batch size is free. T
 generator's metadata (see :mod:`gankit.models.export`) is copied into the model's
 ``metadata_props``.
 
-What changes on the way (it computes what the original computes, and the check below
-holds the result to it): StyleGAN2's modulated convolutions, which fold the batch into the
-groups of one convolution (ONNX's ``Conv`` takes its group count as a fixed attribute, so
-torch's exporter refuses that form under a free batch size), scale the inputs by the
-styles, run one shared convolution and scale the outputs by the demodulation factors.
+The exporter is torch's TorchScript-based one (``torch.onnx.export(..., dynamo=False)``):
+it converts these generators in about a second, where the torch.export-based one (the
+default since torch 2.9, which deprecates this one) took 10-90 s each on a 2-core CPU. Both
+convert every ``--arch`` after the two rewrites below.
+
+What changes on the way (a copy is changed; it computes what the original computes, and
+the check below holds the result to it):
+
+* spectral-norm parametrisations are folded into plain weights (in eval mode the
+  normalised weight is a constant; the TorchScript exporter has no ONNX form of the
+  ``vdot`` its computation uses);
+* StyleGAN2's modulated convolutions fold the batch into the groups of one convolution;
+  ONNX's ``Conv`` takes its group count as a fixed attribute, so that form would tie the
+  model to the traced batch size. The copy scales the input channels by the styles, runs
+  one shared convolution and scales the output channels by the demodulation factors.
+
 StyleGAN2's truncation ``psi`` is the generator's ``truncation_psi`` when exported, a
 constant of the graph.
 
-Needs ``onnx``, ``onnxscript`` (torch's exporter) and ``onnxruntime``: gankit's ``onnx``
-extra.
+Needs ``onnx`` and ``onnxruntime``: gankit's ``onnx`` extra.
 """
 
 from __future__ import annotations
 
 import copy
-import logging
+import io
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 from gankit.errors import GankitError
 from gankit.models.layers import ModulatedConv2d, upsample_2x
@@ -43,7 +54,7 @@ ONNX_ATOL = 1e-4
 def check_onnx_available() -> None:
     """GankitError naming the extra unless the ONNX exporter and runtime import."""
     missing = []
-    for name in ("onnx", "onnxscript", "onnxruntime"):
+    for name in ("onnx", "onnxruntime"):
         try:
             __import__(name)
         except ImportError:
@@ -81,11 +92,28 @@ class PerSampleModulatedConv2d(nn.Module):
         return out
 
 
+def _fold_parametrizations(gen: nn.Module) -> None:
+    """Replace every parametrised tensor of ``gen`` (a copy) by its current value.
+
+    ``remove_parametrizations`` edits the module's class, which a deep copy shares with the
+    original; each module first gets a class of its own, so the original keeps its own.
+    """
+    for module in list(gen.modules()):
+        if not parametrize.is_parametrized(module):
+            continue
+        cls = type(module)
+        own = {k: v for k, v in cls.__dict__.items() if k not in ("__dict__", "__weakref__")}
+        module.__class__ = type(cls.__name__, cls.__bases__, own)
+        parametrized = cast(nn.ModuleDict, module.parametrizations)
+        for name in list(parametrized.keys()):
+            parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+
+
 def _exportable(gen: nn.Module) -> nn.Module:
     """A CPU copy of ``gen`` in eval mode with the rewrites the module docstring lists."""
-    # Spectral-norm parametrisations stay: removing them from a deep copy would also strip
-    # the original's, whose parametrised class the copy shares.
     gen = copy.deepcopy(gen).cpu().eval().requires_grad_(False)
+    with torch.no_grad():
+        _fold_parametrizations(gen)
     for module in list(gen.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, ModulatedConv2d):
@@ -120,31 +148,27 @@ def onnx_bytes(gen: nn.Module, metadata: dict[str, str] | None = None, *,
     GankitError (nothing is written by this function either way).
     """
     check_onnx_available()
+    import onnx
     import onnxruntime
 
     conditional = int(getattr(gen, "n_classes", 0)) > 0
     wrapped = _Inputs(_exportable(gen), conditional).eval()
     names = ["z", "y"] if conditional else ["z"]
-    batch = torch.export.Dim("batch", min=1)
-    # The exporter logs a line for each torchvision op it skips (none is used here) and
-    # warns about torch's own internals: both are kept out of the user's terminal.
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
+    buffer = io.BytesIO()
     try:
         with warnings.catch_warnings():
+            # the exporter's deprecation notice, and its tracer's notes on Python values
             warnings.simplefilter("ignore")
-            program: Any = torch.onnx.export(
-                wrapped, _example(gen, 2, seed), dynamo=True, input_names=names,
-                output_names=["x"], dynamic_shapes=tuple({0: batch} for _ in names),
-                verbose=False)
+            # (the TorchScript exporter writes to file objects too; the stubs say paths only)
+            torch.onnx.export(wrapped, _example(gen, 2, seed), buffer,  # type: ignore[arg-type]
+                              dynamo=False,
+                              input_names=names, output_names=["x"],
+                              dynamic_axes={n: {0: "batch"} for n in [*names, "x"]})
     except Exception as exc:
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GankitError(f"torch's ONNX exporter cannot convert this {type(gen).__name__} "
                           f"({why}); export it as .safetensors instead.") from None
-    finally:
-        quiet.setLevel(level)
-    model = program.model_proto
+    model = onnx.load_from_string(buffer.getvalue())
     for key, value in sorted((metadata or {}).items()):
         prop = model.metadata_props.add()
         prop.key, prop.value = key, value
