@@ -171,3 +171,13 @@ def test_the_onnx_form_of_the_modulated_conv_computes_the_same() -> None:
         want, got = conv(x, w), PerSampleModulatedConv2d(conv)(x, w)
         assert got.shape == want.shape
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_building_and_loading_leave_the_global_rng_alone(tmp_path: Path) -> None:
+    # BestModel checks its spec inside a training run, whose resume must stay bitwise.
+    path = tmp_path / "g.safetensors"
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    save_generator(path, SPECS["resnet"].build(), GeneratorInfo(SPECS["resnet"]))
+    load_generator(path)
+    assert torch.equal(torch.get_rng_state(), before)

@@ -56,10 +56,12 @@ class GeneratorSpec:
 
     def build(self) -> nn.Module:
         """A freshly initialised generator of this family and size (the discriminator the
-        family's builder makes beside it is dropped)."""
-        gen, _ = get_arch(self.arch).build(tuple(self.shape), z_dim=self.z_dim,
-                                           width=self.width, n_classes=self.n_classes,
-                                           norm=self.norm)
+        family's builder makes beside it is dropped). torch's global RNG is left as it was,
+        so checking or loading a file in a training process does not change its stream."""
+        with torch.random.fork_rng(devices=[]):  # the modules are initialised on the CPU
+            gen, _ = get_arch(self.arch).build(tuple(self.shape), z_dim=self.z_dim,
+                                               width=self.width, n_classes=self.n_classes,
+                                               norm=self.norm)
         return gen
 
     @classmethod
