@@ -106,7 +106,7 @@ def from_run(run: Run) -> tuple[nn.Module, GeneratorInfo]:
     return gen, info
 
 
-def _output(args: argparse.Namespace, run_dir: Path) -> tuple[Path | None, str]:
+def _output(args: argparse.Namespace) -> tuple[Path | None, str]:
     """The output path (None: the default, known once the iteration is) and the format."""
     fmt = args.format
     if args.output is None:
@@ -143,7 +143,7 @@ def _write(out: Path, fmt: str, gen: nn.Module, info: GeneratorInfo) -> str:
 
 def cmd_export(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
-    out, fmt = _output(args, run_dir)
+    out, fmt = _output(args)
     if fmt == "onnx":
         from gankit.models.onnx_export import check_onnx_available
 
