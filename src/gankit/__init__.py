@@ -1,6 +1,7 @@
 """gankit: train GANs and other multi-network setups in PyTorch."""
 
 from gankit.errors import GankitError
+from gankit.export import load_generator
 from gankit.training import (
     Evaluator,
     Extension,
@@ -12,4 +13,4 @@ from gankit.training import (
 from gankit.version import __version__
 
 __all__ = ["Evaluator", "Extension", "GankitError", "Trainer", "Updater", "__version__",
-           "make_extension", "report"]
+           "load_generator", "make_extension", "report"]

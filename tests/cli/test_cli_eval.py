@@ -14,8 +14,8 @@ import torch
 from torch import nn
 
 from gankit.cli import main
+from gankit.export import generator_info
 from gankit.extensions.log_report import read_log
-from gankit.training.checkpoint import load_state
 
 FAST = ["--quiet", "--width", "8", "--iterations", "20"]
 
@@ -60,9 +60,11 @@ def test_training_logs_the_evaluator_and_keeps_the_best_fid(digits_run: Path) ->
     keys = {"val/gen/loss", "val/dis/loss", "val/fid", "val/kid", "val/precision",
             "val/recall", "val/classes", "val/class_kl"}
     assert all(keys <= set(e) and _finite({k: e[k] for k in keys}) for e in evaluated)
-    best = load_state(digits_run / "best_fid.pt")
-    best_iteration = min(evaluated, key=lambda e: e["val/fid"])["iteration"]
-    assert best["updater"]["iteration"] == best_iteration
+    best = generator_info(digits_run / "best.safetensors")
+    best_entry = min(evaluated, key=lambda e: e["val/fid"])
+    assert best.run["iteration"] == best_entry["iteration"] and best.run["ema"] is True
+    assert best.metrics["val/fid"] == best_entry["val/fid"]
+    assert not (digits_run / "best_fid.pt").exists()
 
 
 def test_eval_digits_writes_metrics_and_floor(digits_run: Path,
@@ -127,7 +129,7 @@ def test_unlabelled_images_get_losses_and_need_a_feature_net(
     assert main(["train", "--data", f"npz:{data}", "--out", str(out), *FAST]) == 0
     entry = read_log(out / "log.json")[-1]
     assert {"val/gen/loss", "val/dis/loss"} <= set(entry) and "val/fid" not in entry
-    assert not (out / "best_fid.pt").exists()
+    assert not (out / "best.safetensors").exists() and not (out / "best_fid.pt").exists()
     assert main(["eval", str(out)]) == 2
     assert "no class labels" in capsys.readouterr().err
     net = tmp_path / "net.pt"

@@ -148,7 +148,7 @@ def test_every_name_the_readme_imports_imports_as_written():
 # that itself imports, at module level, the importing one: that import only hides a cycle.
 
 #: third-party packages a library function may import where it needs them
-OPTIONAL_HEAVY = ("sklearn", "matplotlib", "torch.utils.tensorboard")
+OPTIONAL_HEAVY = ("sklearn", "matplotlib", "torch.utils.tensorboard", "onnx", "onnxruntime")
 
 #: function-level imports that hide a cycle in files being rewritten now (lead: remove on
 #: merge): (importing module, imported module). The recipes import their base class from

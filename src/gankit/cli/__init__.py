@@ -1,4 +1,4 @@
-"""``gankit train | sample | eval | prepare``: the command line.
+"""``gankit train | sample | eval | prepare | export``: the command line.
 
 Every mistake a user can make ends in one line on stderr and exit status 2; nothing that
 exists in a run directory is overwritten or removed by a failed command. Nothing outside this
@@ -77,6 +77,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
             from gankit.cli.sample import cmd_sample
 
             return cmd_sample(args)
+        if args.command == "export":
+            from gankit.cli.export import cmd_export
+
+            return cmd_export(args)
         from gankit.cli.eval import cmd_eval
 
         return cmd_eval(args)

@@ -198,4 +198,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shards (a folder of uint8 .npy + index.json, fastest to read) or zip "
                         "(PNGs; the default for an output named *.zip, else shards)")
     p.add_argument("--quiet", action="store_true", help="no progress line")
+
+    x = sub.add_parser("export", help="write a run's generator as a model file "
+                                      "(.safetensors, or ONNX)")
+    x.add_argument("run", help="the run directory")
+    x.add_argument("-o", "--output", default=None,
+                   help="FILE.safetensors or FILE.onnx (default: in the run directory, "
+                        "generator_iter_N or best)")
+    x.add_argument("--best", action="store_true",
+                   help="the best model (best.safetensors: lowest held-out FID) instead of "
+                        "the newest snapshot's generator")
+    x.add_argument("--format", default=None, choices=("safetensors", "onnx"),
+                   help="default: from the output's suffix, else safetensors; onnx needs "
+                        "pip install 'gankit[onnx]'")
+    x.add_argument("--device", default="cpu", help="where the generator is built (default cpu)")
     return parser

@@ -1,4 +1,5 @@
-"""``gankit sample RUN``: draw samples from a trained run into .npy or .png."""
+"""``gankit sample RUN``: draw samples from a trained run (or a generator file that
+``gankit export`` wrote) into .npy or .png."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gankit.cli.export import is_generator_file, sample_file
 from gankit.cli.runs import load_run
 from gankit.errors import GankitError
 from gankit.extensions.ema import sampling_model
@@ -36,15 +38,18 @@ def cmd_sample(args: argparse.Namespace) -> int:
         raise GankitError(f"the folder of {output} does not exist; create it first.")
     if args.truncation is not None and not 0 <= args.truncation <= 1:
         raise GankitError(f"--truncation must be a psi in [0, 1] (1: off), got {args.truncation}.")
-    _, recipe, trainer, train, _ = load_run(args.run, args.device)
-    if args.truncation is not None:
-        truncate(trainer, args.truncation)
-    samples = recipe.sample(trainer, args.n, args.seed).cpu()
+    if is_generator_file(args.run):  # a model file written by gankit export
+        samples, train = sample_file(args.run, args.n, args.seed, args.device, args.truncation)
+    else:
+        _, recipe, trainer, train, _ = load_run(args.run, args.device)
+        if args.truncation is not None:
+            truncate(trainer, args.truncation)
+        samples = recipe.sample(trainer, args.n, args.seed).cpu()
     if output.suffix == ".npy":
         arr = train.denormalize(samples) if train.kind == "image" else samples.numpy()
         np.save(output, arr)
     elif samples.dim() == 2:
-        save_scatter(samples, output, train.x[:2500])
+        save_scatter(samples, output, train.x[:2500] if len(train) else None)
     else:
         save_image_grid(samples, output, scale=4)
     print(f"wrote {args.n} samples to {output}", file=sys.stderr)
