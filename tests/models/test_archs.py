@@ -212,7 +212,8 @@ def test_registry_names_papers_defaults_and_errors() -> None:
 
 
 def test_stylegan2_default_width_is_the_cpu_config() -> None:
-    # The default width 32 is the module's CPU widths (base 2048, cap 128): the README's counts.
+    # The default width 32 is the module's CPU widths (base 2048, cap 128): the counts in
+    # docs/architectures.md.
     def count(module: nn.Module) -> int:
         return sum(p.numel() for p in module.parameters())
 

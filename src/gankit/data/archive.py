@@ -30,7 +30,7 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from PIL import Image
@@ -114,7 +114,7 @@ class ZipReader:
         a = read_image(io.BytesIO(data), self.mode, self.image_size,
                         what=f"{self.path}:{name}")
         c = 1 if self.mode == "L" else 3
-        return a.reshape(a.shape[0], a.shape[1], c).transpose(2, 0, 1)
+        return cast(np.ndarray, a.reshape(a.shape[0], a.shape[1], c).transpose(2, 0, 1))
 
 
 # ---------------------------------------------------------------------------------- loading

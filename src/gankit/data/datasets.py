@@ -84,7 +84,7 @@ class DataSource(Protocol):
 
 
 @dataclass(eq=False, repr=False)
-class ArrayDataset(Dataset):
+class ArrayDataset(Dataset[Any]):
     """A whole dataset held as tensors.
 
     ``x`` is images ``(N, C, H, W)``, either uint8 0..255 (8-bit sources: a quarter of the

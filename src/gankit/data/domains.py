@@ -11,6 +11,7 @@ unrelated ``b`` side by side.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -55,7 +56,7 @@ def transform_images(x: Tensor, transform: str) -> Tensor:
     return DOMAIN_TRANSFORMS[transform](x).contiguous()
 
 
-class UnpairedDomains(Dataset):
+class UnpairedDomains(Dataset[Any]):
     """Images of domain A and of domain B, as ``(a, b)`` batches; ``a[i]`` and ``b[i]`` are
     different source images.
 

@@ -12,7 +12,7 @@ import gzip
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -254,7 +254,7 @@ def _to_nchw(x: np.ndarray, desc: str) -> np.ndarray:
         if first:  # also when both could be channels: torch's layout wins the tie
             return x
         if last:
-            return x.transpose(0, 3, 1, 2)
+            return cast(np.ndarray, x.transpose(0, 3, 1, 2))
     raise GankitError(
         f"{desc} has shape {x.shape}; use (N, H, W), (N, H, W, C) or (N, C, H, W) images with "
         f"C = 1 or 3, or (N, 2) points")

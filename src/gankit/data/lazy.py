@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ class CorruptBatch:
 
 
 def _chw(a: np.ndarray, channels: int) -> np.ndarray:
-    return a.reshape(a.shape[0], a.shape[1], channels).transpose(2, 0, 1)
+    return cast(np.ndarray, a.reshape(a.shape[0], a.shape[1], channels).transpose(2, 0, 1))
 
 
 class FolderReader:
@@ -64,7 +64,7 @@ class FolderReader:
         return _chw(a, 1 if self.mode == "L" else 3)
 
 
-class LazyImages(Dataset):
+class LazyImages(Dataset[Any]):
     """An image data set whose pixels are read per batch by ``reader``.
 
     It looks like an ``ArrayDataset`` to the rest of gankit (``kind``, ``shape``, ``y``,

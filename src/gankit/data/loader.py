@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sized
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -100,7 +100,7 @@ def collate_batched(batch: Any) -> Any:
     return batch
 
 
-class EpochLoader(DataLoader):
+class EpochLoader(DataLoader[Any]):
     """A DataLoader over an ``EpochSampler``; ``set_epoch`` picks the next epoch's order.
 
     Iterating yields float batches: uint8 images are moved to ``device`` (when set) and
@@ -116,7 +116,7 @@ class EpochLoader(DataLoader):
     @property
     def epoch_sampler(self) -> EpochSampler:
         """The sampler that orders the indices."""
-        return self.batch_sampler.sampler  # type: ignore[union-attr]
+        return cast(EpochSampler, self.batch_sampler.sampler)  # type: ignore[union-attr]
 
     def set_epoch(self, epoch: int) -> None:
         """Shuffle the next iteration in the order of ``epoch``."""
@@ -164,7 +164,7 @@ class EpochLoader(DataLoader):
 _SPLIT_WORDS = {"train": "training ", "val": "validation "}
 
 
-def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool = True, seed: int = 0,
+def make_loader(dataset: Dataset[Any], batch_size: int, *, shuffle: bool = True, seed: int = 0,
                 drop_last: bool = True, num_workers: int = 0, rank: int = 0,
                 world_size: int = 1, pin_memory: bool | None = None,
                 device: str | torch.device | None = None, prefetch: int = 2,

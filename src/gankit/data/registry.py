@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from gankit.data.archive import load_shards, load_zip
 from gankit.data.datasets import DATA_MODES, DataSource, check_split
@@ -136,7 +136,7 @@ def _files(load: Callable[..., DataSource]) -> Loader:
 
 def _folder(path: str, split: str, *, image_size: int | None, seed: int,
             mode: str) -> DataSource:
-    return load_folder(path, split, image_size=image_size, mode=mode)
+    return cast(DataSource, load_folder(path, split, image_size=image_size, mode=mode))
 
 
 register_source("digits", _builtin(load_digits))

@@ -15,6 +15,7 @@ on any machine, with labels, so the feature classifier scores it like the digits
 from __future__ import annotations
 
 from functools import cache
+from typing import cast
 
 import numpy as np
 import torch
@@ -55,7 +56,7 @@ def _masks(kind: np.ndarray, cx: np.ndarray, cy: np.ndarray, r: np.ndarray,
     kinds = kind[:, None, None]
     mask = np.where(kinds == 0, circle,
                     np.where(kinds == 1, square, np.where(kinds == 2, triangle, cross)))
-    return mask.astype(np.float32)
+    return cast(np.ndarray, mask.astype(np.float32))
 
 
 def _draw(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -83,7 +84,7 @@ def _draw(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     fine = _masks(kind, cx, cy, r, theta)
     cover = fine.reshape(n, _SIDE, _SUPER, _SIDE, _SUPER).mean(axis=(2, 4))[:, None]
     img = background * (1 - cover) + shade * cover
-    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return cast(np.ndarray, np.clip(np.rint(img), 0, 255).astype(np.uint8))
 
 
 @cache

@@ -42,7 +42,8 @@ TOY2D: dict[str, tuple[Callable[[], np.ndarray], float]] = {
 }
 
 
-def _sample(modes: np.ndarray, sigma: float, n: int, rng: np.random.Generator):
+def _sample(modes: np.ndarray, sigma: float, n: int,
+            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     labels = rng.integers(len(modes), size=n)
     points = modes[labels] + sigma * rng.standard_normal((n, 2))
     return points, labels

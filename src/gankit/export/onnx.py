@@ -130,7 +130,7 @@ class _Inputs(nn.Module):
         self.gen, self.conditional = gen, conditional
 
     def forward(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        return self.gen(z, y if self.conditional else None)
+        return cast(Tensor, self.gen(z, y if self.conditional else None))
 
 
 def _example(gen: nn.Module, n: int, seed: int) -> tuple[Tensor, ...]:

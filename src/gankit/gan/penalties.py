@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor
@@ -52,7 +53,7 @@ def gradient_penalty(
     # vector_norm rather than sum-of-squares.sqrt(): its backward is defined (zero) where the
     # gradient vanishes, whereas sqrt's derivative at 0 is infinite and would give NaN.
     norm = torch.linalg.vector_norm(grad.flatten(start_dim=1), dim=1)
-    return (norm - target).pow(2).mean()
+    return cast(Tensor, (norm - target).pow(2).mean())
 
 
 def _squared_grad_penalty(out: Tensor, x: Tensor, which: str) -> Tensor:

@@ -117,7 +117,7 @@ class VAEGANUpdater(Updater):
 def reconstruct(enc: nn.Module, dec: nn.Module, x: Tensor) -> Tensor:
     """``dec(mu(x))`` in eval mode (previous modes restored): the deterministic reconstruction."""
     with eval_mode(enc, dec):
-        return dec(enc(x)[0]).float()
+        return cast(Tensor, dec(enc(x)[0]).float())
 
 
 class ReconstructionEvaluator(Evaluator):

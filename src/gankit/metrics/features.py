@@ -100,7 +100,7 @@ class SmallCNN(nn.Module):
         # The readable shape check is Python-only; scripted/traced copies rely on torch's own.
         if not torch.jit.is_scripting() and not torch.jit.is_tracing():
             self._check_input(x)
-        return self.project(self.body(x).flatten(1))
+        return cast(Tensor, self.project(self.body(x).flatten(1)))
 
     @torch.jit.unused
     def _check_input(self, x: Tensor) -> None:
@@ -113,7 +113,7 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Class logits (N, n_classes)."""
-        return self.head(self.features(x))
+        return cast(Tensor, self.head(self.features(x)))
 
 
 class DigitClassifier(SmallCNN):
@@ -132,7 +132,7 @@ class RawFeatures(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Same as forward, so RawFeatures fits wherever a classifier's features do."""
-        return self(x)
+        return cast(Tensor, self(x))
 
 
 class FeatureNet(nn.Module):

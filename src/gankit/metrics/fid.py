@@ -6,6 +6,8 @@ gankit never downloads Inception: the features come from whatever network the ca
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor
 
@@ -55,7 +57,7 @@ def feature_statistics(feat: Tensor, *, batch_size: int = 8192) -> tuple[Tensor,
 def _sqrtm_psd(mat: Tensor) -> Tensor:
     """Square root of a symmetric PSD matrix; tiny negative eigenvalues (rounding) become 0."""
     eigval, eigvec = torch.linalg.eigh(mat)
-    return (eigvec * eigval.clamp(min=0).sqrt()) @ eigvec.T
+    return cast(Tensor, (eigvec * eigval.clamp(min=0).sqrt()) @ eigvec.T)
 
 
 def frechet_distance_from_stats(mu1: Tensor, s1: Tensor, mu2: Tensor, s2: Tensor) -> float:

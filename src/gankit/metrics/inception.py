@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -301,11 +302,11 @@ class FIDInceptionV3(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Same as forward: the features FID, KID and precision/recall are computed on."""
-        return self(x)
+        return cast(Tensor, self(x))
 
     def logits(self, x: Tensor) -> Tensor:
         """The 1008 classifier outputs (with bias) of images in [-1, 1]."""
-        return self.fc(self(x))
+        return cast(Tensor, self.fc(self(x)))
 
     def logits_unbiased(self, features: Tensor) -> Tensor:
         """Classifier outputs without the bias, from pool ``features`` (what IS uses)."""

@@ -6,7 +6,7 @@ returns a ``(generator, discriminator)`` pair with DCGAN's interface (``sample_z
 ``forward(z, y=None)`` in [-1, 1]; ``forward(x, y=None)`` -> (B,) logits), so GANUpdater,
 EMA, SampleGrid, ``gankit sample`` and ``gankit eval`` work with every family unchanged.
 ``defaults`` are in ``gankit train``'s option names and come from each paper's CIFAR-10
-configuration (see the README's table for the sources).
+configuration (docs/architectures.md names the sources).
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ conditioned on the z chunks alone and the discriminator has no projection.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
@@ -48,7 +50,8 @@ def default_attention(side: int) -> int:
     return _ATTENTION.get(side, 0)
 
 
-def _layout(shape: tuple[int, int, int], width: int) -> tuple[int, list[int], list[tuple]]:
+def _layout(shape: tuple[int, int, int],
+            width: int) -> tuple[int, list[int], list[tuple[int, int, bool]]]:
     bottom, n_up, cifar = resnet_layout(shape, BIGGAN_SIZES, "biggan")
     side = int(shape[1])
     if cifar:
@@ -128,7 +131,7 @@ class BigGANGenerator(NoiseSampling, nn.Module):
             h = block(h, cond)
             if i == self.attn_after and self.attn is not None:
                 h = self.attn(h)
-        return self.to_image(self.out_norm(h).relu()).tanh()
+        return cast(Tensor, self.to_image(self.out_norm(h).relu()).tanh())
 
 
 class BigGANDiscriminator(nn.Module):
@@ -169,7 +172,7 @@ class BigGANDiscriminator(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Globally sum-pooled last feature map, shape (B, feature_dim)."""
-        return self.blocks(x).relu().sum(dim=(2, 3))
+        return cast(Tensor, self.blocks(x).relu().sum(dim=(2, 3)))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         check_labels(y, self.n_classes, type(self).__name__)

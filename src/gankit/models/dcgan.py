@@ -8,6 +8,8 @@ both networks, so they mirror each other, as in Radford et al. 2015.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
@@ -47,7 +49,7 @@ def image_levels(shape: tuple[int, int, int]) -> tuple[int, int]:
 
 def _width(base: int, level: int) -> int:
     # The widest layers sit at the lowest resolution, where they are cheap per pixel.
-    return min(base * 2 ** max(level - 1, 0), base * 8)
+    return cast(int, min(base * 2 ** max(level - 1, 0), base * 8))
 
 
 def dcgan_conv_stack(shape: tuple[int, int, int], base: int,
@@ -138,7 +140,7 @@ class DCGANGenerator(NoiseSampling, nn.Module):
         check_labels(y, self.n_classes, type(self).__name__)
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], dim=1)
-        return self.to_image(self.blocks(self.project(z)))
+        return cast(Tensor, self.to_image(self.blocks(self.project(z))))
 
 
 class DCGANDiscriminator(nn.Module):
@@ -176,7 +178,7 @@ class DCGANDiscriminator(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """The flattened last feature map, shape (B, feature_dim)."""
-        return self.body(x).flatten(start_dim=1)
+        return cast(Tensor, self.body(x).flatten(start_dim=1))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         check_labels(y, self.n_classes, type(self).__name__)

@@ -222,7 +222,7 @@ class ClassBatchNorm2d(nn.Module):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         gain = self.gain(y)[:, :, None, None]
         bias = self.bias(y)[:, :, None, None]
-        return self.bn(x) * gain + bias
+        return cast(Tensor, self.bn(x) * gain + bias)
 
 
 class VectorBatchNorm2d(nn.Module):
@@ -240,7 +240,7 @@ class VectorBatchNorm2d(nn.Module):
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         gain = 1.0 + self.gain(c)[:, :, None, None]
-        return self.bn(x) * gain + self.bias(c)[:, :, None, None]
+        return cast(Tensor, self.bn(x) * gain + self.bias(c)[:, :, None, None])
 
 
 class PlainBatchNorm2d(nn.BatchNorm2d):
@@ -274,7 +274,7 @@ class GBlock(nn.Module):
         h = self.conv1(self._up(F.relu(self.norm1(x, cond))))
         h = self.conv2(F.relu(self.norm2(h, cond)))
         s = self._up(x)
-        return h + (self.shortcut(s) if self.shortcut is not None else s)
+        return cast(Tensor, h + (self.shortcut(s) if self.shortcut is not None else s))
 
 
 class DBlock(nn.Module):
@@ -331,7 +331,7 @@ class SelfAttention(nn.Module):
         v = F.max_pool2d(self.g(x), 2).flatten(2)           # (n, c/2, hw/4)
         attn = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # (n, hw, hw/4)
         o = (v @ attn.transpose(1, 2)).view(n, self.v_channels, h, w)
-        return x + self.gamma * self.o(o)
+        return cast(Tensor, x + self.gamma * self.o(o))
 
 
 # ------------------------------------------------------------ what every network checks
@@ -359,7 +359,7 @@ def projection_logits(head: nn.Module, embed: nn.Module | None, h: Tensor,
     out = head(h).squeeze(1)
     if embed is not None:
         out = out + (embed(y) * h).sum(dim=1)
-    return out
+    return cast(Tensor, out)
 
 
 def check_labels(y: Tensor | None, n_classes: int, who: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -57,7 +58,7 @@ class MLPGenerator(NoiseSampling, nn.Module):
         check_labels(y, self.n_classes, type(self).__name__)
         if self.embed is not None:
             z = torch.cat([z, self.embed(y)], dim=1)
-        return self.out(self.body(z))
+        return cast(Tensor, self.out(self.body(z)))
 
 
 class MLPDiscriminator(nn.Module):
@@ -93,7 +94,7 @@ class MLPDiscriminator(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """The last hidden layer's activations, shape (B, hidden)."""
-        return self.body(x)
+        return cast(Tensor, self.body(x))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         check_labels(y, self.n_classes, type(self).__name__)

@@ -41,6 +41,7 @@ See docs/architectures-r3gan.md for its parameter counts.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -146,7 +147,7 @@ class R3GANResidualBlock(nn.Module):
 
     def branch(self, x: Tensor) -> Tensor:
         """The residual branch alone (zero for a new block)."""
-        return self.project(self.act2(self.grouped(self.act1(self.expand(x)))))
+        return cast(Tensor, self.project(self.act2(self.grouped(self.act1(self.expand(x))))))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.branch(x)
@@ -206,7 +207,7 @@ class R3GANGenerator(NoiseSampling, nn.Module):
         for i, stage in enumerate(self.stages):
             h = stage(upsample_2x(h) if i else h)
         img = self.to_image(h)
-        return img if self.training else img.clamp(-1.0, 1.0)
+        return cast(Tensor, img if self.training else img.clamp(-1.0, 1.0))
 
 
 class R3GANDiscriminator(nn.Module):
@@ -248,6 +249,6 @@ class R3GANDiscriminator(nn.Module):
                 h = blur_downsample(h)
         out = self.head(self.basis(h).flatten(1))
         if self.embed is None:
-            return out.squeeze(1)
+            return cast(Tensor, out.squeeze(1))
         assert y is not None
-        return (out * self.embed(y).to(out.dtype)).sum(dim=1)
+        return cast(Tensor, (out * self.embed(y).to(out.dtype)).sum(dim=1))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -109,7 +110,7 @@ class MappingNetwork(nn.Module):
         x = _normalize_2nd_moment(z)
         if self.embed is not None:
             x = torch.cat([x, _normalize_2nd_moment(self.embed(y))], dim=1)
-        return self.net(x)
+        return cast(Tensor, self.net(x))
 
 
 class _Noise(nn.Module):
@@ -157,7 +158,7 @@ class _ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        return self.conv(x, w) + self.bias.view(1, -1, 1, 1).to(x.dtype)
+        return cast(Tensor, self.conv(x, w) + self.bias.view(1, -1, 1, 1).to(x.dtype))
 
 
 class _SynthesisBlock(nn.Module):
@@ -211,7 +212,7 @@ class SynthesisNetwork(nn.Module):
         img = self.rgb4(x, ws[:, 1])
         for i, block in enumerate(self.blocks):
             x, img = block(x, img, ws[:, 2 * i + 1:2 * i + 4], noise_mode)
-        return img
+        return cast(Tensor, img)
 
 
 class StyleGAN2Generator(NoiseSampling, nn.Module):
@@ -309,7 +310,7 @@ class StyleGAN2Generator(NoiseSampling, nn.Module):
             cutoff = self.num_ws if self.truncation_cutoff is None else self.truncation_cutoff
             truncated = avg.lerp(ws[:, :cutoff], psi)
             ws = torch.cat([truncated, ws[:, cutoff:]], dim=1)
-        return ws
+        return cast(Tensor, ws)
 
     def forward(self, z: Tensor, y: Tensor | None = None, *,
                 truncation_psi: float | None = None,
@@ -356,7 +357,7 @@ class _DBlock(nn.Module):
         self.skip = EqualConv2d(cin, cout, 1, bias=False, down=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        return (self.skip(x) + self.conv1(self.conv0(x))) * math.sqrt(0.5)
+        return cast(Tensor, (self.skip(x) + self.conv1(self.conv0(x))) * math.sqrt(0.5))
 
 
 class StyleGAN2Discriminator(nn.Module):
@@ -404,7 +405,7 @@ class StyleGAN2Discriminator(nn.Module):
         """The last hidden layer, shape (B, feature_dim)."""
         h = self.blocks(self.from_rgb(x))
         h = minibatch_stddev(h, self.mbstd_group, self.mbstd_channels)
-        return self.fc(self.conv(h).flatten(start_dim=1))
+        return cast(Tensor, self.fc(self.conv(h).flatten(start_dim=1)))
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         check_labels(y, self.n_classes, type(self).__name__)
@@ -412,4 +413,4 @@ class StyleGAN2Discriminator(nn.Module):
         out = self.out(h).squeeze(1)
         if self.embed is not None:
             out = out + (self.embed[y].to(h.dtype) * h).sum(dim=1) / math.sqrt(h.shape[1])
-        return out
+        return cast(Tensor, out)

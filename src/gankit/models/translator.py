@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from torch import Tensor, nn
 
 from gankit.errors import GankitError
@@ -18,7 +20,7 @@ class _ResBlock(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.body(x)
+        return cast(Tensor, x + self.body(x))
 
 
 def _norm(channels: int) -> nn.Module:
@@ -67,4 +69,4 @@ class ResnetTranslator(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        return cast(Tensor, self.net(x))

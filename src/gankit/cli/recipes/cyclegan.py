@@ -26,10 +26,8 @@ if TYPE_CHECKING:
     from gankit.training import Extension, Trainer
 
 # The paper's cycle weight λ = 10. Its identity loss (0.5·λ) is off: it asks G to leave B
-# images alone while inverting A ones, so G must first tell the domains apart, and with it
-# the translations turned digits into other digits (400 iterations, seeds 0-2: 3-7% of
-# translations judged the target domain with the digit kept with it, 99% without,
-# benchmarks/cyclegan_study.py; `--weight identity=0.5` brings it back).
+# images alone while inverting A ones, so G must first tell the domains apart
+# (docs/studies/cyclegan.md; `--weight identity=0.5` brings it back).
 CYCLEGAN_WEIGHTS: dict[str, float] = {"cycle": 10.0, "identity": 0.0}
 
 # The paper's Adam settings (lr 2e-4, β1 0.5) and schedule (the full rate for the first half,
@@ -54,11 +52,7 @@ class CycleGANRecipe(Recipe):
     #: how domain B is made from the images at odd positions (see DOMAIN_TRANSFORMS)
     transform = "invert"
     #: the translators' stride-2 levels and residual blocks (see ResnetTranslator): one
-    #: block at full resolution (a 9x9 view). In runs of 400 iterations on digits vs
-    #: inverted digits, 98.7% or more of the held-out translations were judged the target
-    #: domain with their digit kept, both ways, on each of six seeds; the paper's layout
-    #: scaled down (one stride-2 level, three blocks at H/2) got 7%, 77% and 53% on seeds
-    #: 0-2, the worse way (benchmarks/cyclegan_study.py).
+    #: block at full resolution, a 9x9 view (why: docs/studies/cyclegan.md).
     down = 0
     n_blocks = 1
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from gankit.data import ArrayDataset
     from gankit.training import Extension, Trainer, Updater
 
-# Found by benchmarks/modes.py (points) and the digits demo; see the README's tables.
+# Found by benchmarks/modes.py (points) and the digits demo (benchmarks/RESULTS.md).
 IMAGE_DEFAULTS: dict[str, Any] = dict(
     epochs=200, batch_size=64, loss="ns", penalty="none", penalty_weight=1.0, lr_gen=2e-4,
     lr_dis=2e-4, beta1=0.5, beta2=0.999, n_dis=1, penalty_every=1, z_dim=32, width=32,
