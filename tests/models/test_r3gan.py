@@ -178,5 +178,5 @@ def test_the_registry_builds_it_with_cpu_defaults() -> None:
     assert (n_params(g64), n_params(d64)) == (285_888, 281_856)
     gen, _ = build_networks("r3gan", (3, 32, 32), z_dim=16, width=16)
     assert gen.basis.shape == (16, 4, 4)
-    with pytest.raises(GankitError, match="--norm spectral does not apply to --arch r3gan"):
+    with pytest.raises(GankitError, match="norm 'spectral' does not apply to arch 'r3gan'"):
         build_networks("r3gan", (3, 32, 32), z_dim=8, width=8, norm="spectral")

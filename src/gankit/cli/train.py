@@ -166,7 +166,7 @@ def _train(args: argparse.Namespace, held: list[RunLock]) -> int:
     )
     from gankit.extensions.fail_on_non_finite import NonFiniteError
     from gankit.extensions.snapshot import WallClockTrigger, parse_duration
-    from gankit.training.distributed import barrier, cleanup, init_distributed
+    from gankit.training.distributed import barrier, cleanup, init_distributed, lost_peer
     from gankit.training.triggers import get_stop_trigger
 
     cfg, resuming = resolve_config(args)
@@ -235,6 +235,16 @@ def _train(args: argparse.Namespace, held: list[RunLock]) -> int:
         trainer.run()
     except NonFiniteError as exc:
         raise GankitError(str(exc)) from None
+    except RuntimeError as exc:
+        if not lost_peer(exc):
+            raise
+        # Another process of the group died (its own launcher says why): one line, and the
+        # launcher's restart (--max-restarts) resumes from the newest snapshot.
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"gankit train: lost contact with another process of the group at iteration "
+              f"{updater.iteration} ({first[:160]}); a restart resumes from the newest "
+              "snapshot.", file=sys.stderr)
+        return 1
     cleanup()
     if not main_process:
         return 128 + (trainer.stop_signal or 0) if trainer.stop_reason == "signal" else 0

@@ -358,3 +358,18 @@ def own_rng_state(state: dict[str, Any]) -> dict[str, Any] | None:
         )
     own: dict[str, Any] | None = own_entry(per_rank, None)
     return own
+
+
+#: what the collective backends say when a peer process of the group has gone
+_PEER_LOSS = ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
+              "Socket Timeout", "NCCL communicator was aborted", "ProcessGroupGloo")
+
+
+def lost_peer(exc: BaseException) -> bool:
+    """Whether ``exc``, raised in a distributed run, says another process of the group died."""
+    if not is_distributed():
+        return False
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    text = str(exc)
+    return any(marker in text for marker in _PEER_LOSS)
