@@ -100,6 +100,31 @@ def test_features_equal_the_package_modules_own(fid_helper: types.ModuleType,
     torch.testing.assert_close(got, theirs, rtol=1e-4, atol=1e-4)
 
 
+def test_the_file_is_the_fid_inception_that_gankit_implements(images: torch.Tensor) -> None:
+    """Its 94 convolutions and batch norms (TF's: no scale, epsilon 1e-3), loaded in order into
+    :class:`FIDInceptionV3` (the pytorch-fid / torch-fidelity architecture), give its features:
+    the same network, so only the weight values can differ from the official file's."""
+    packaged = inception.load_inception("inception", resize="tf1")
+    state = packaged.net.state_dict()
+    ours = inception.FIDInceptionV3("tf1")
+    layers = [n for n, m in ours.named_modules() if isinstance(m, inception.BasicConv2d)]
+    convs = [k.removesuffix(".weight") for k in state if k.endswith(".weight")]
+    assert len(convs) == len(layers) == 94 and len(state) == 4 * 94
+    loaded = {}
+    for src, dst in zip(convs, layers, strict=True):
+        loaded |= {f"{dst}.conv.weight": state[f"{src}.weight"],
+                   f"{dst}.bn.weight": torch.ones_like(state[f"{src}.beta"]),
+                   f"{dst}.bn.bias": state[f"{src}.beta"],
+                   f"{dst}.bn.running_mean": state[f"{src}.mean"],
+                   f"{dst}.bn.running_var": state[f"{src}.var"]}
+    missing = ours.load_state_dict(loaded, strict=False).missing_keys
+    assert {k for k in missing if not k.endswith("num_batches_tracked")} == {"fc.weight",
+                                                                             "fc.bias"}
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(images[:2]), packaged(images[:2]),
+                                   rtol=1e-5, atol=1e-5)
+
+
 def test_precedence_path_then_environment_then_package(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     weights = tmp_path / "random-inception.pth"
