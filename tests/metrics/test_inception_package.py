@@ -197,3 +197,34 @@ def test_inception_score_is_refused_with_the_package_file(
     assert "default_1.pt lacks" in err and "Inception Score" in err
     after = (run / "metrics.json").read_bytes() if (run / "metrics.json").exists() else None
     assert after == before
+
+
+def test_training_finds_it_and_its_evaluator_scores_without_is(
+        run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gankit.cli.config import RunOptions
+    from gankit.cli.runs import load_run
+    from gankit.data import load_dataset
+    from gankit.extensions.gan_evaluator import GANEvaluator
+    from gankit.training.eval_mode import eval_mode
+
+    RunOptions(feature_net="inception").validate()  # what `gankit train` checks first
+    _, _, trainer, train, _ = load_run(str(run), "cpu")
+    evaluator = GANEvaluator(load_dataset("digits", "val"), train, feature_net="inception",
+                             n=8, n_real=8)
+    with eval_mode(*trainer.updater.raw_models.values()), torch.no_grad():
+        scores = evaluator.evaluate(trainer)
+    assert {"fid", "kid", "precision", "recall"} <= set(scores) and "is" not in scores
+    assert evaluator.protocol is not None
+    assert evaluator.protocol.feature_net == inception.PACKAGE_INCEPTION_NAME
+    assert evaluator.protocol.feature_hash == inception.PACKAGE_INCEPTION_SHA256
+    # A damaged package file stops `gankit train` before it starts, in one line.
+    fake = tmp_path / "gankit_fake_fid_helper"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("")
+    (fake / "default_1.pt").write_bytes(b"damaged")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(inception, "PACKAGE_INCEPTION_MODULE", "gankit_fake_fid_helper")
+    out = tmp_path / "refused"
+    assert main(["train", "--data", "digits", "--out", str(out), "--quiet", "--iterations", "2",
+                 "--feature-net", "inception"]) == 2
+    assert not out.exists()
