@@ -393,7 +393,7 @@ class PackageInceptionV3(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Same as forward: the features FID, KID and precision/recall are computed on."""
-        return self(x)
+        return cast(Tensor, self(x))
 
 
 def inception_score(logits: Tensor, splits: int = 10) -> tuple[float, float]:
