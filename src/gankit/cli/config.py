@@ -55,6 +55,14 @@ def _check_positive_ints(options: Any, names: tuple[str, ...]) -> None:
             raise GankitError(f"--{_flag(name)} must be a positive integer, got {value!r}.")
 
 
+def _check_non_negative_numbers(options: Any, names: tuple[str, ...]) -> None:
+    for name in names:
+        value = getattr(options, name)
+        ok = _is_number(value) and value >= 0 and math.isfinite(value)
+        if value is not None and not ok:
+            raise GankitError(f"--{_flag(name)} must be a non-negative number, got {value!r}.")
+
+
 def _check_non_negative_int(name: str, value: Any, what: str = "integer") -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise GankitError(f"--{_flag(name)} must be a non-negative {what}, got {value!r}.")
@@ -129,11 +137,7 @@ class ObjectiveOptions:
 
     def validate(self) -> None:
         _check_positive_ints(self, ("penalty_every", "n_dis"))
-        for name in ("penalty_weight", *TERM_FIELDS):
-            value = getattr(self, name)
-            ok = _is_number(value) and value >= 0 and math.isfinite(value)
-            if value is not None and not ok:
-                raise GankitError(f"--{_flag(name)} must be a non-negative number, got {value!r}.")
+        _check_non_negative_numbers(self, ("penalty_weight", *TERM_FIELDS))
         _check_choice("loss", self.loss, tuple(LOSSES))
         _check_choice("penalty", self.penalty, tuple(PENALTY_TERMS))
         if self.augment is not None:
@@ -165,11 +169,7 @@ class OptimOptions:
 
     def validate(self) -> None:
         _check_positive_ints(self, ("batch_size",))
-        for name in ("lr_gen", "lr_dis"):
-            value = getattr(self, name)
-            ok = _is_number(value) and value >= 0 and math.isfinite(value)
-            if value is not None and not ok:
-                raise GankitError(f"--{_flag(name)} must be a non-negative number, got {value!r}.")
+        _check_non_negative_numbers(self, ("lr_gen", "lr_dis"))
         for name in ("beta1", "beta2"):
             value = getattr(self, name)
             if value is not None and not (_is_number(value) and 0 <= value < 1):

@@ -167,28 +167,30 @@ def register_term(cls: T) -> T:
 
 
 # ------------------------------------------------------------------ gradient penalties
+class ZeroCentredPenalty(DisTerm):
+    """γ/2 · E||∇D(x)||² on D's real (R1) or generated (R2) inputs; ``weight`` is γ."""
+
+    factor = 0.5
+    double_backward = fp32 = True
+
+
 @register_term
-class R1(DisTerm):
-    """R1 (Mescheder et al. 2018): γ/2 · E||∇D(real)||², the gradient at the real inputs
-    before augmentation. ``weight`` is γ."""
+class R1(ZeroCentredPenalty):
+    """R1 (Mescheder et al. 2018): the gradient at the real inputs before augmentation."""
 
     name = "r1"
-    factor = 0.5
     needs = frozenset({"real_grad"})
-    double_backward = fp32 = True
 
     def value(self, step: DisStep) -> Tensor:
         return r1_penalty(step.real_out.float(), step.real)
 
 
 @register_term
-class R2(DisTerm):
-    """R2: γ/2 · E||∇D(fake)||², R1 on the generated inputs. ``weight`` is γ."""
+class R2(ZeroCentredPenalty):
+    """R2: R1 on the generated inputs."""
 
     name = "r2"
-    factor = 0.5
     needs = frozenset({"fake_grad"})
-    double_backward = fp32 = True
 
     def value(self, step: DisStep) -> Tensor:
         return r2_penalty(step.fake_out.float(), step.fake)
