@@ -30,7 +30,7 @@ from gankit.gan.regularizers import LeCamAnchors, bcr_penalty
 from gankit.training.schedules import Progress, Scheduled, check_scheduled, value_at
 
 __all__ = ["BCR", "GP", "R1", "R2", "TERMS", "DisStep", "DisTerm", "GenStep", "GenTerm",
-           "LeCam", "PathLength", "Term", "register_term"]
+           "LeCam", "PathLength", "Term", "ZeroCentredPenalty", "register_term"]
 
 #: a discriminator as the terms call it: D(x, labels)
 Critic = Callable[[Tensor, "Tensor | None"], Tensor]
