@@ -19,14 +19,21 @@ from gankit.cli.runs import (
     require_run_dir,
     saved_config,
 )
+from gankit.data.loader import worker_died
 from gankit.errors import GankitError
-from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
+from gankit.training.checkpoint import (
+    SNAPSHOT_RE,
+    list_snapshots,
+    remove_stale_files,
+    write_atomic,
+)
 from gankit.training.runlock import RunLock, claim_run, refuse_if_held
 from gankit.training.updater import resolve_device
 
 if TYPE_CHECKING:
     from gankit.cli.recipes import Recipe
     from gankit.data import ArrayDataset
+    from gankit.extensions import Snapshot
     from gankit.training import Trainer
 
 # The held-out quality signal, plotted into metrics.png one panel per key (absent keys skipped).
@@ -145,6 +152,23 @@ def _toml_keys(path: str) -> set[str]:
     return set(load_toml(path))
 
 
+def _worker_died(exc: Exception, trainer: Trainer, snapshot: Snapshot, out: Path) -> int:
+    """The one line for a run whose data loader worker died (the out-of-memory killer, most
+    often), and exit status 1: the run failed, unlike 2 (a command refused before anything
+    was touched) or 128 + N (stopped by signal N); the same command continues it."""
+    died = worker_died(exc)
+    if died is None:
+        raise exc
+    snaps = list_snapshots(out)
+    match = SNAPSHOT_RE.match(snaps[-1].name) if snaps else None
+    kept = (f"the snapshot of iteration {match.group(1)} is kept ({snaps[-1]})" if match
+            else "no snapshot was written yet")
+    print(f"gankit train: error: {died.cause} after iteration {trainer.updater.iteration}; "
+          f"{kept}; give the job more memory or lower --workers, then continue with the same "
+          "command", file=sys.stderr)
+    return 1
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     held: list[RunLock] = []  # the run directory's lock, once rank 0 holds it
     try:
@@ -235,6 +259,12 @@ def _train(args: argparse.Namespace, held: list[RunLock]) -> int:
         trainer.run()
     except NonFiniteError as exc:
         raise GankitError(str(exc)) from None
+    except RuntimeError as exc:  # WorkerDied is a GankitError, and so a ValueError
+        return _worker_died(exc, trainer, snapshot, out)
+    except GankitError as exc:
+        if worker_died(exc) is None:
+            raise
+        return _worker_died(exc, trainer, snapshot, out)
     cleanup()
     if not main_process:
         return 128 + (trainer.stop_signal or 0) if trainer.stop_reason == "signal" else 0
