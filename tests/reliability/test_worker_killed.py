@@ -10,12 +10,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
 from test_kill_resume import _env
+from torch import nn
 
+from gankit.data.loader import worker_died
+from gankit.extensions import Snapshot
+from gankit.training import Trainer, Updater
 from gankit.training.checkpoint import list_snapshots, load_state
-from testsupport import assert_runs_equal
+from testsupport import assert_runs_equal, differing
 
 ITERATIONS = 40
 ARGS = ["train", "--data", "digits", "--batch-size", "16", "--width", "4", "--z-dim", "4",
@@ -98,3 +105,88 @@ def test_a_killed_loader_worker_ends_the_run_in_one_line_and_the_same_command_co
     assert ref.wait(timeout=300) == 0, ref.stderr.read() if ref.stderr else ""
     assert load_state(list_snapshots(out)[-1])["updater"]["iteration"] == ITERATIONS
     assert_runs_equal(reference, out, "updater", "extensions/EMA/extension", "rng")
+
+
+class _Failing:
+    """A loader whose batch ``fail_at`` (1-based, counted over the run) raises ``exc``."""
+
+    def __init__(self, batches: list[Any], fail_at: int, exc: Exception) -> None:
+        self.batches, self.fail_at, self.exc, self.fetched = batches, fail_at, exc, 0
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.batches:
+            self.fetched += 1
+            if self.fetched == self.fail_at:
+                raise self.exc
+            yield batch
+
+
+class _TwoLoaders(Updater):
+    """Steps on the main batch, then takes a second batch: a failure there is mid-update."""
+
+    def update_core(self, batch: Any) -> None:
+        x, y = batch
+        self.step("net", nn.functional.mse_loss(self.models["net"](x), y))
+        self.next_batch("extra")
+
+
+def _worker_error(pid: int) -> RuntimeError:
+    return RuntimeError(f"DataLoader worker (pid {pid}) is killed by signal: "
+                        f"{signal.strsignal(signal.SIGKILL)}. ")
+
+
+def test_a_failed_fetch_snapshots_the_last_completed_iteration_and_resumes_bitwise(
+        make_trainer: Callable[..., Trainer], tmp_path: Path) -> None:
+    reference = make_trainer(stop=(6, "iteration"), out=tmp_path / "reference")
+    reference.run()
+    trainer = make_trainer(stop=(6, "iteration"), out=tmp_path / "run")
+    trainer.updater.loaders["main"] = _Failing(trainer.updater.loaders["main"], 4,
+                                               _worker_error(42))
+    trainer.extend(Snapshot(), trigger=(5, "iteration"))
+    with pytest.raises(RuntimeError) as caught:
+        trainer.run()
+    died = worker_died(caught.value)
+    assert died is not None and (died.pid, died.signum) == (42, signal.SIGKILL)
+    assert trainer.failed_before_update
+    assert [p.name for p in list_snapshots(tmp_path / "run")] == ["snapshot_iter_3.pt"]
+    again = make_trainer(stop=(6, "iteration"), out=tmp_path / "run")
+    again.extend(Snapshot(), trigger=(5, "iteration"))
+    assert again.resume(tmp_path / "run") is not None and again.updater.iteration == 3
+    again.run()
+    assert differing(again.updater.state_dict(), reference.updater.state_dict()) == []
+
+
+def test_a_failure_inside_an_update_writes_no_snapshot(
+        make_trainer: Callable[..., Trainer], tmp_path: Path) -> None:
+    trainer = make_trainer(stop=(6, "iteration"), updater_cls=_TwoLoaders)
+    trainer.updater.loaders["extra"] = _Failing(trainer.updater.loaders["main"], 3,
+                                                _worker_error(7))
+    trainer.extend(Snapshot(), trigger=(5, "iteration"))
+    with pytest.raises(RuntimeError):
+        trainer.run()
+    assert trainer.updater.iteration == 2  # the 3rd update had stepped when its fetch failed
+    assert not trainer.failed_before_update
+    assert list_snapshots(trainer.out) == []
+
+
+def test_worker_died_reads_both_of_torchs_messages() -> None:
+    assert worker_died(RuntimeError("some other failure")) is None
+    assert worker_died(ValueError("DataLoader worker (pid 5) is killed by signal: x.")) is None
+    gone = worker_died(RuntimeError("DataLoader worker (pid(s) 12, 13) exited unexpectedly"))
+    assert gone is not None and (gone.pid, gone.signum, gone.exit_code) == (12, None, None)
+
+    class Proc:
+        pid, exitcode = 12, -signal.SIGKILL
+
+    gone = worker_died(RuntimeError("DataLoader worker (pid(s) 12) exited unexpectedly"),
+                       [Proc()])
+    assert gone is not None and gone.signum == signal.SIGKILL
+    assert str(gone).startswith("a data loader worker (pid 12) was killed by signal 9 (SIGKILL),"
+                                " perhaps by the out-of-memory killer; ")
+    code = worker_died(RuntimeError("DataLoader worker (pid 3) exited unexpectedly with exit "
+                                    "code 1. Details are lost"))
+    assert code is not None and str(code).startswith("a data loader worker (pid 3) exited with "
+                                                     "code 1;")
