@@ -95,7 +95,8 @@ def test_a_killed_loader_worker_ends_the_run_in_one_line_and_the_same_command_co
     snaps = list_snapshots(out)
     at = load_state(snaps[-1])["updater"]["iteration"]
     assert 5 <= at < ITERATIONS and at != 25, at
-    assert snaps[-1].name == f"snapshot_iter_{at}.pt" and f"iteration {at} is kept" in err
+    assert snaps[-1].name == f"snapshot_iter_{at}.pt"
+    assert f"after iteration {at}, whose snapshot is kept ({snaps[-1]})" in err
     assert at == _logged(out)
 
     again = _gankit(out)  # the very same command

@@ -159,13 +159,18 @@ def _worker_died(exc: Exception, trainer: Trainer, snapshot: Snapshot, out: Path
     died = worker_died(exc)
     if died is None:
         raise exc
+    it = trainer.updater.iteration
     snaps = list_snapshots(out)
     match = SNAPSHOT_RE.match(snaps[-1].name) if snaps else None
-    kept = (f"the snapshot of iteration {match.group(1)} is kept ({snaps[-1]})" if match
-            else "no snapshot was written yet")
-    print(f"gankit train: error: {died.cause} after iteration {trainer.updater.iteration}; "
-          f"{kept}; give the job more memory or lower --workers, then continue with the same "
-          "command", file=sys.stderr)
+    if match is None:
+        kept = f"the run stopped after iteration {it} and has no snapshot yet"
+    elif int(match.group(1)) == it:
+        kept = f"the run stopped after iteration {it}, whose snapshot is kept ({snaps[-1]})"
+    else:
+        kept = (f"the run stopped after iteration {it}; the snapshot of iteration "
+                f"{match.group(1)} is kept ({snaps[-1]})")
+    print(f"gankit train: error: {died.cause}; {kept}; give the job more memory or lower "
+          "--workers, then continue with the same command", file=sys.stderr)
     return 1
 
 
