@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -30,8 +31,8 @@ ARGS = ["train", "--data", "digits", "--batch-size", "16", "--width", "4", "--z-
         "--seed", "5", "--device", "cpu", "--workers", "1", "--iterations", str(ITERATIONS)]
 
 
-def _gankit(out: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "gankit", *ARGS, "--out", str(out)],
+def _gankit(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "gankit", *ARGS, "--out", str(out), *extra],
                             env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
@@ -57,31 +58,50 @@ def _logged(out: Path) -> int:
     return json.loads(lines[-1])["iteration"] if lines else 0
 
 
+def _rank_of(pid: int) -> int | None:
+    for var in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+        if var.startswith(b"RANK="):
+            return int(var[5:])
+    return None
+
+
+def _kill_worker_after(proc: subprocess.Popen, out: Path, iteration: int,
+                       rank: int | None = None) -> int:
+    """SIGKILL a data loader worker of ``proc`` (of its rank ``rank`` when it launches
+    ranks) once the run has logged ``iteration``. The trainers are held (SIGSTOP) between
+    looks, so the run cannot get far meanwhile. Returns the worker's pid."""
+    deadline = time.time() + 120
+    trainers = [proc.pid]
+    worker = None
+    try:
+        while worker is None and time.time() < deadline:
+            if rank is not None:
+                trainers = [p for p in _children(proc.pid) if _rank_of(p) is not None]
+            for pid in trainers:
+                os.kill(pid, signal.SIGCONT)
+            time.sleep(0.05)
+            for pid in trainers:
+                os.kill(pid, signal.SIGSTOP)
+            if _logged(out) >= iteration:
+                mine = [p for p in trainers if rank is None or _rank_of(p) == rank]
+                workers = [w for p in mine for w in _children(p)]
+                worker = workers[0] if workers else None
+        assert worker is not None, "no data loader worker was started"
+        assert _logged(out) < ITERATIONS - 5
+        os.kill(worker, signal.SIGKILL)
+    finally:
+        for pid in trainers:
+            os.kill(pid, signal.SIGCONT)
+    return worker
+
+
 def test_a_killed_loader_worker_ends_the_run_in_one_line_and_the_same_command_continues(
         tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     ref = _gankit(reference)
     out = tmp_path / "run"
     proc = _gankit(out)
-    # Stall the run at its start until the worker is found, then kill it after iteration 5
-    # (an iteration with no snapshot: snapshots come every 25).
-    os.kill(proc.pid, signal.SIGSTOP)
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline:
-            os.kill(proc.pid, signal.SIGCONT)
-            time.sleep(0.05)
-            os.kill(proc.pid, signal.SIGSTOP)
-            if _logged(out) >= 5:
-                workers = _children(proc.pid)
-                if workers:
-                    break
-        assert workers, "no data loader worker was started"
-        assert _logged(out) < ITERATIONS - 5
-        worker = workers[0]
-        os.kill(worker, signal.SIGKILL)
-    finally:
-        os.kill(proc.pid, signal.SIGCONT)
+    worker = _kill_worker_after(proc, out, 5)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert "Traceback" not in err
@@ -191,3 +211,42 @@ def test_worker_died_reads_both_of_torchs_messages() -> None:
                                     "code 1. Details are lost"))
     assert code is not None and str(code).startswith("a data loader worker (pid 3) exited with "
                                                      "code 1;")
+
+
+def test_under_two_ranks_a_killed_worker_ends_the_run_in_its_line_and_the_command_continues(
+        tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    # A snapshot every 4 iterations: a rank's error writes none (the ranks cannot meet).
+    extra = ("--nproc", "2", "--snapshot-every", "4")
+    proc = _gankit(out, *extra)
+    worker = _kill_worker_after(proc, out, 5, rank=1)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    line = [x for x in err.splitlines() if x.startswith("gankit train: error:")]
+    assert len(line) == 1 and line[0].startswith(
+        f"gankit train: error: a data loader worker (pid {worker}) was killed by signal 9 "
+        "(SIGKILL), perhaps by the out-of-memory killer; the run stopped after iteration "), err
+    assert "gankit: error: rank 1 of 2 exited with status 1" in err
+    at = load_state(list_snapshots(out)[-1])["updater"]["iteration"]
+    stopped = re.search(r"stopped after iteration (\d+); the snapshot of iteration (\d+) is kept",
+                        line[0])
+    assert stopped is not None and int(stopped.group(2)) == at < int(stopped.group(1)), err
+    again = _gankit(out, *extra)  # the very same command
+    _, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    assert f"(iteration {at})" in err
+    assert load_state(list_snapshots(out)[-1])["updater"]["iteration"] == ITERATIONS
+
+
+def test_a_broken_pipe_to_a_dead_worker_is_that_worker_dying() -> None:
+    class Dead:
+        pid, exitcode = 21, -signal.SIGKILL
+
+    class Alive:
+        pid, exitcode = 22, None
+
+    gone = worker_died(EOFError(), [Alive(), Dead()])  # a batch's shared memory it held
+    assert gone is not None and (gone.pid, gone.signum) == (21, signal.SIGKILL)
+    assert worker_died(EOFError(), [Alive()]) is None  # a live worker: another failure
+    assert worker_died(EOFError()) is None

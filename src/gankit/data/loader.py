@@ -17,7 +17,8 @@ from __future__ import annotations
 import re
 import signal
 import sys
-from collections.abc import Iterator, Sized
+import time
+from collections.abc import Iterator, Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -73,23 +74,36 @@ def _signal_name(signum: int) -> str | None:
         return None
 
 
-def worker_died(exc: BaseException, workers: Any = ()) -> WorkerDied | None:
+def worker_died(exc: BaseException, workers: Sequence[Any] = ()) -> WorkerDied | None:
     """The ``WorkerDied`` that ``exc`` (an error torch raised, or one already converted)
     stands for, or None when it is not about a data loader worker that is gone.
-    ``workers``: the loader iterator's worker processes, to read the dead one's exit code."""
+
+    ``workers``: the loader iterator's worker processes. With them, an error of the pipe to a
+    worker (the end of a batch's shared memory that a dying worker held, say) counts too when
+    a worker has ended, and a dead worker's exit code gives the signal that killed it."""
     if isinstance(exc, WorkerDied):
         return exc
-    if not isinstance(exc, RuntimeError):
-        return None
-    m = _WORKER_GONE.search(str(exc))
-    if m is None:
-        return None
-    pid = int(m.group(1).split(",")[0])
+    m = _WORKER_GONE.search(str(exc)) if isinstance(exc, RuntimeError) else None
+    pid: int | None = None
     signum: int | None = None
-    code: int | None = int(m.group(3)) if m.group(3) else None
-    if m.group(2):  # torch gives strsignal's words ("Killed"); find the number they name
-        words = m.group(2).strip()
-        signum = next((s for s in signal.Signals if signal.strsignal(s) == words), None)
+    code: int | None = None
+    if m is not None:
+        pid = int(m.group(1).split(",")[0])
+        code = int(m.group(3)) if m.group(3) else None
+        if m.group(2):  # torch gives strsignal's words ("Killed"); find the number they name
+            words = m.group(2).strip()
+            signum = next((s for s in signal.Signals if signal.strsignal(s) == words), None)
+    elif isinstance(exc, (RuntimeError, EOFError, OSError)) and workers:
+        for _ in range(20):  # a worker killed a moment ago may not be reaped yet
+            dead = [w for w in workers if getattr(w, "exitcode", None) is not None]
+            if dead:
+                pid = dead[0].pid
+                break
+            time.sleep(0.05)
+        else:
+            return None
+    else:
+        return None
     for w in workers:
         if getattr(w, "pid", None) == pid and getattr(w, "exitcode", None) is not None:
             code = w.exitcode
@@ -212,7 +226,7 @@ class EpochLoader(DataLoader):
                 current, ahead = ahead, self._ready(raw)
                 yield current
             yield ahead
-        except RuntimeError as exc:
+        except (RuntimeError, EOFError, OSError) as exc:
             died = worker_died(exc, getattr(it, "_workers", ()))
             if died is None:
                 raise
