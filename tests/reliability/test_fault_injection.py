@@ -1,6 +1,9 @@
 """Every write interrupted at every step: a run killed at each file-system operation of each of
-its atomic writes (snapshots, plots, config.json) leaves only whole files under the
-names readers trust, and resumes to bitwise the end state of an uninterrupted run.
+its atomic writes (snapshots, plots, sample grids, config.json) leaves only whole files under
+the names readers trust, and resumes to bitwise the end state of an uninterrupted run; the
+files written outside a run (metrics.json, val_protocol.json, best.safetensors, archives of
+gankit prepare, the classifier feature cache) read as the old or the new whole file, or are
+written again by the same call.
 
 ``checkpoint.fault_hook`` names each operation just before it happens; a forked child trains
 and SIGKILLs itself at the chosen one, then this process inspects what it left and resumes.
@@ -10,16 +13,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from gankit.cli.runs import saved_config
-from gankit.extensions import LogReport, PlotReport, Snapshot
+from gankit.extensions import LogReport, PlotReport, SampleGrid, Snapshot
 from gankit.training import Trainer, checkpoint
 from gankit.training.checkpoint import list_snapshots, load_state, remove_stale_files
 from testsupport import differing
@@ -63,8 +70,16 @@ def _points(work: Callable[[], None]) -> list[tuple[str, str]]:
     return seen
 
 
-def _train(make_trainer: Callable[..., Trainer], out: Path) -> Trainer:
+def _grid(trainer: Trainer) -> torch.Tensor:
+    """Images that show the toy model's weights: a grid changes as the model trains."""
+    weight = trainer.updater.models["net"][0].weight
+    return torch.tanh(weight).reshape(1, 1, 1, 3).expand(4, 1, 2, 3)
+
+
+def _train(make_trainer: Callable[..., Trainer], out: Path, grids: bool = False) -> Trainer:
     trainer = make_trainer(stop=(STOP, "iteration"), out=out)
+    if grids:
+        trainer.extend(SampleGrid(_grid, trigger=(2, "iteration"), keep=2))
     trainer.extend(LogReport(trigger=(1, "iteration")))
     trainer.extend(PlotReport(["loss"], trigger=(3, "iteration")))
     trainer.extend(Snapshot(n_retains=2), trigger=(2, "iteration"))
@@ -131,6 +146,197 @@ def test_config_json_killed_at_every_step_is_read_whole(tmp_path: Path) -> None:
         write()  # the same command again
         assert saved_config(run).run.seed == 2
     assert not _killed_at(len(points) + 1, write)  # every point was inside the write
+
+
+def _interrupted_everywhere(write: Callable[[], None], reset: Callable[[], None],
+                            check: Callable[[], None], done: Callable[[], None]) -> list[str]:
+    """Kill ``write`` at each of its file operations in turn, each time after ``reset`` (the
+    old state), then ``check`` what a reader finds, run ``write`` again and ``done`` (the new
+    state). Returns the steps interrupted."""
+    reset()
+    steps = [step for step, _ in _points(write)]
+    for point in range(1, len(steps) + 1):
+        reset()
+        assert _killed_at(point, write), point
+        check()
+        write()  # the same call again
+        done()
+    reset()
+    assert not _killed_at(len(steps) + 1, write)  # every point was inside the write
+    return steps
+
+
+def test_sample_grids_killed_at_every_step_are_whole_and_written_again(
+        make_trainer: Callable[..., Trainer], tmp_path: Path) -> None:
+    reference = tmp_path / "reference"
+    points = _points(lambda: _train(make_trainer, reference, grids=True))
+    grid_points = [p for p in points if p[1].startswith("iter_")]
+    assert [s for s, _ in grid_points] == [s for s, _ in _ORDER] * 3  # iterations 2, 4, 6
+    assert len(points) == 18 + 6 + len(grid_points)  # snapshots, plots, grids
+    grids = sorted(p.name for p in (reference / "samples").iterdir())
+    assert grids == ["iter_0000004.png", "iter_0000006.png"]  # keep=2
+    wanted = {name: (reference / "samples" / name).read_bytes() for name in grids}
+    for point in [i + 1 for i, p in enumerate(points) if p in grid_points]:
+        out = tmp_path / f"killed_at_{point}"
+        assert _killed_at(point, lambda out=out: _train(make_trainer, out, grids=True)), point
+        for png in (out / "samples").glob("iter_*.png"):
+            with Image.open(png) as image:
+                image.load()  # decodes whole
+        _train(make_trainer, out, grids=True)
+        assert {p.name: p.read_bytes() for p in (out / "samples").iterdir()} == wanted, point
+
+
+_ORDER = [("open", ""), ("write", ""), ("fsync", ""), ("replace", ""), ("fsync_dir", "")]
+WRITE_STEPS = [s for s, _ in _ORDER]  # write_atomic, durable
+
+
+def test_metrics_and_protocol_json_killed_at_every_step_read_whole(tmp_path: Path) -> None:
+    from gankit.cli.eval import _merge_record, _read_records
+    from gankit.extensions.gan_evaluator import GANEvaluator
+
+    run = tmp_path / "run"
+    run.mkdir()
+    metrics = run / "metrics.json"
+    old = {"iteration": 10, "protocol": {"seed": 0}, "metrics": {"fid": 3.0}}
+    new = {"iteration": 20, "protocol": {"seed": 0}, "metrics": {"fid": 2.0}}
+
+    def write_metrics() -> None:  # as gankit eval adds a record
+        records = _merge_record(_read_records(metrics), new)
+        checkpoint.write_atomic(metrics, (json.dumps({"records": records}) + "\n").encode())
+
+    def reset_metrics() -> None:
+        checkpoint.write_atomic(metrics, json.dumps({"records": [old]}).encode())
+        remove_stale_files(run)
+
+    def check_metrics() -> None:
+        assert _read_records(metrics) in ([old], [old, new])  # never a torn file
+
+    def done_metrics() -> None:
+        assert _read_records(metrics) == [old, new]
+        remove_stale_files(run)
+        assert sorted(p.name for p in run.iterdir()) == ["metrics.json"]
+
+    steps = _interrupted_everywhere(write_metrics, reset_metrics, check_metrics, done_metrics)
+    assert steps == WRITE_STEPS
+
+    protocol = run / "val_protocol.json"
+    evaluator = SimpleNamespace(prefix="val", protocol=SimpleNamespace(as_dict=lambda: {"n": 2}))
+    trainer = SimpleNamespace(out=run, is_main_process=True)
+
+    def write_protocol() -> None:  # as GANEvaluator records the protocol of its scores
+        GANEvaluator._write_protocol(evaluator, trainer, {"fid": 1.0})  # type: ignore[arg-type]
+
+    def reset_protocol() -> None:
+        checkpoint.write_atomic(protocol, json.dumps({"keys": [], "protocol": {"n": 1}}).encode())
+        remove_stale_files(run)
+
+    def read_protocol(*allowed: dict[str, Any]) -> None:  # as gankit export reads it
+        assert json.loads(protocol.read_text())["protocol"] in allowed
+
+    steps = _interrupted_everywhere(write_protocol, reset_protocol,
+                                    lambda: read_protocol({"n": 1}, {"n": 2}),
+                                    lambda: read_protocol({"n": 2}))
+    assert steps == ["open", "write", "replace"]  # durable=False
+
+
+def test_best_model_killed_at_every_step_loads_old_or_new(tmp_path: Path) -> None:
+    from gankit.export import GeneratorInfo, GeneratorSpec, load_generator, save_generator
+
+    spec = GeneratorSpec("dcgan", (2,), 4, 8, norm="none")
+    info = GeneratorInfo(spec, {"kind": "points", "low": -1.0, "high": 1.0})
+    path = tmp_path / "best.safetensors"
+    gens = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)
+        gens.append(spec.build())
+    old, new = ({k: v.clone() for k, v in g.state_dict().items()} for g in gens)
+    assert differing(old, new) != []
+
+    def loaded() -> dict[str, torch.Tensor]:
+        return load_generator(path).state_dict()
+
+    def check() -> None:
+        got = loaded()
+        assert differing(got, old) == [] or differing(got, new) == []
+
+    def done() -> None:
+        assert differing(loaded(), new) == []
+        remove_stale_files(tmp_path)
+        assert [p.name for p in tmp_path.iterdir()] == ["best.safetensors"]
+
+    steps = _interrupted_everywhere(lambda: save_generator(path, gens[1], info),
+                                    lambda: save_generator(path, gens[0], info), check, done)
+    assert steps == WRITE_STEPS
+    assert differing(loaded(), new) == []
+
+
+def _image_folder(root: Path, n: int = 12) -> None:
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        sub = root / "ab"[i % 2]
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)).save(sub / f"{i}.png")
+
+
+@pytest.mark.parametrize("fmt", ["shards", "zip"])
+def test_an_archive_killed_at_every_step_is_absent_or_whole(tmp_path: Path, fmt: str) -> None:
+    from gankit.data import load_dataset
+    from gankit.data.archive import prepare_folder
+
+    src = tmp_path / "src"
+    _image_folder(src)
+    out = tmp_path / ("a.zip" if fmt == "zip" else "a")
+    want = load_dataset(f"folder:{src}", "all", mode="memory").x
+
+    def write() -> None:
+        if not out.exists():  # gankit prepare refuses an existing archive
+            prepare_folder(src, out, fmt=fmt, progress=False)
+
+    def reset() -> None:
+        shutil.rmtree(out) if out.is_dir() else out.unlink(missing_ok=True)
+
+    def check() -> None:
+        if out.exists():
+            assert torch.equal(load_dataset(f"{fmt}:{out}", "all").load().x, want)
+
+    def done() -> None:
+        check()
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["src", out.name])
+
+    steps = _interrupted_everywhere(write, reset, check, done)
+    assert steps == WRITE_STEPS
+
+
+def test_the_classifier_cache_killed_at_every_step_loads_or_retrains(tmp_path: Path) -> None:
+    import warnings
+
+    from gankit.metrics.features import cached_classifier
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(16, 1, 8, 8, generator=g), torch.arange(16) % 2
+    cache = tmp_path / "cache"
+    kwargs: dict[str, Any] = {"n_classes": 2, "cache_dir": cache, "epochs": 1, "width": 4,
+                              "feature_dim": 8, "max_steps": 2}
+    reference, _ = cached_classifier(x, y, x, y, **kwargs)
+    want = reference.features(x)
+
+    def check() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an unreadable entry would be warned about
+            model, _ = cached_classifier(x, y, x, y, **kwargs)
+        assert torch.equal(model.features(x), want)
+
+    def reset() -> None:
+        shutil.rmtree(cache, ignore_errors=True)
+
+    def done() -> None:
+        check()
+        entries = [p.name for p in cache.iterdir() if not p.name.startswith(".")]
+        assert len(entries) == 1 and entries[0].startswith("classifier-")
+
+    steps = _interrupted_everywhere(lambda: cached_classifier(x, y, x, y, **kwargs), reset,
+                                    check, done)
+    assert steps == WRITE_STEPS
 
 
 @pytest.fixture(autouse=True)

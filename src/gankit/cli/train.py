@@ -19,14 +19,21 @@ from gankit.cli.runs import (
     require_run_dir,
     saved_config,
 )
+from gankit.data.loader import worker_died
 from gankit.errors import GankitError
-from gankit.training.checkpoint import list_snapshots, remove_stale_files, write_atomic
+from gankit.training.checkpoint import (
+    SNAPSHOT_RE,
+    list_snapshots,
+    remove_stale_files,
+    write_atomic,
+)
 from gankit.training.runlock import RunLock, claim_run, refuse_if_held
 from gankit.training.updater import resolve_device
 
 if TYPE_CHECKING:
     from gankit.cli.recipes import Recipe
     from gankit.data import ArrayDataset
+    from gankit.extensions import Snapshot
     from gankit.training import Trainer
 
 # The held-out quality signal, plotted into metrics.png one panel per key (absent keys skipped).
@@ -145,6 +152,28 @@ def _toml_keys(path: str) -> set[str]:
     return set(load_toml(path))
 
 
+def _worker_died(exc: Exception, trainer: Trainer, snapshot: Snapshot, out: Path) -> int:
+    """The one line for a run whose data loader worker died (the out-of-memory killer, most
+    often), and exit status 1: the run failed, unlike 2 (a command refused before anything
+    was touched) or 128 + N (stopped by signal N); the same command continues it."""
+    died = worker_died(exc)
+    if died is None:
+        raise exc
+    it = trainer.updater.iteration
+    snaps = list_snapshots(out)
+    match = SNAPSHOT_RE.match(snaps[-1].name) if snaps else None
+    if match is None:
+        kept = f"the run stopped after iteration {it} and has no snapshot yet"
+    elif int(match.group(1)) == it:
+        kept = f"the run stopped after iteration {it}, whose snapshot is kept ({snaps[-1]})"
+    else:
+        kept = (f"the run stopped after iteration {it}; the snapshot of iteration "
+                f"{match.group(1)} is kept ({snaps[-1]})")
+    print(f"gankit train: error: {died.cause}; {kept}; give the job more memory or lower "
+          "--workers, then continue with the same command", file=sys.stderr)
+    return 1
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     held: list[RunLock] = []  # the run directory's lock, once rank 0 holds it
     try:
@@ -235,16 +264,20 @@ def _train(args: argparse.Namespace, held: list[RunLock]) -> int:
         trainer.run()
     except NonFiniteError as exc:
         raise GankitError(str(exc)) from None
-    except RuntimeError as exc:
-        if not lost_peer(exc):
+    except RuntimeError as exc:  # WorkerDied is a GankitError, and so a ValueError
+        if worker_died(exc) is None and lost_peer(exc):
+            # Another process of the group died (its own launcher says why): one line, and
+            # the launcher's restart (--max-restarts) resumes from the newest snapshot.
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            print(f"gankit train: lost contact with another process of the group at iteration "
+                  f"{updater.iteration} ({first[:160]}); a restart resumes from the newest "
+                  "snapshot.", file=sys.stderr)
+            return 1
+        return _worker_died(exc, trainer, snapshot, out)
+    except GankitError as exc:
+        if worker_died(exc) is None:
             raise
-        # Another process of the group died (its own launcher says why): one line, and the
-        # launcher's restart (--max-restarts) resumes from the newest snapshot.
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"gankit train: lost contact with another process of the group at iteration "
-              f"{updater.iteration} ({first[:160]}); a restart resumes from the newest "
-              "snapshot.", file=sys.stderr)
-        return 1
+        return _worker_died(exc, trainer, snapshot, out)
     cleanup()
     if not main_process:
         return 128 + (trainer.stop_signal or 0) if trainer.stop_reason == "signal" else 0

@@ -40,6 +40,7 @@ from gankit.data.files import scan_folder
 from gankit.data.images import GRAY_MODES, IMAGE_SUFFIXES, PIL_ERRORS, read_image
 from gankit.data.lazy import LazyImages, process_local
 from gankit.errors import GankitError
+from gankit.training.checkpoint import fault_point, publish
 
 __all__ = ["ARCHIVE_FORMATS", "ShardReader", "ZipReader", "load_shards", "load_zip",
            "prepare_folder"]
@@ -334,9 +335,11 @@ def prepare_folder(src: str | Path, out: str | Path, *, image_size: int | None =
         meta = {"name": root.name, "classes": classes, "files": names,
                 "labels": None if labels is None else labels.tolist()}
         writer = _write_shards if fmt == "shards" else _write_zip
-        n_bytes = writer(tmp, images, len(files), shape, meta, bar, should_stop)
+        fault_point("open", out)
+        n_bytes = writer(tmp, images, len(files), shape, meta, bar, should_stop,
+                         lambda: fault_point("write", out))
         bar.close(len(files))
-        os.replace(tmp, out)  # the archive appears under its name only when complete
+        publish(tmp, out)  # the archive appears under its name only when complete, on disk
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -375,7 +378,7 @@ def _poll(should_stop: Callable[[], bool] | None, state: list[float]) -> None:
 
 def _write_shards(tmp: Path, images: Iterator[np.ndarray], n: int, shape: tuple[int, int, int],
                   meta: dict[str, Any], bar: _Progress,
-                  should_stop: Callable[[], bool] | None) -> int:
+                  should_stop: Callable[[], bool] | None, halfway: Callable[[], None]) -> int:
     tmp.mkdir()
     item = int(np.prod(shape))
     per_shard = max(1, SHARD_BYTES // item)
@@ -390,6 +393,9 @@ def _write_shards(tmp: Path, images: Iterator[np.ndarray], n: int, shape: tuple[
             for _ in range(count):
                 fh.write(next(images).tobytes())
                 done += 1
+                if done == max(1, n // 2):
+                    fh.flush()
+                    halfway()  # a fault injected here leaves half an archive
                 bar.update(done)
                 _poll(should_stop, state)
         shards.append({"file": name, "count": count, "offset": offset})
@@ -401,7 +407,7 @@ def _write_shards(tmp: Path, images: Iterator[np.ndarray], n: int, shape: tuple[
 
 def _write_zip(tmp: Path, images: Iterator[np.ndarray], n: int, shape: tuple[int, int, int],
                meta: dict[str, Any], bar: _Progress,
-               should_stop: Callable[[], bool] | None) -> int:
+               should_stop: Callable[[], bool] | None, halfway: Callable[[], None]) -> int:
     state = [-math.inf]
     names = []
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
@@ -414,6 +420,9 @@ def _write_zip(tmp: Path, images: Iterator[np.ndarray], n: int, shape: tuple[int
             # A fixed timestamp: the same input gives the same bytes.
             zf.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), buf.getvalue())
             names.append(name)
+            if i + 1 == max(1, n // 2):
+                zf.fp.flush()  # type: ignore[union-attr]
+                halfway()  # a fault injected here leaves half an archive
             bar.update(i + 1)
             _poll(should_stop, state)
         labels = meta["labels"]

@@ -14,13 +14,17 @@ float in [-1, 1] where they are used: on the training device when the loader is 
 
 from __future__ import annotations
 
+import re
+import signal
 import sys
-from collections.abc import Iterator, Sized
+import time
+from collections.abc import Iterator, Sequence, Sized
 from typing import Any, cast
 
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, default_collate
+from torch.utils.data._utils import signal_handling
 
 from gankit.data.datasets import batch_to_unit
 from gankit.data.lazy import CorruptBatch
@@ -28,7 +32,84 @@ from gankit.errors import GankitError
 from gankit.training.reporter import report
 from gankit.training.updater import to_device
 
-__all__ = ["EpochLoader", "EpochSampler", "collate_batched", "make_loader"]
+__all__ = ["EpochLoader", "EpochSampler", "WorkerDied", "collate_batched", "make_loader",
+           "worker_died"]
+
+# torch's two messages for a worker that is gone: from its SIGCHLD handler and from the
+# liveness check a fetch makes while it waits for data.
+_WORKER_GONE = re.compile(r"DataLoader worker \(pid(?:\(s\))? ([0-9, ]+)\) "
+                          r"(?:is killed by signal: ([^.]+)|exited unexpectedly"
+                          r"(?: with exit code (-?[0-9]+))?)")
+
+
+class WorkerDied(GankitError):
+    """A data loader worker process ended while the run was training.
+
+    ``pid``: the worker's process id; ``signum``: the signal that killed it (9, SIGKILL, is
+    what the out-of-memory killer sends), or None when it exited with ``exit_code``.
+    """
+
+    def __init__(self, pid: int | None, signum: int | None, exit_code: int | None) -> None:
+        self.pid, self.signum, self.exit_code = pid, signum, exit_code
+        who = f"a data loader worker (pid {pid})" if pid is not None else "a data loader worker"
+        if signum is not None:
+            name = _signal_name(signum)
+            how = f"was killed by signal {signum} ({name})" if name else \
+                f"was killed by signal {signum}"
+            if signum == signal.SIGKILL:
+                how += ", perhaps by the out-of-memory killer"
+        elif exit_code is not None:
+            how = f"exited with code {exit_code}"
+        else:
+            how = "exited unexpectedly"
+        self.cause = f"{who} {how}"
+        super().__init__(f"{self.cause}; give the job more memory or use fewer workers, then "
+                         "resume the run")
+
+
+def _signal_name(signum: int) -> str | None:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return None
+
+
+def worker_died(exc: BaseException, workers: Sequence[Any] = ()) -> WorkerDied | None:
+    """The ``WorkerDied`` that ``exc`` (an error torch raised, or one already converted)
+    stands for, or None when it is not about a data loader worker that is gone.
+
+    ``workers``: the loader iterator's worker processes. With them, an error of the pipe to a
+    worker (the end of a batch's shared memory that a dying worker held, say) counts too when
+    a worker has ended, and a dead worker's exit code gives the signal that killed it."""
+    if isinstance(exc, WorkerDied):
+        return exc
+    m = _WORKER_GONE.search(str(exc)) if isinstance(exc, RuntimeError) else None
+    pid: int | None = None
+    signum: int | None = None
+    code: int | None = None
+    if m is not None:
+        pid = int(m.group(1).split(",")[0])
+        code = int(m.group(3)) if m.group(3) else None
+        if m.group(2):  # torch gives strsignal's words ("Killed"); find the number they name
+            words = m.group(2).strip()
+            signum = next((s for s in signal.Signals if signal.strsignal(s) == words), None)
+    elif isinstance(exc, (RuntimeError, EOFError, OSError)) and workers:
+        for _ in range(20):  # a worker killed a moment ago may not be reaped yet
+            dead = [w for w in workers if getattr(w, "exitcode", None) is not None]
+            if dead:
+                pid = dead[0].pid
+                break
+            time.sleep(0.05)
+        else:
+            return None
+    else:
+        return None
+    for w in workers:
+        if getattr(w, "pid", None) == pid and getattr(w, "exitcode", None) is not None:
+            code = w.exitcode
+    if signum is None and code is not None and code < 0:  # multiprocessing: -N is signal N
+        signum, code = -code, None
+    return WorkerDied(pid, signum, code)
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -105,9 +186,10 @@ class EpochLoader(DataLoader[Any]):
 
     Iterating yields float batches: uint8 images are moved to ``device`` (when set) and
     converted there, one batch ahead so the copy overlaps the step that uses the previous
-    one. A ``CorruptBatch`` from a lazy data set stops with a GankitError naming the file,
-    or with ``skip_corrupt`` drops those items and counts them (``skipped``; reported as
-    ``data/skipped`` in the log).
+    one. A worker process that dies (the out-of-memory killer's SIGKILL, say) ends the
+    iteration with a ``WorkerDied`` naming it. A ``CorruptBatch`` from a lazy data set stops
+    with a GankitError naming the file, or with ``skip_corrupt`` drops those items and counts
+    them (``skipped``; reported as ``data/skipped`` in the log).
     """
 
     device: torch.device | None = None
@@ -128,15 +210,27 @@ class EpochLoader(DataLoader[Any]):
         return len(self.__dict__.get("_bad", ()))
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        if self.num_workers > 0:
+            # torch's SIGCHLD handler raises a dead worker's error wherever the main thread
+            # is, in the middle of an update too. Without it the fetch that waits for data
+            # finds the worker gone (within 5 s), so the error comes between two updates,
+            # with the state of the last completed iteration, which can still be saved.
+            signal_handling._SIGCHLD_handler_set = True
         it = super().__iter__()
         try:
-            ahead = self._ready(next(it))
-        except StopIteration:
-            return
-        for raw in it:
-            current, ahead = ahead, self._ready(raw)
-            yield current
-        yield ahead
+            try:
+                ahead = self._ready(next(it))
+            except StopIteration:
+                return
+            for raw in it:
+                current, ahead = ahead, self._ready(raw)
+                yield current
+            yield ahead
+        except (RuntimeError, EOFError, OSError) as exc:
+            died = worker_died(exc, getattr(it, "_workers", ()))
+            if died is None:
+                raise
+            raise died from None
 
     def _ready(self, batch: Any) -> Any:
         if isinstance(batch, CorruptBatch):

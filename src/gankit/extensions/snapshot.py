@@ -68,7 +68,11 @@ class Snapshot(Extension):
     The default name, ``snapshot_iter_{iteration}.pt``, is what ``Trainer.resume`` looks
     for; of those, the newest ``n_retains`` are kept (``None`` keeps all). A snapshot is
     never written from non-finite parameters, so the last one on disk is always usable.
-    When SIGINT/SIGTERM stops the run, a final snapshot is written on the way out.
+    When SIGINT/SIGTERM stops the run, a final snapshot is written on the way out; so is one
+    when the run fails before an update changed anything (a data loader worker killed, say:
+    ``Trainer.failed_before_update``), unless the last completed iteration has one already.
+    Under torch.distributed that one is not written (the ranks would have to meet for it);
+    the last periodic snapshot stays.
     """
 
     trigger: TriggerLike = (1, "epoch")
@@ -120,6 +124,15 @@ class Snapshot(Extension):
             for old in list_snapshots(trainer.out)[: -self.n_retains]:
                 old.with_name(old.name + ".sha256").unlink(missing_ok=True)
                 old.unlink(missing_ok=True)
+
+    def on_error(self, trainer: Trainer, exc: BaseException) -> None:
+        if not (self.on_signal and trainer.failed_before_update and isinstance(exc, Exception)):
+            return
+        if is_distributed() or not trainer.is_main_process:
+            return
+        path = trainer.out / self.filename.format(iteration=trainer.updater.iteration)
+        if path != self.last_path and not path.exists() and trainer.updater.iteration > 0:
+            self(trainer)
 
     def finalize(self, trainer: Trainer) -> None:
         if not (self.on_signal and trainer.stop_reason == "signal"):

@@ -48,9 +48,39 @@ def _fsync_dir(path: Path) -> None:
 fault_hook: Callable[[str, Path], None] | None = None
 
 
-def _step(step: str, path: Path) -> None:
+def fault_point(step: str, path: Path) -> None:
+    """Call ``fault_hook`` (when set) before file operation ``step`` of the write of ``path``.
+
+    Writers that stream their data into a temporary file or folder themselves (archives)
+    call it for "open" and "write"; ``publish`` and ``write_atomic`` do the rest."""
     if fault_hook is not None:
         fault_hook(step, path)
+
+
+def publish(tmp: Path, path: Path, *, durable: bool = True) -> None:
+    """Rename ``tmp``, a file or folder written whole beside ``path``, to ``path``.
+
+    With ``durable`` its data is flushed to disk first (each file of a folder, and the
+    folder) and the parent folder's entry after, so a power cut cannot leave a name pointing
+    at lost data. The caller removes ``tmp`` if this raises. A folder can only replace a
+    missing ``path`` (or an empty folder).
+    """
+    if durable:
+        fault_point("fsync", path)
+        files = [tmp] if not tmp.is_dir() else sorted(p for p in tmp.rglob("*") if p.is_file())
+        for f in files:
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if tmp.is_dir():
+            _fsync_dir(tmp)
+    fault_point("replace", path)
+    os.replace(tmp, path)
+    if durable:
+        fault_point("fsync_dir", path)
+        _fsync_dir(path.parent)
 
 
 def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None:
@@ -64,25 +94,17 @@ def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     view = memoryview(data)
     try:
-        _step("open", path)
+        fault_point("open", path)
         with open(tmp, "wb") as f:
             f.write(view[: len(view) // 2])
             if fault_hook is not None:
                 f.flush()  # what a kill now leaves: half a temp file
-                _step("write", path)
+                fault_point("write", path)
             f.write(view[len(view) // 2:])
-            if durable:
-                f.flush()
-                _step("fsync", path)
-                os.fsync(f.fileno())
-        _step("replace", path)
-        os.replace(tmp, path)
+        publish(tmp, path, durable=durable)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    if durable:
-        _step("fsync_dir", path)
-        _fsync_dir(path.parent)
 
 
 def hash_tensor(h: Any, t: torch.Tensor) -> None:
@@ -125,7 +147,7 @@ def save_state(state: dict[str, Any], path: str | Path) -> None:
     torch.save(state, buffer)
     # An old sidecar would contradict the new data; once it is gone, the digest inside
     # checks whichever file (old or new) a kill leaves at ``path``.
-    _step("unlink", path)
+    fault_point("unlink", path)
     path.with_name(path.name + ".sha256").unlink(missing_ok=True)
     write_atomic(path, buffer.getvalue())
 
@@ -169,7 +191,8 @@ def load_state(path: str | Path, map_location: str | torch.device = "cpu") -> di
 
 
 def remove_stale_files(folder: str | Path) -> list[Path]:
-    """Delete what killed writers left in a run folder: temp files and orphan checksums.
+    """Delete what killed writers left in a run folder: temp files (in it and in its
+    subfolders, such as samples/) and orphan checksums.
 
     Call it only while no other process writes into ``folder`` (a resuming run, before it
     trains). Returns the removed paths.
@@ -178,8 +201,11 @@ def remove_stale_files(folder: str | Path) -> list[Path]:
     removed: list[Path] = []
     if not folder.is_dir():
         return removed
-    for p in folder.iterdir():
-        orphan = p.name.endswith(".sha256") and not p.with_name(p.name[: -len(".sha256")]).exists()
+    entries = list(folder.iterdir())
+    entries += [p for sub in entries if sub.is_dir() for p in sub.iterdir()]
+    for p in entries:
+        orphan = (p.parent == folder and p.name.endswith(".sha256")
+                  and not p.with_name(p.name[: -len(".sha256")]).exists())
         if p.is_file() and (TEMP_RE.match(p.name) or orphan):
             p.unlink(missing_ok=True)
             removed.append(p)

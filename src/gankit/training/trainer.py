@@ -70,6 +70,12 @@ class Trainer:
         # The distributed stop exchange's schedule (see _stop_now), set at each run().
         self._distributed = False
         self._exchanged_at, self._exchanged_it, self._next_exchange = 0.0, 0, 0
+        # Where the update in flight started (iteration, epoch_detail), None between updates.
+        self._updating: tuple[int, float] | None = None
+        #: Set when run() raised: True when the error came before the update in flight took
+        #: its first batch (a data loader failure), so the models, optimizers, RNG streams
+        #: and extensions hold the state of the last completed iteration, fit for a snapshot.
+        self.failed_before_update = False
 
     @property
     def is_main_process(self) -> bool:
@@ -151,6 +157,7 @@ class Trainer:
         entries = self._ordered()
         self._running = True
         self.stop_reason = None
+        self._updating, self.failed_before_update = None, False
         self._start = time.perf_counter()
         # report(values, model) names a model of the updater; the wrapped (DDP, compiled) and
         # plain modules both stand for its name. One outer scope, so steps build no mapping.
@@ -182,7 +189,9 @@ class Trainer:
                     # One scope per iteration: the update and the extensions report into it.
                     with report_scope(self.observation):
                         if first < 0:
+                            self._updating = (self.updater.iteration, self.updater.epoch_detail)
                             self.updater.update()
+                            self._updating = None
                         completed = self._run_extensions(entries, first)
                     if not completed:
                         break
@@ -190,6 +199,11 @@ class Trainer:
                         self._stopped(stop.pending_signal())
                         break
         except BaseException as exc:
+            # Updater.update takes its batch first: while where the epoch stands is unchanged,
+            # nothing of the update has run.
+            self.failed_before_update = self._updating == (self.updater.iteration,
+                                                           self.updater.epoch_detail)
+            self._updating = None
             # Each extension's on_error on its own: one that fails neither keeps the others
             # from theirs nor replaces the error that ended the run.
             for e in entries:
