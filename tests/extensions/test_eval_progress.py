@@ -1,0 +1,152 @@
+"""GANEvaluator's phases: progress lines, their times in the log, one evaluation per iteration,
+and the CLI's --eval-samples and trial-run help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gankit.cli import main
+from gankit.cli.config import TrainConfig
+from gankit.cli.parser import build_parser
+from gankit.data import ArrayDataset, load_dataset
+from gankit.errors import GankitError
+from gankit.extensions import GANEvaluator, LogReport
+from gankit.gan.sampling import generate
+from gankit.gan.updaters import GANUpdater
+from gankit.metrics.features import _StepLine
+from gankit.metrics.scoring import FeatureSpace
+from gankit.models import MLPDiscriminator, MLPGenerator
+from gankit.training import Trainer, report_scope
+
+PHASES = ("val/time_losses", "val/time_generate", "val/time_features", "val/time_metrics")
+
+
+@pytest.fixture(scope="module")
+def val() -> ArrayDataset:
+    return load_dataset("ring8", "val")
+
+
+def _trainer(val: ArrayDataset, tmp_path: Path, iterations: int = 1) -> Trainer:
+    torch.manual_seed(0)
+    gen, dis = MLPGenerator(hidden=16, depth=2), MLPDiscriminator(2, 16)
+    updater = GANUpdater(gen, dis, torch.optim.Adam(gen.parameters()),
+                         torch.optim.Adam(dis.parameters()), [val.x[:32]])
+    return Trainer(updater, (iterations, "iteration"), tmp_path)
+
+
+def _evaluate(ev: GANEvaluator, trainer: Trainer) -> dict[str, float]:
+    observation: dict[str, object] = {}
+    with report_scope(observation):
+        ev(trainer)
+    return {k: float(v) for k, v in observation.items()}  # type: ignore[arg-type]
+
+
+def _counting() -> tuple[FeatureSpace, list[int]]:
+    calls: list[int] = []
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        calls.append(x.shape[0])
+        return x
+
+    return FeatureSpace(features, "counting"), calls
+
+
+def test_each_phase_is_shown_and_timed(val: ArrayDataset, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    ev = GANEvaluator(val, metrics=["fid", "pr"], n=600, progress=True, timings=True)
+    out = _evaluate(ev, _trainer(val, tmp_path))
+    err = capsys.readouterr().err
+    for line in ("evaluating iteration 0 ...", "held-out losses ...",
+                 "generating 600 samples ...", "generating 600 samples: done (",
+                 "computing the features of 600 samples: done (",
+                 "computing the metrics (fid, pr): done (", "evaluated iteration 0 in "):
+        assert line in err
+    assert all(out[k] >= 0 for k in PHASES)
+    assert out["val/time_total"] >= sum(out[k] for k in PHASES)
+    # A quick evaluation: the next one writes its summary line only.
+    _evaluate(ev, _trainer(val, tmp_path))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("evaluated iteration 0 in ")
+    assert "generate " in lines[0] and "metrics " in lines[0]
+
+
+def test_silent_and_untimed_by_default(val: ArrayDataset, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = _evaluate(GANEvaluator(val, metrics=["fid"], n=100), _trainer(val, tmp_path))
+    assert capsys.readouterr().err == ""
+    assert not any("time" in k for k in out) and "val/fid" in out
+
+
+def test_samples_in_pieces_are_those_of_one_call(val: ArrayDataset, tmp_path: Path) -> None:
+    trainer = _trainer(val, tmp_path)
+    gen = trainer.updater.raw_models["gen"]
+    ev = GANEvaluator(val, metrics=["fid"], n=100, batch_size=300, seed=3)
+    whole = generate(gen, 2500, seed=3)
+    for lo, hi in ((0, 2500), (700, 1900), (1000, 1000)):
+        with torch.no_grad():
+            got = ev._generate(gen, 2500, (lo, hi), 1000, torch.device("cpu"),
+                               _StepLine(hi - lo, "generating", False))
+        assert torch.allclose(got, whole[lo:hi], atol=1e-6)
+
+
+def test_an_iteration_is_evaluated_once_in_a_run(val: ArrayDataset, tmp_path: Path) -> None:
+    space, calls = _counting()
+    trainer = _trainer(val, tmp_path, iterations=4)
+    ev = GANEvaluator(val, metrics=["fid"], n=50, n_real=80, features=space, timings=True)
+    # Two triggers firing at the same iteration (a periodic one and the end of the run).
+    trainer.extend(ev, name="periodic", trigger=(2, "iteration"))
+    trainer.extend(ev, name="at_the_end", trigger=(4, "iteration"))
+    trainer.extend(LogReport(trigger=(2, "iteration"), filename=None))
+    trainer.run()
+    assert calls == [80, 50, 50]  # real features once, then iterations 2 and 4 once each
+    log = trainer.get_extension("LogReport").log  # type: ignore[attr-defined]
+    assert [e["iteration"] for e in log] == [2, 4]
+    assert all("val/fid" in e and "val/time_generate" in e for e in log)
+
+
+def test_a_resume_after_an_evaluation_does_not_redo_it(val: ArrayDataset,
+                                                       tmp_path: Path) -> None:
+    space, calls = _counting()
+    trainer = _trainer(val, tmp_path, iterations=2)
+    ev = GANEvaluator(val, metrics=["fid"], n=50, n_real=80, features=space)
+    trainer.extend(ev, trigger=(2, "iteration"))
+    trainer.run()
+    state = trainer.state_dict()
+    assert calls == [80, 50]
+    first = {k: v for k, v in state["extensions"]["GANEvaluator"]["extension"]["done"].items()}
+    # The resumed run's evaluator meets iteration 2 again (an extension redone after a stop).
+    space2, calls2 = _counting()
+    again = _trainer(val, tmp_path, iterations=2)
+    ev2 = GANEvaluator(val, metrics=["fid"], n=50, n_real=80, features=space2)
+    again.extend(ev2, trigger=(2, "iteration"))
+    again.load_state_dict(state)
+    ev2.initialize(again)
+    assert _evaluate(ev2, again) == pytest.approx(first) and calls2 == []
+    ev2.finalize(again)
+    # Outside a run every call evaluates (scores of changed weights, say).
+    _evaluate(ev2, again)
+    assert calls2 == [80, 50]
+
+
+def test_old_snapshots_without_the_state_load(val: ArrayDataset) -> None:
+    ev = GANEvaluator(val, metrics=(), n=10)
+    ev.load_state_dict({})
+    assert ev.state_dict() == {"done_at": None, "done": {}}
+
+
+def test_eval_samples_option(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = TrainConfig().merged({"eval_samples": 200})
+    cfg.validate()
+    assert cfg.run.eval_samples == 200
+    with pytest.raises(GankitError, match="eval-samples"):
+        TrainConfig().merged({"eval_samples": 1}).validate()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--data", "ring8", "--eval-samples", "1"])
+    assert exit_.value.code == 2
+    assert "--eval-samples" in capsys.readouterr().err
+    help_text = build_parser()._subparsers._group_actions[0].choices[  # type: ignore[union-attr]
+        "train"].format_help()
+    assert "--iterations 20 --sample-every 1000 --eval-samples 200" in help_text
