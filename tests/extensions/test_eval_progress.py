@@ -12,12 +12,13 @@ from gankit.cli import main
 from gankit.cli.config import TrainConfig
 from gankit.cli.parser import build_parser
 from gankit.data import ArrayDataset, load_dataset
+from gankit.data.datasets import to_unit
 from gankit.errors import GankitError
 from gankit.extensions import GANEvaluator, LogReport
 from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater
-from gankit.metrics.features import _StepLine
-from gankit.metrics.scoring import FeatureSpace
+from gankit.metrics.features import _StepLine, train_classifier
+from gankit.metrics.scoring import FeatureSpace, compute_metrics
 from gankit.models import MLPDiscriminator, MLPGenerator
 from gankit.training import Trainer, report_scope
 
@@ -150,3 +151,35 @@ def test_eval_samples_option(capsys: pytest.CaptureFixture[str]) -> None:
     help_text = build_parser()._subparsers._group_actions[0].choices[  # type: ignore[union-attr]
         "train"].format_help()
     assert "--iterations 20 --sample-every 1000 --eval-samples 200" in help_text
+
+
+def _record_conversions(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Rows of every uint8 -> float conversion in the metrics' modules."""
+    import gankit.metrics.features as features_module
+    import gankit.metrics.scoring as scoring_module
+
+    rows: list[int] = []
+
+    def recording(x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            rows.append(x.shape[0])
+        return to_unit(x)
+
+    monkeypatch.setattr(features_module, "to_unit", recording)
+    monkeypatch.setattr(scoring_module, "to_unit", recording)
+    return rows
+
+
+def test_uint8_images_become_float_a_batch_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = _record_conversions(monkeypatch)
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (300, 1, 8, 8), dtype=torch.uint8, generator=g)
+    space = FeatureSpace(lambda x: x.flatten(1)[:, :4], "pixels", batch_size=100)
+    real = torch.randn(200, 4, generator=g)
+    scores = compute_metrics(images, real, ["fid"], space=space)
+    assert rows == [100, 100, 100] and scores["fid"] > 0  # never the 300 at once
+    rows.clear()
+    held = torch.cat([images, images])  # 600: more than extract_features' batch of 512
+    train_classifier(images, torch.arange(300) % 3, held, torch.arange(600) % 3, n_classes=3,
+                     max_steps=1, batch_size=32, width=4, feature_dim=8)
+    assert rows and max(rows) == 512  # the held-out accuracy too, per batch
