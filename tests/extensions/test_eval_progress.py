@@ -183,3 +183,21 @@ def test_uint8_images_become_float_a_batch_at_a_time(monkeypatch: pytest.MonkeyP
     train_classifier(images, torch.arange(300) % 3, held, torch.arange(600) % 3, n_classes=3,
                      max_steps=1, batch_size=32, width=4, feature_dim=8)
     assert rows and max(rows) == 512  # the held-out accuracy too, per batch
+
+
+def test_fewer_samples_keep_the_feature_networks_held_out_set(
+        val: ArrayDataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gankit.extensions.gan_evaluator as module
+
+    seen: list[int] = []
+    real_feature_space = module.feature_space
+
+    def recording(train: ArrayDataset, held: ArrayDataset, **kw: object) -> FeatureSpace:
+        seen.append(len(held))
+        return real_feature_space(train, held, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(module, "feature_space", recording)
+    for n in (100, 2500):
+        _evaluate(GANEvaluator(val, val, metrics=["fid"], n=n), _trainer(val, tmp_path))
+    # The same held-out set (a cached classifier's key) at n=100 as at the default n.
+    assert seen == [min(len(val), 2500)] * 2

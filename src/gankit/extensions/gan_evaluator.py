@@ -22,6 +22,7 @@ from gankit.metrics.protocol import Protocol
 from gankit.metrics.scoring import (
     FeatureSpace,
     compute_metrics,
+    default_n,
     feature_space,
     make_protocol,
     parse_metrics,
@@ -121,6 +122,7 @@ class GANEvaluator(Evaluator):
         if n < 2:
             raise ValueError(f"GANEvaluator needs n >= 2 samples, got {n}.")
         self.val = real_subset(val, n if n_real is None else n_real)
+        self._val_source = val  # for the classifier's held-out set, whatever n is
         self.train = train
         self.metrics = None if metrics is None else tuple(metrics)
         self.n = n
@@ -155,10 +157,16 @@ class GANEvaluator(Evaluator):
                         "pass train=, feature_net= or features=."
                     )
                 train = self.train if self.train is not None else self.val
+                # The classifier's held-out set is the default-n subset at least, so a run
+                # with fewer samples finds the classifier cached by a run with the default.
+                held = self.val
+                if len(held) < min(len(self._val_source), default_n(self._val_source)):
+                    held = real_subset(self._val_source, default_n(self._val_source))
                 # evaluate() runs under no_grad, but the classifier may need training first.
                 with torch.enable_grad(), torch.autocast(device.type, enabled=False):
-                    self.space = feature_space(train, self.val, feature_net=self.feature_net,
+                    self.space = feature_space(train, held, feature_net=self.feature_net,
                                                device=device)
+                del held
             names = parse_metrics(names, self.space, self.val)
         if names:
             assert self.space is not None  # parse_metrics found names in it
