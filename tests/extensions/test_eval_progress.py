@@ -22,7 +22,7 @@ from gankit.metrics.scoring import FeatureSpace, compute_metrics
 from gankit.models import MLPDiscriminator, MLPGenerator
 from gankit.training import Trainer, report_scope
 
-PHASES = ("val/time_losses", "val/time_generate", "val/time_features", "val/time_metrics")
+PHASES = ("val_time/losses", "val_time/generate", "val_time/features", "val_time/metrics")
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_each_phase_is_shown_and_timed(val: ArrayDataset, tmp_path: Path,
                  "computing the metrics (fid, pr): done (", "evaluated iteration 0 in "):
         assert line in err
     assert all(out[k] >= 0 for k in PHASES)
-    assert out["val/time_total"] >= sum(out[k] for k in PHASES)
+    assert out["val_time/total"] >= sum(out[k] for k in PHASES)
     # A quick evaluation: the next one writes its summary line only.
     _evaluate(ev, _trainer(val, tmp_path))
     lines = capsys.readouterr().err.strip().splitlines()
@@ -105,7 +105,7 @@ def test_an_iteration_is_evaluated_once_in_a_run(val: ArrayDataset, tmp_path: Pa
     assert calls == [80, 50, 50]  # real features once, then iterations 2 and 4 once each
     log = trainer.get_extension("LogReport").log  # type: ignore[attr-defined]
     assert [e["iteration"] for e in log] == [2, 4]
-    assert all("val/fid" in e and "val/time_generate" in e for e in log)
+    assert all("val/fid" in e and "val_time/generate" in e for e in log)
 
 
 def test_a_resume_after_an_evaluation_does_not_redo_it(val: ArrayDataset,

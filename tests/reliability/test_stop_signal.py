@@ -46,7 +46,7 @@ def _log(out: Path) -> list[dict]:
         json.loads(line) for line in text.splitlines() if line.strip()]
     # Wall-clock values differ between runs: the elapsed time and the evaluator's phase times.
     return [{k: v for k, v in row.items()
-             if k != "elapsed_time" and not k.rpartition("/")[2].startswith("time_")}
+             if k != "elapsed_time" and not k.startswith("val_time/")}
             for row in rows]
 
 

@@ -66,7 +66,7 @@ TRAIN_EPILOG = """\
 a quick, cheap trial run:
   the held-out data is scored at every --sample-every and at the end; on a CPU one
   evaluation of 2,000 generated images by a large --arch takes minutes (each phase
-  is timed on stderr and in the log as val/time_*). For a trial run, train a few
+  is timed on stderr and in the log as val_time/*). For a trial run, train a few
   iterations, evaluate only at the end and on fewer samples:
     gankit train --data shapes32 --iterations 20 --sample-every 1000 --eval-samples 200
 """

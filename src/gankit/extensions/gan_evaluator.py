@@ -67,14 +67,15 @@ class GANEvaluator(Evaluator):
     equal those of one process. The metrics' protocol (:attr:`protocol`) is written beside the
     log as ``{prefix}_protocol.json``, naming the ``{prefix}/*`` keys it covers.
 
-    An evaluation runs in phases: the held-out losses (``time_losses``), generating the
-    samples (``time_generate``), their features (``time_features``) and the metrics
-    (``time_metrics``); with ``timings`` each phase's seconds and the whole evaluation's
-    (``time_total``, the first one's feature network and real features included) are
-    reported beside the scores. With ``progress`` the main process writes a line on stderr
-    as each phase starts and ends, with its time, a ``step k/N`` line about every 30 s (every
-    second on a terminal) within it, and a summary line at the end; after an evaluation
-    quicker than ``BRIEF_BELOW_S`` seconds the next one writes its summary line only.
+    An evaluation runs in phases: the held-out losses, generating the samples, their
+    features and the metrics. With ``timings`` each phase's seconds and the whole
+    evaluation's (the first one's feature network and real features included) are reported
+    beside the scores, not among them: ``{prefix}_time/losses``, ``/generate``,
+    ``/features``, ``/metrics`` and ``/total``. With ``progress`` the main process writes a
+    line on stderr as each phase starts and ends, with its time, a ``step k/N`` line about
+    every 30 s (every second on a terminal) within it, and a summary line at the end; after
+    an evaluation quicker than ``BRIEF_BELOW_S`` seconds the next one writes its summary
+    line only.
 
     In a training run an iteration is evaluated once: a second call at the iteration
     already evaluated (the extension's state keeps it across a resume) reports the first
@@ -93,7 +94,7 @@ class GANEvaluator(Evaluator):
             ``load_feature_net``) instead of the default.
         source: the updater's model that generates.
         progress: phase lines on stderr (main process only).
-        timings: report each phase's seconds (``time_generate``, ..., ``time_total``).
+        timings: report each phase's seconds (``val_time/generate``, ..., ``val_time/total``).
     """
 
     trigger: TriggerLike = (1, "epoch")
@@ -297,7 +298,9 @@ class GANEvaluator(Evaluator):
         # Quick evaluations show their one summary line only from the second one on.
         self._brief = times["time_total"] < BRIEF_BELOW_S
         if self.timings:
-            result.update(times)
+            # Beside the scores, not among them (a best model's file keeps val/* scores).
+            report({k[5:]: v for k, v in times.items()},
+                   f"{self.prefix}_time" if self.prefix else "time")
         return result
 
     def _begin(self, what: str) -> float:
