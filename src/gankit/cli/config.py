@@ -206,9 +206,13 @@ class RunOptions:
     keep_samples: int | None = None  # newest sample grids kept in samples/; None keeps all
     skip_nonfinite: bool = False
     feature_net: str | None = None
+    eval_samples: int | None = None  # samples per evaluation; None: the data's default
 
     def validate(self) -> None:
-        _check_positive_ints(self, ("epochs", "iterations", "keep_snapshots", "keep_samples"))
+        _check_positive_ints(self, ("epochs", "iterations", "keep_snapshots", "keep_samples",
+                                    "eval_samples"))
+        if self.eval_samples is not None and self.eval_samples < 2:
+            raise GankitError(f"--eval-samples must be at least 2, got {self.eval_samples}.")
         if self.epochs is not None and self.iterations is not None:
             raise GankitError("give --epochs or --iterations, not both.")
         _check_non_negative_int("seed", self.seed)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor
@@ -15,10 +17,12 @@ from gankit.data.datasets import to_unit
 from gankit.extensions.ema import sampling_model
 from gankit.gan.sampling import generate
 from gankit.metrics import extract_features
+from gankit.metrics.features import _StepLine
 from gankit.metrics.protocol import Protocol
 from gankit.metrics.scoring import (
     FeatureSpace,
     compute_metrics,
+    default_n,
     feature_space,
     make_protocol,
     parse_metrics,
@@ -28,6 +32,7 @@ from gankit.metrics.stats import ReferenceStats, reference_stats
 from gankit.training.checkpoint import write_atomic
 from gankit.training.distributed import all_gather_object, rank_and_world_size
 from gankit.training.evaluator import Evaluator
+from gankit.training.reporter import report
 from gankit.training.stop import check_stop
 
 if TYPE_CHECKING:
@@ -62,6 +67,20 @@ class GANEvaluator(Evaluator):
     equal those of one process. The metrics' protocol (:attr:`protocol`) is written beside the
     log as ``{prefix}_protocol.json``, naming the ``{prefix}/*`` keys it covers.
 
+    An evaluation runs in phases: the held-out losses, generating the samples, their
+    features and the metrics. With ``timings`` each phase's seconds and the whole
+    evaluation's (the first one's feature network and real features included) are reported
+    beside the scores, not among them: ``{prefix}_time/losses``, ``/generate``,
+    ``/features``, ``/metrics`` and ``/total``. With ``progress`` the main process writes a
+    line on stderr as each phase starts and ends, with its time, a ``step k/N`` line about
+    every 30 s (every second on a terminal) within it, and a summary line at the end; after
+    an evaluation quicker than ``BRIEF_BELOW_S`` seconds the next one writes its summary
+    line only.
+
+    In a training run an iteration is evaluated once: a second call at the iteration
+    already evaluated (the extension's state keeps it across a resume) reports the first
+    one's values again without recomputing them.
+
     Args:
         val: held-out data; at most ``n_real`` (default ``n``) samples of it, a fixed random
             subset, are used: equal sizes as in ``gankit eval``.
@@ -74,6 +93,8 @@ class GANEvaluator(Evaluator):
             :mod:`gankit.metrics.inception`) or a feature network file (see
             ``load_feature_net``) instead of the default.
         source: the updater's model that generates.
+        progress: phase lines on stderr (main process only).
+        timings: report each phase's seconds (``val_time/generate``, ..., ``val_time/total``).
     """
 
     trigger: TriggerLike = (1, "epoch")
@@ -95,11 +116,14 @@ class GANEvaluator(Evaluator):
         source: str = "gen",
         prefix: str = "val",
         trigger: TriggerLike | None = None,
+        progress: bool = False,
+        timings: bool = False,
     ) -> None:
         super().__init__(None, prefix=prefix, trigger=trigger)
         if n < 2:
             raise ValueError(f"GANEvaluator needs n >= 2 samples, got {n}.")
         self.val = real_subset(val, n if n_real is None else n_real)
+        self._val_source = val  # for the classifier's held-out set, whatever n is
         self.train = train
         self.metrics = None if metrics is None else tuple(metrics)
         self.n = n
@@ -109,6 +133,14 @@ class GANEvaluator(Evaluator):
         self.batch_size = batch_size
         self.seed = seed
         self.source = source
+        self.progress = progress
+        self.timings = timings
+        self._show = False  # progress lines in the evaluation under way
+        self._brief = False  # the last evaluation was quick: one summary line only
+        # The iteration last evaluated in a training run and what it reported (prefixed).
+        self._done_at: int | None = None
+        self._done: dict[str, float] = {}
+        self._in_run = False
         self._names: tuple[str, ...] | None = None
         self._real: ReferenceStats | None = None
         #: the protocol of the reported metrics, known after the first evaluation
@@ -126,14 +158,21 @@ class GANEvaluator(Evaluator):
                         "pass train=, feature_net= or features=."
                     )
                 train = self.train if self.train is not None else self.val
+                # The classifier's held-out set is the default-n subset at least, so a run
+                # with fewer samples finds the classifier cached by a run with the default.
+                held = self.val
+                if len(held) < min(len(self._val_source), default_n(self._val_source)):
+                    held = real_subset(self._val_source, default_n(self._val_source))
                 # evaluate() runs under no_grad, but the classifier may need training first.
                 with torch.enable_grad(), torch.autocast(device.type, enabled=False):
-                    self.space = feature_space(train, self.val, feature_net=self.feature_net,
+                    self.space = feature_space(train, held, feature_net=self.feature_net,
                                                device=device)
+                del held
             names = parse_metrics(names, self.space, self.val)
         if names:
             assert self.space is not None  # parse_metrics found names in it
             self.space.to(device)
+            start = self._begin(f"computing the features of {len(self.val)} real samples")
             if rank_and_world_size()[1] > 1:
                 self._real = ReferenceStats.of(_sharded_features(
                     self.space.features, self.val.x, self.space.batch_size, device))
@@ -142,6 +181,7 @@ class GANEvaluator(Evaluator):
                     self.val.x, self.space.features, split=self.val.split or "val",
                     feature_hash=self.space.weights_hash, device=device,
                     batch_size=self.space.batch_size)
+            self._end(f"computing the features of {len(self.val)} real samples", start)
             self.protocol = make_protocol(self.space, n_real=len(self.val), n_generated=self.n,
                                           real_split=self.val.split or "val", seed=self.seed)
         self._names = tuple(names)
@@ -158,9 +198,12 @@ class GANEvaluator(Evaluator):
         n_classes = int(getattr(gen, "n_classes", 0))
         x_all, y_all = self.val.x, self.val.y
         # As many fakes as held-out reals, with classes in turn (generate's labelling).
-        fakes = generate(gen, len(x_all), seed=self.seed, batch_size=self.batch_size,
-                         device=u.device)
+        what = f"held-out losses: generating {len(x_all)} samples"
+        fakes = self._generate(gen, len(x_all), (0, len(x_all)), self.batch_size, u.device,
+                               _StepLine(len(x_all), what, self._show))
         total_gen = total_dis = 0.0
+        line = _StepLine(len(x_all), f"held-out losses: scoring {len(x_all)} samples",
+                         self._show)
         for start in range(0, len(x_all), self.batch_size):
             check_stop()
             x = to_unit(x_all[start:start + self.batch_size].to(u.device))
@@ -173,37 +216,135 @@ class GANEvaluator(Evaluator):
             # Weighted by batch size: the losses are batch means.
             total_dis += float(loss.dis(real_out, fake_out)) * m
             total_gen += float(loss.gen(fake_out, real_out)) * m
+            line.update(start + m)
         return {"gen/loss": total_gen / len(x_all), "dis/loss": total_dis / len(x_all)}
+
+    def __call__(self, trainer: Trainer) -> dict[str, float]:  # type: ignore[override]
+        """Evaluate now (in a training run: unless this iteration is evaluated already),
+        report the values under the prefix and return them."""
+        iteration = trainer.updater.iteration
+        if self._in_run and self._done_at == iteration:
+            report({k[len(self.prefix) + 1:] if self.prefix else k: v
+                    for k, v in self._done.items()}, self.prefix)
+            return dict(self._done)
+        result = super().__call__(trainer)
+        if self._in_run:
+            self._done_at, self._done = iteration, dict(result)
+        return result
+
+    def initialize(self, trainer: Trainer) -> None:
+        self._in_run = True
+
+    def finalize(self, trainer: Trainer) -> None:
+        self._in_run = False
+
+    def state_dict(self) -> dict[str, object]:
+        return {"done_at": self._done_at, "done": dict(self._done)}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        done_at, done = state.get("done_at"), state.get("done")
+        self._done_at = None if done_at is None else int(cast(int, done_at))
+        self._done = {str(k): float(v) for k, v in cast(dict[str, float], done or {}).items()}
 
     def evaluate(self, trainer: Trainer) -> dict[str, float]:
         """The held-out losses and the metrics, as floats (prefixed by the caller)."""
         device = trainer.updater.device
+        self._show = self.progress and trainer.is_main_process
+        iteration = trainer.updater.iteration
+        began = self._begin(f"evaluating iteration {iteration}")
         self._prepare(device)
+        times: dict[str, float] = {}
+        start = self._begin("held-out losses")
         result = self._losses(trainer)
+        times["time_losses"] = self._end("held-out losses", start)
         if self._names:
             assert self.space is not None and self._real is not None
             # Metrics in fp32 even under mixed precision: FID differences are small numbers.
             with torch.autocast(device.type, enabled=False):
                 gen = sampling_model(trainer, self.source)
                 # This process's share of the samples, then everyone's, in rank order.
+                what = f"generating {self.n} samples"
+                start = self._begin(what)
                 lo, hi = _share(self.n)
-                mine = generate(gen, self.n, seed=self.seed, device=device, part=(lo, hi))
-                feats = (extract_features(self.space.features, mine, self.space.batch_size,
-                                          device=device).cpu()
+                mine = self._generate(gen, self.n, (lo, hi), _GENERATE_BATCH, device,
+                                      _StepLine(hi - lo, what, self._show))
+                times["time_generate"] = self._end(what, start)
+                what = f"computing the features of {self.n} samples"
+                start = self._begin(what)
+                feats = (self._features(mine, device, _StepLine(hi - lo, what, self._show))
                          if mine.shape[0] and bool(torch.isfinite(mine).all()) else None)
                 shares = all_gather_object((mine.cpu(), feats))
                 samples = torch.cat([x for x, _ in shares]).to(device)
                 fake = (None if any(f is None for _, f in shares)
                         else torch.cat([f for _, f in shares if f is not None]))
+                times["time_features"] = self._end(what, start)
+                what = f"computing the metrics ({', '.join(self._names)})"
+                start = self._begin(what)
                 scores = compute_metrics(
                     samples, self._real, self._names, space=self.space, data=self.val,
                     kid_subsets=self.kid_subsets, seed=self.seed, device=device,
                     fake_features=fake)
+                times["time_metrics"] = self._end(what, start)
             self._write_protocol(trainer, scores)
             # An undefined score (reverse KL with no high-quality sample yet) is left out
             # rather than reported as NaN, which would stop the run through FailOnNonFinite.
             result.update({k: v for k, v in scores.items() if math.isfinite(v)})
+        times["time_total"] = time.perf_counter() - began
+        if self._show:
+            phases = ", ".join(f"{k[5:]} {v:.1f} s" for k, v in times.items()
+                               if k != "time_total")
+            print(f"evaluated iteration {iteration} in {times['time_total']:.1f} s ({phases})",
+                  file=sys.stderr, flush=True)
+        # Quick evaluations show their one summary line only from the second one on.
+        self._brief = times["time_total"] < BRIEF_BELOW_S
+        if self.timings:
+            # Beside the scores, not among them (a best model's file keeps val/* scores).
+            report({k[5:]: v for k, v in times.items()},
+                   f"{self.prefix}_time" if self.prefix else "time")
         return result
+
+    def _begin(self, what: str) -> float:
+        """Say that a phase starts (with progress on, in a slow evaluation); its start time."""
+        if self._show and not self._brief:
+            print(f"{what} ...", file=sys.stderr, flush=True)
+        return time.perf_counter()
+
+    def _end(self, what: str, start: float) -> float:
+        """Say that a phase ended and how long it took; those seconds."""
+        seconds = time.perf_counter() - start
+        if self._show and not self._brief:
+            print(f"{what}: done ({seconds:.1f} s)", file=sys.stderr, flush=True)
+        return seconds
+
+    def _generate(self, gen: torch.nn.Module, n: int, part: tuple[int, int], batch_size: int,
+                  device: torch.device, line: _StepLine) -> Tensor:
+        """Samples ``part`` of ``generate(gen, n, batch_size=batch_size)``: the same noise,
+        run through ``gen`` at most ``self.batch_size`` at a time (bounded memory, and
+        ``line`` shows the progress)."""
+        lo, hi = part
+        step = min(batch_size, self.batch_size)
+        out = []
+        a = lo
+        while a < hi:
+            check_stop(uneven=True)
+            b = min(hi, (a // batch_size + 1) * batch_size, (a // step + 1) * step)
+            out.append(generate(gen, n, seed=self.seed, batch_size=batch_size, device=device,
+                                part=(a, b)))
+            line.update(b - lo)
+            a = b
+        return torch.cat(out) if out else generate(gen, n, seed=self.seed, device=device,
+                                                   part=part)
+
+    def _features(self, x: Tensor, device: torch.device, line: _StepLine) -> Tensor:
+        """Features of ``x`` on the CPU, a feature batch at a time (``line`` shows them)."""
+        assert self.space is not None
+        step = self.space.batch_size
+        out = []
+        for a in range(0, x.shape[0], step):
+            out.append(extract_features(self.space.features, x[a:a + step], step,
+                                        device=device).cpu())
+            line.update(min(a + step, x.shape[0]))
+        return torch.cat(out)
 
     def _write_protocol(self, trainer: Trainer, scores: dict[str, float]) -> None:
         out = getattr(trainer, "out", None)
@@ -215,6 +356,13 @@ class GANEvaluator(Evaluator):
         if not path.is_file() or path.read_text() != text + "\n":
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, (text + "\n").encode(), durable=False)
+
+
+#: an evaluation quicker than this (seconds) makes the next one print its summary line only
+BRIEF_BELOW_S = 10.0
+
+#: generate()'s default batch, which sets how the metrics' noise is drawn (as gankit eval's)
+_GENERATE_BATCH = 1000
 
 
 def _share(n: int) -> tuple[int, int]:

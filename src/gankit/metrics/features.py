@@ -272,7 +272,9 @@ def train_classifier(
                 break
     line.close(step)
     model.eval()
-    return model, _accuracy(model, to_unit(val_x).float(), val_y, device)
+    # uint8 images stay uint8: extract_features makes each batch float, not the whole set.
+    held = val_x if val_x.dtype == torch.uint8 else val_x.float()
+    return model, _accuracy(model, held, val_y, device)
 
 
 class _StepLine:

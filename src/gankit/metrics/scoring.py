@@ -340,8 +340,9 @@ def compute_metrics(
             "kid and pr need the real features, which a statistics file (mu, sigma) does "
             "not hold; score fid and is against it."
         )
-    samples = to_unit(samples)  # real images given as samples (the floor) may be uint8
-    if not bool(torch.isfinite(samples).all()):
+    # Real images given as samples (the floor) may be uint8: they stay so, each batch becomes
+    # float where it is used (extract_features), never the whole set at once.
+    if samples.is_floating_point() and not bool(torch.isfinite(samples).all()):
         return dict.fromkeys(keys, math.nan)
     result: dict[str, float] = {}
     needs_features = any(n in names for n in ("fid", "kid", "pr", "classes", "is"))
@@ -378,7 +379,7 @@ def compute_metrics(
     if "stacked" in names:
         if space.stacked is None:
             raise GankitError("metric 'stacked' needs the Stacked MNIST digit classifier.")
-        result.update(stacked_mode_scores(space.stacked, samples))
+        result.update(stacked_mode_scores(space.stacked, to_unit(samples)))
     if "classes" in names:
         if space.classify is None or fake is None:
             raise GankitError("metric 'classes' needs classifier features.")

@@ -125,8 +125,9 @@ class DCGANRecipe(Recipe):
         scored = scored or cfg.run.feature_net is not None
         when = interval_trigger(cfg, cfg.run.sample_every)
         evaluator = GANEvaluator(val, train, metrics=None if scored else (),
-                                 n=default_n(train), seed=cfg.run.seed,
-                                 feature_net=cfg.run.feature_net, trigger=when)
+                                 n=cfg.run.eval_samples or default_n(train), seed=cfg.run.seed,
+                                 feature_net=cfg.run.feature_net, trigger=when,
+                                 progress=True, timings=True)
         exts.append(evaluator)
         if scored:
             source, spec = run_generator(cfg, updater, train)
