@@ -194,6 +194,7 @@ def _train(args: argparse.Namespace, held: list[RunLock]) -> int:
         Snapshot,
     )
     from gankit.extensions.fail_on_non_finite import NonFiniteError
+    from gankit.extensions.gan_evaluator import GANEvaluator
     from gankit.extensions.snapshot import WallClockTrigger, parse_duration
     from gankit.training.distributed import barrier, cleanup, init_distributed, lost_peer
     from gankit.training.triggers import get_stop_trigger
@@ -223,6 +224,9 @@ def _train(args: argparse.Namespace, held: list[RunLock]) -> int:
                         for_training=True).trainer
     updater = trainer.updater
     quiet = getattr(args, "quiet", False)
+    for ext in trainer.extensions.values():
+        if isinstance(ext, GANEvaluator):
+            ext.progress = ext.progress and not quiet  # --quiet: no phase lines either
     trainer.extend(FailOnNonFinite())
     trainer.extend(LogReport(trigger=interval_trigger(cfg, cfg.run.log_every)))
     # Plots on the sample grid's slower interval (and at the end): drawing costs ~0.1 s.
