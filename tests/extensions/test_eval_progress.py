@@ -17,7 +17,7 @@ from gankit.errors import GankitError
 from gankit.extensions import GANEvaluator, LogReport
 from gankit.gan.sampling import generate
 from gankit.gan.updaters import GANUpdater
-from gankit.metrics.features import _StepLine, train_classifier
+from gankit.metrics.features import StepLine, train_classifier
 from gankit.metrics.scoring import FeatureSpace, compute_metrics
 from gankit.models import MLPDiscriminator, MLPGenerator
 from gankit.training import Trainer, report_scope
@@ -89,7 +89,7 @@ def test_samples_in_pieces_are_those_of_one_call(val: ArrayDataset, tmp_path: Pa
     for lo, hi in ((0, 2500), (700, 1900), (1000, 1000)):
         with torch.no_grad():
             got = ev._generate(gen, 2500, (lo, hi), 1000, torch.device("cpu"),
-                               _StepLine(hi - lo, "generating", False))
+                               StepLine(hi - lo, "generating", False))
         assert torch.allclose(got, whole[lo:hi], atol=1e-6)
 
 

@@ -17,7 +17,7 @@ from gankit.data.datasets import to_unit
 from gankit.extensions.ema import sampling_model
 from gankit.gan.sampling import generate
 from gankit.metrics import extract_features
-from gankit.metrics.features import _StepLine
+from gankit.metrics.features import StepLine
 from gankit.metrics.protocol import Protocol
 from gankit.metrics.scoring import (
     FeatureSpace,
@@ -200,9 +200,9 @@ class GANEvaluator(Evaluator):
         # As many fakes as held-out reals, with classes in turn (generate's labelling).
         what = f"held-out losses: generating {len(x_all)} samples"
         fakes = self._generate(gen, len(x_all), (0, len(x_all)), self.batch_size, u.device,
-                               _StepLine(len(x_all), what, self._show))
+                               StepLine(len(x_all), what, self._show))
         total_gen = total_dis = 0.0
-        line = _StepLine(len(x_all), f"held-out losses: scoring {len(x_all)} samples",
+        line = StepLine(len(x_all), f"held-out losses: scoring {len(x_all)} samples",
                          self._show)
         for start in range(0, len(x_all), self.batch_size):
             check_stop()
@@ -267,11 +267,11 @@ class GANEvaluator(Evaluator):
                 start = self._begin(what)
                 lo, hi = _share(self.n)
                 mine = self._generate(gen, self.n, (lo, hi), _GENERATE_BATCH, device,
-                                      _StepLine(hi - lo, what, self._show))
+                                      StepLine(hi - lo, what, self._show))
                 times["time_generate"] = self._end(what, start)
                 what = f"computing the features of {self.n} samples"
                 start = self._begin(what)
-                feats = (self._features(mine, device, _StepLine(hi - lo, what, self._show))
+                feats = (self._features(mine, device, StepLine(hi - lo, what, self._show))
                          if mine.shape[0] and bool(torch.isfinite(mine).all()) else None)
                 shares = all_gather_object((mine.cpu(), feats))
                 samples = torch.cat([x for x, _ in shares]).to(device)
@@ -317,7 +317,7 @@ class GANEvaluator(Evaluator):
         return seconds
 
     def _generate(self, gen: torch.nn.Module, n: int, part: tuple[int, int], batch_size: int,
-                  device: torch.device, line: _StepLine) -> Tensor:
+                  device: torch.device, line: StepLine) -> Tensor:
         """Samples ``part`` of ``generate(gen, n, batch_size=batch_size)``: the same noise,
         run through ``gen`` at most ``self.batch_size`` at a time (bounded memory, and
         ``line`` shows the progress)."""
@@ -335,7 +335,7 @@ class GANEvaluator(Evaluator):
         return torch.cat(out) if out else generate(gen, n, seed=self.seed, device=device,
                                                    part=part)
 
-    def _features(self, x: Tensor, device: torch.device, line: _StepLine) -> Tensor:
+    def _features(self, x: Tensor, device: torch.device, line: StepLine) -> Tensor:
         """Features of ``x`` on the CPU, a feature batch at a time (``line`` shows them)."""
         assert self.space is not None
         step = self.space.batch_size

