@@ -5,7 +5,6 @@ from gankit.gan.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augme
 from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, HistoryBuffer, translate
 from gankit.gan.losses import LOSSES, SEPARABLE_LOSSES, GANLoss, Loss, RelativisticLoss, get_loss
 from gankit.gan.penalties import (
-    PENALTIES,
     gradient_penalty,
     lazy_adam_hparams,
     lazy_regularization,
@@ -43,7 +42,6 @@ __all__ = [
     "DIFFAUG_OPS",
     "GP",
     "LOSSES",
-    "PENALTIES",
     "R1",
     "R2",
     "SEPARABLE_LOSSES",

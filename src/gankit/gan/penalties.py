@@ -16,7 +16,6 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "PENALTIES",
     "gradient_penalty",
     "lazy_adam_hparams",
     "lazy_regularization",
@@ -25,8 +24,6 @@ __all__ = [
     "r2_penalty",
 ]
 
-#: the penalties GANUpdater and ``--penalty`` know
-PENALTIES = ("none", "r1", "r2", "gp")
 
 
 def _per_sample_sq_norm(grad: Tensor) -> Tensor:

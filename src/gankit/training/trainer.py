@@ -210,9 +210,9 @@ class Trainer:
                 try:
                     e.extension.on_error(self, exc)
                 except Exception as inner:
-                    name = next(n for n, x in self._entries.items() if x is e)
-                    warnings.warn(f"{name}.on_error raised {type(inner).__name__}: {inner}",
-                                  RuntimeWarning, stacklevel=2)
+                    warnings.warn(f"{self._name_of(e)}.on_error raised "
+                                  f"{type(inner).__name__}: {inner}", RuntimeWarning,
+                                  stacklevel=2)
             raise
         finally:
             for e in entries:
