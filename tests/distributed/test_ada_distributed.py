@@ -9,6 +9,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from gankit.training.distributed import cleanup
+
 
 def _worker(rank: int, init: str, out: str) -> None:
     from gankit.gan.augment import ADA
@@ -20,8 +22,9 @@ def _worker(rank: int, init: str, out: str) -> None:
         for _ in range(4):
             ada.observe(torch.ones(8) if rank == 0 else -torch.ones(4))
         torch.save({"p": ada.p, "rt": ada.rt}, Path(out) / f"rank{rank}.pt")
+        cleanup()  # gankit's: waits for every rank first, so none aborts at exit
     finally:
-        dist.destroy_process_group()
+        cleanup(sync=False)  # a no-op after the line above; a failed rank leaves at once
 
 
 @pytest.mark.multiprocess

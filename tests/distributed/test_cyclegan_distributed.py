@@ -9,6 +9,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from gankit.training.distributed import cleanup
 from testsupport import make_cyclegan_updater
 
 
@@ -30,8 +31,9 @@ def _worker(rank: int, init: str, out: str, world: int, phase: str) -> None:
             assert a is not None and b is not None
             torch.save({"a": a[:len(u.history_a)], "b": b[:len(u.history_b)]},
                        Path(out) / f"{phase}-rank{rank}.pt")
+        cleanup()  # gankit's: waits for every rank first, so none aborts at exit
     finally:
-        dist.destroy_process_group()
+        cleanup(sync=False)  # a no-op after the line above; a failed rank leaves at once
 
 
 @pytest.mark.multiprocess
