@@ -269,3 +269,75 @@ def test_classifier_on_uint8_images_matches_float(bars) -> None:
         assert torch.equal(p, q)
     torch.testing.assert_close(extract_features(a.features, v8),
                                extract_features(a.features, v8.float() / 127.5 - 1))
+
+
+def test_step_budget_lowers_the_count_to_what_fits_and_never_raises_it(monkeypatch) -> None:
+    now = [0.0]
+    monkeypatch.setattr(features.time, "perf_counter", lambda: now[0])
+    budget = features.StepBudget(1000, seconds=10.0)
+    changed, totals = [], []
+    for step in range(1, 1001):
+        now[0] += 0.1  # each step takes 0.1 s
+        if budget.replan(step):
+            changed.append(step)
+        totals.append(budget.total)
+        if step >= budget.total:
+            break
+    # At step 21, 2.1 s have passed at 0.1 s a step: 79 more steps fit (78 after rounding).
+    assert changed == [features.StepBudget.PROBE + 1] and budget.total in (99, 100)
+    assert totals == sorted(totals, reverse=True)
+    never = features.StepBudget(1000, seconds=None)
+    assert not any(never.replan(step) for step in range(1, 1001)) and never.total == 1000
+    with pytest.raises(GankitError, match="max_seconds=0"):
+        features.StepBudget(10, seconds=0)
+
+
+def test_a_time_bound_ends_the_classifier_early_and_anneals_it(bars, tmp_path: Path,
+                                                               monkeypatch) -> None:
+    lrs: list[float] = []
+    real_step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return real_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    model, _ = train_classifier(*bars, n_classes=3, **FAST)
+    assert model.trained_steps == len(lrs) == 50  # unbounded in time: every step
+    lrs.clear()
+    now = [0.0]
+
+    def clock() -> float:  # each read of the module's clock is 0.01 s later
+        now[0] += 0.01
+        return now[0]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(features.time, "perf_counter", clock)
+        model, _ = train_classifier(*bars, n_classes=3, max_seconds=0.4, **FAST)
+    assert model.trained_steps == len(lrs) and 30 <= len(lrs) <= 45
+    assert lrs[-1] < 0.01 * lrs[0]  # the cosine was shortened to end there, not cut off
+    lrs.clear()
+    model, _ = train_classifier(*bars, n_classes=3, max_seconds=1e-6, **FAST)
+    probe = features.StepBudget.PROBE + 1
+    assert model.trained_steps == len(lrs) == probe  # out of time at the first replan
+    # The bound is part of the cache key, and the entry keeps the steps taken.
+    a, _ = cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, **FAST)
+    b, _ = cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, max_seconds=1e-6, **FAST)
+    assert len(list(tmp_path.iterdir())) == 2
+    again, _ = cached_classifier(*bars, n_classes=3, cache_dir=tmp_path, max_seconds=1e-6,
+                                 **FAST)
+    assert (a.trained_steps, b.trained_steps, again.trained_steps) == (50, probe, probe)
+
+
+def test_large_images_are_extracted_in_smaller_batches() -> None:
+    assert features.bounded_batch(512, (1, 8, 8)) == 512
+    assert features.bounded_batch(500, (3, 32, 32)) == 256
+    assert features.bounded_batch(500, (3, 64, 64)) == 64
+    assert features.bounded_batch(500, (3, 4096, 4096)) == 1
+    seen: list[int] = []
+    net = RawFeatures()
+    real_forward = net.forward
+    net.forward = lambda x: (seen.append(x.shape[0]), real_forward(x))[1]  # type: ignore
+    x = torch.rand(150, 3, 64, 64)
+    assert torch.equal(extract_features(net, x, batch_size=512), x.flatten(1))
+    assert seen == [64, 64, 22]

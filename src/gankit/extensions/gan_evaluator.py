@@ -17,9 +17,10 @@ from gankit.data.datasets import to_unit
 from gankit.extensions.ema import sampling_model
 from gankit.gan.sampling import generate
 from gankit.metrics import extract_features
-from gankit.metrics.features import StepLine
+from gankit.metrics.features import StepLine, bounded_batch
 from gankit.metrics.protocol import Protocol
 from gankit.metrics.scoring import (
+    SAMPLE_METRICS,
     FeatureSpace,
     compute_metrics,
     default_n,
@@ -197,27 +198,29 @@ class GANEvaluator(Evaluator):
         gen, dis = u.raw_models["gen"], u.raw_models["dis"]
         n_classes = int(getattr(gen, "n_classes", 0))
         x_all, y_all = self.val.x, self.val.y
-        # As many fakes as held-out reals, with classes in turn (generate's labelling).
-        what = f"held-out losses: generating {len(x_all)} samples"
-        fakes = self._generate(gen, len(x_all), (0, len(x_all)), self.batch_size, u.device,
-                               StepLine(len(x_all), what, self._show))
+        n = len(x_all)
+        # As many fakes as held-out reals, with classes in turn (generate's labelling), each
+        # batch generated where it is scored: the noise is drawn in blocks of batch_size
+        # whatever the batches (generate's part), so no set of fakes is ever held whole.
+        step = bounded_batch(self.batch_size, x_all.shape[1:])
         total_gen = total_dis = 0.0
-        line = StepLine(len(x_all), f"held-out losses: scoring {len(x_all)} samples",
-                         self._show)
-        for start in range(0, len(x_all), self.batch_size):
+        line = StepLine(n, f"held-out losses: {n} samples", self._show)
+        for start in range(0, n, step):
             check_stop()
-            x = to_unit(x_all[start:start + self.batch_size].to(u.device))
+            x = to_unit(x_all[start:start + step].to(u.device))
             m = x.shape[0]
+            fake = generate(gen, n, seed=self.seed, batch_size=self.batch_size, device=u.device,
+                            part=(start, start + m))
             y = y_all[start:start + m].to(u.device) if n_classes and y_all is not None else None
             y_fake = (torch.arange(start, start + m) % n_classes).to(u.device) if n_classes \
                 else None
-            fake_out = dis(fakes[start:start + m], y_fake)
+            fake_out = dis(fake, y_fake)
             real_out = dis(x, y)
             # Weighted by batch size: the losses are batch means.
             total_dis += float(loss.dis(real_out, fake_out)) * m
             total_gen += float(loss.gen(fake_out, real_out)) * m
             line.update(start + m)
-        return {"gen/loss": total_gen / len(x_all), "dis/loss": total_dis / len(x_all)}
+        return {"gen/loss": total_gen / n, "dis/loss": total_dis / n}
 
     def __call__(self, trainer: Trainer) -> dict[str, float]:  # type: ignore[override]
         """Evaluate now (in a training run: unless this iteration is evaluated already),
@@ -271,12 +274,19 @@ class GANEvaluator(Evaluator):
                 times["time_generate"] = self._end(what, start)
                 what = f"computing the features of {self.n} samples"
                 start = self._begin(what)
+                finite = bool(torch.isfinite(mine).all())
                 feats = (self._features(mine, device, StepLine(hi - lo, what, self._show))
-                         if mine.shape[0] and bool(torch.isfinite(mine).all()) else None)
-                shares = all_gather_object((mine.cpu(), feats))
-                samples = torch.cat([x for x, _ in shares]).to(device)
-                fake = (None if any(f is None for _, f in shares)
-                        else torch.cat([f for _, f in shares if f is not None]))
+                         if mine.shape[0] and finite else None)
+                # The samples themselves travel only for the metrics that read them (modes,
+                # stacked); the others need the features alone.
+                whole = any(name in SAMPLE_METRICS for name in self._names)
+                shares = all_gather_object((mine.cpu() if whole else None, feats, finite))
+                ok = all(f for _, _, f in shares)
+                fake = torch.cat([f for _, f, _ in shares if f is not None]) if ok else None
+                if whole:
+                    samples = torch.cat([x for x, _, _ in shares]).to(device)
+                else:  # compute_metrics scores NaN for a diverged generator's samples
+                    samples = mine if ok else torch.full((1,), math.nan)
                 times["time_features"] = self._end(what, start)
                 what = f"computing the metrics ({', '.join(self._names)})"
                 start = self._begin(what)
@@ -319,21 +329,25 @@ class GANEvaluator(Evaluator):
     def _generate(self, gen: torch.nn.Module, n: int, part: tuple[int, int], batch_size: int,
                   device: torch.device, line: StepLine) -> Tensor:
         """Samples ``part`` of ``generate(gen, n, batch_size=batch_size)``: the same noise,
-        run through ``gen`` at most ``self.batch_size`` at a time (bounded memory, and
-        ``line`` shows the progress)."""
+        run through ``gen`` at most ``self.batch_size`` at a time (fewer for large images,
+        see ``bounded_batch``), into one preallocated tensor (bounded memory; ``line`` shows
+        the progress)."""
         lo, hi = part
-        step = min(batch_size, self.batch_size)
-        out = []
+        step = bounded_batch(min(batch_size, self.batch_size), self.val.shape[1:])
+        out: Tensor | None = None
         a = lo
         while a < hi:
             check_stop(uneven=True)
             b = min(hi, (a // batch_size + 1) * batch_size, (a // step + 1) * step)
-            out.append(generate(gen, n, seed=self.seed, batch_size=batch_size, device=device,
-                                part=(a, b)))
+            chunk = generate(gen, n, seed=self.seed, batch_size=batch_size, device=device,
+                             part=(a, b))
+            if out is None:
+                out = chunk.new_empty((hi - lo, *chunk.shape[1:]))
+            out[a - lo:b - lo] = chunk
             line.update(b - lo)
             a = b
-        return torch.cat(out) if out else generate(gen, n, seed=self.seed, device=device,
-                                                   part=part)
+        return out if out is not None else generate(gen, n, seed=self.seed, device=device,
+                                                    part=part)
 
     def _features(self, x: Tensor, device: torch.device, line: StepLine) -> Tensor:
         """Features of ``x`` on the CPU, a feature batch at a time (``line`` shows them)."""

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from gankit.data.datasets import to_unit
 from gankit.errors import GankitError
 from gankit.training.checkpoint import hash_tensor, write_atomic
-from gankit.training.distributed import any_rank
+from gankit.training.distributed import all_gather_object, any_rank
 from gankit.training.eval_mode import eval_mode
 from gankit.training.stop import check_stop
 
@@ -94,6 +94,8 @@ class SmallCNN(nn.Module):
         self.body = nn.Sequential(*layers)
         self.project = nn.Sequential(nn.Linear(channels * side * side, feature_dim), nn.ReLU())
         self.head = nn.Linear(feature_dim, n_classes)
+        #: the optimiser steps it was trained for (None: not known, e.g. loaded weights)
+        self.trained_steps: int | None = None
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate activations (N, feature_dim) for images (N, C, S, S) in [-1, 1]."""
@@ -204,6 +206,7 @@ def train_classifier(
     seed: int = 0,
     device: str | torch.device = "cpu",
     max_steps: int | None = None,
+    max_seconds: float | None = None,
     progress: bool = False,
 ) -> tuple[SmallCNN, float]:
     """Train a SmallCNN on images (N, C, S, S) in [-1, 1] (or uint8 0..255); return it (eval
@@ -214,7 +217,10 @@ def train_classifier(
     Initialisation, shuffling and augmentation draw from ``seed`` only, without touching the
     global RNG. On sklearn's digits (1497 train / 300 val) the defaults reach about 98%.
     Training stops after ``epochs`` or ``max_steps`` steps, whichever comes first, so a big
-    data set costs a bounded time; ``progress`` shows a line on stderr while it runs.
+    data set costs a bounded time; with ``max_seconds`` the step count is lowered, from the
+    pace measured once training runs (:class:`StepBudget`), to what ends in about that many
+    seconds, the learning rate annealed over it (the model's ``trained_steps`` says how many
+    it took); ``progress`` shows a line on stderr while it runs.
 
     A pending stop signal (:func:`gankit.training.stop.check_stop`, polled every batch)
     abandons the training by raising ``StopRequested``.
@@ -250,6 +256,7 @@ def train_classifier(
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
     line = StepLine(total, "training the feature classifier", progress)
+    budget = StepBudget(total, max_seconds)
     step = 0
     while step < total:
         order = torch.randperm(n, generator=gen).to(device)
@@ -267,14 +274,54 @@ def train_classifier(
             opt.step()
             sched.step()
             step += 1
+            if budget.replan(step):
+                total = line.total = sched.T_max = budget.total
             line.update(step)
             if step >= total:
                 break
     line.close(step)
+    model.trained_steps = step
     model.eval()
     # uint8 images stay uint8: extract_features makes each batch float, not the whole set.
     held = val_x if val_x.dtype == torch.uint8 else val_x.float()
     return model, _accuracy(model, held, val_y, device)
+
+
+class StepBudget:
+    """A training loop's step count, lowered to end about ``seconds`` after it started.
+
+    :meth:`replan` is called after each step: at step ``PROBE + 1`` and every ``EVERY`` steps
+    after, the pace since the first step (which pays for warm-up) projects the steps that fit,
+    and the count only ever falls. Under torch.distributed the ranks adopt the lowest count
+    (the same on every rank, as their loops must be). ``seconds`` None keeps ``total``.
+    """
+
+    PROBE = 20
+    EVERY = 100
+
+    def __init__(self, total: int, seconds: float | None) -> None:
+        if seconds is not None and not seconds > 0:
+            raise GankitError(f"max_seconds={seconds} must be positive (or None).")
+        self.total, self.seconds = total, seconds
+        self.start = self.first = time.perf_counter()
+
+    def replan(self, step: int) -> bool:
+        """True when ``total`` fell at this step."""
+        if self.seconds is None:
+            return False
+        if step == 1:
+            self.first = time.perf_counter()
+            return False
+        if step <= self.PROBE or (step - self.PROBE - 1) % self.EVERY:
+            return False
+        now = time.perf_counter()
+        pace = (now - self.first) / (step - 1)
+        fits = step + int(max(0.0, self.seconds - (now - self.start)) / pace)
+        fits = min(all_gather_object(fits))
+        if fits >= self.total:
+            return False
+        self.total = max(step, fits)
+        return True
 
 
 class StepLine:
@@ -326,6 +373,7 @@ def cached_classifier(
     seed: int = 0,
     device: str | torch.device = "cpu",
     max_steps: int | None = None,
+    max_seconds: float | None = None,
     progress: bool = False,
 ) -> tuple[SmallCNN, float]:
     """:func:`train_classifier`, but trained once per data + recipe and then loaded from disk.
@@ -349,6 +397,8 @@ def cached_classifier(
     }
     if max_steps is not None:  # absent when unbounded, so older cache entries still match
         recipe["max_steps"] = max_steps
+    if max_seconds is not None:
+        recipe["max_seconds"] = max_seconds
     h = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
     for t in (train_x, train_y, val_x, val_y):
         hash_tensor(h, torch.as_tensor(t))
@@ -368,13 +418,15 @@ def cached_classifier(
     model, accuracy = train_classifier(
         train_x, train_y, val_x, val_y, n_classes=n_classes, epochs=epochs,
         batch_size=batch_size, lr=lr, width=width, feature_dim=feature_dim,
-        max_shift=max_shift, seed=seed, device=device, max_steps=max_steps, progress=progress,
+        max_shift=max_shift, seed=seed, device=device, max_steps=max_steps,
+        max_seconds=max_seconds, progress=progress,
     )  # fmt: skip
     entry = {
         "key": key,
         "config": model.config,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "accuracy": accuracy,
+        "steps": model.trained_steps,
     }
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -403,6 +455,7 @@ def _load_cached(path: Path, key: str,
         with torch.random.fork_rng(devices=[]):
             model = SmallCNN(**entry["config"])
         model.load_state_dict(entry["state_dict"])
+        model.trained_steps = entry.get("steps")
         return model.to(device).eval(), float(entry["accuracy"])
     except Exception as exc:  # any damage to the file means: train again
         warnings.warn(f"ignoring unreadable classifier cache {path} ({exc!r}); retraining",
@@ -445,6 +498,17 @@ def load_feature_net(path: str | Path, *, device: str | torch.device = "cpu") ->
     return FeatureNet(module).to(device).eval()
 
 
+#: Input elements per batch of feature extraction and evaluation (256 images of 3 x 32 x 32):
+#: larger images go in proportionally smaller batches, so activation memory stays bounded.
+BATCH_ELEMENTS = 256 * 3 * 32 * 32
+
+
+def bounded_batch(batch_size: int, sample_shape: Sequence[int]) -> int:
+    """``batch_size``, lowered where needed so that a batch holds at most ``BATCH_ELEMENTS``
+    input elements (at least one sample): 256 images of 3 x 32 x 32, 64 of 3 x 64 x 64."""
+    return max(1, min(batch_size, BATCH_ELEMENTS // max(1, math.prod(sample_shape))))
+
+
 def extract_features(
     net: Callable[[Tensor], Tensor],
     x: Tensor,
@@ -457,7 +521,8 @@ def extract_features(
 
     ``net`` is a module or a bound method such as ``model.features``; its module is put in
     eval mode for the call and restored afterwards. Batches run on ``device``, by default
-    the module's parameter device (x's device when it has none).
+    the module's parameter device (x's device when it has none). Large samples go in
+    smaller batches (:func:`bounded_batch`).
     """
     if x.shape[0] == 0 or batch_size < 1:
         raise GankitError(
@@ -469,6 +534,7 @@ def extract_features(
     if device is None:
         param = next(module.parameters(), None) if module is not None else None
         device = param.device if param is not None else x.device
+    batch_size = bounded_batch(batch_size, x.shape[1:])
     outs = []
     with eval_mode(*([module] if module is not None else [])), torch.no_grad():
         for start in range(0, x.shape[0], batch_size):

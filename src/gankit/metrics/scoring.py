@@ -60,6 +60,7 @@ from gankit.training.checkpoint import hash_tensor
 __all__ = [
     "CLASSIFIER_OPTIONS",
     "METRICS",
+    "SAMPLE_METRICS",
     "FeatureSpace",
     "compute_metrics",
     "default_metrics",
@@ -80,6 +81,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     "is": ("is", "is_std"),
     "stacked": ("modes", "kl"),  # Stacked MNIST: modes of 1,000 covered, KL to uniform
 }
+#: the metrics computed from the samples themselves; the others need their features only
+SAMPLE_METRICS = ("modes", "stacked")
 
 #: Splits of the Inception Score, as in the papers.
 IS_SPLITS = 10
@@ -88,8 +91,11 @@ IS_SPLITS = 10
 #: evaluator and ``gankit eval`` share one classifier. 15 epochs reach ~99% on the digits'
 #: held-out split in half the time of the 30-epoch default (360 steps, so the step bound
 #: does not bind there); on MNIST 15 epochs were 14k steps and most of a 3-epoch run's time,
-#: so training stops after 1000 steps (64k images, about one pass).
-CLASSIFIER_OPTIONS: dict[str, Any] = {"epochs": 15, "max_steps": 1000, "seed": 0}
+#: so training stops after 1000 steps (64k images, about one pass), or sooner where those
+#: would take more than two minutes (large images on a CPU; the steps taken are in the
+#: description and the weights' hash in every protocol).
+CLASSIFIER_OPTIONS: dict[str, Any] = {"epochs": 15, "max_steps": 1000, "max_seconds": 120.0,
+                                      "seed": 0}
 #: The classifier trains on at most this many training images (a fixed random subset), and
 #: at most 256 MiB of them, so a large or lazily read data set is never loaded whole for it.
 CLASSIFIER_MAX_IMAGES = 20_000
@@ -216,7 +222,7 @@ def _feature_space(train: DataSource, val: DataSource, *, feature_net: str | Pat
         device=device, progress=True, **CLASSIFIER_OPTIONS,
     )
     desc = (f"SmallCNN classifier trained on {train.name or 'the data'} "
-            f"(held-out accuracy {accuracy:.1%})")
+            f"({model.trained_steps} steps, held-out accuracy {accuracy:.1%})")
     return FeatureSpace(model.features, desc, classify=model.head, n_classes=train.n_classes,
                         accuracy=accuracy, module=model, name=CLASSIFIER_VERSION,
                         weights_hash=_module_hash(model))

@@ -111,7 +111,7 @@ def hash_tensor(h: Any, t: torch.Tensor) -> None:
     """Feed a tensor's dtype, shape and bytes to the hash object ``h`` (a ``hashlib`` one)."""
     t = t.detach().cpu().contiguous()
     h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-    h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    h.update(t.reshape(-1).view(torch.uint8).numpy())  # the buffer itself, not a copy
 
 
 def state_digest(state: Any) -> str:
