@@ -9,6 +9,11 @@ subprocess (so the peak resident memory, ``ru_maxrss``, is that variant's alone)
 - stylegan2+reg:    the same with lazy R1 (gamma 0.01, every 16) and the path-length
                     regulariser (weight 2, every 4), lr/betas rescaled for the intervals.
 
+Each row also gives the multiply-accumulates of one image's forward pass through G (eval
+mode, so the mapping network runs once) and through D: the conv2d, conv_transpose2d and
+linear calls, counted from their operands' shapes (elementwise ops, StyleGAN2's
+demodulation matmul and bilinear interpolation are left out).
+
 Steps/s is the median over ``--repeats`` timed blocks of ``--steps`` steps after one warm-up
 block, by wall clock and by the process's CPU time (one thread, so CPU time is what other
 jobs on a shared machine disturb least); every figure is printed next to the baseline's
@@ -27,16 +32,51 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 BATCH = 64
 SHAPE = (3, 32, 32)
 VARIANTS = ("dcgan", "stylegan2", "stylegan2+reg")
 
 
+class CountMACs(TorchFunctionMode):
+    """Sums the multiply-accumulates of conv2d, conv_transpose2d and linear calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.macs = 0
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if func in (F.conv2d, torch.conv2d):  # (Cin / groups) k k per output
+            self.macs += out.numel() * args[1][0].numel()
+        elif func in (F.conv_transpose2d, torch.conv_transpose2d):  # (Cout / groups) k k per input
+            self.macs += args[0].numel() * args[1][0].numel()
+        elif func is F.linear:
+            self.macs += out.numel() * args[1].shape[1]
+        return out
+
+
+def forward_macs(gen: torch.nn.Module, dis: torch.nn.Module) -> tuple[int, int]:
+    """MACs of one image through G (in eval mode) and D."""
+    z_dim = int(getattr(gen, "z_dim"))  # noqa: B009 (a module attribute)
+    was_training = gen.training
+    gen.eval()
+    with torch.no_grad(), CountMACs() as g:
+        img = gen(torch.randn(1, z_dim))
+    with torch.no_grad(), CountMACs() as d:
+        dis(img)
+    gen.train(was_training)
+    return g.macs, d.macs
+
+
 def measure(variant: str, steps: int, repeats: int) -> dict[str, float]:
-    from gankit.gan import GANUpdater, lazy_regularization
+    from gankit.gan import R1, GANUpdater, PathLength
     from gankit.models import (
         DCGANDiscriminator,
         DCGANGenerator,
@@ -58,11 +98,9 @@ def measure(variant: str, steps: int, repeats: int) -> dict[str, float]:
         gen, dis = StyleGAN2Generator(128, SHAPE), StyleGAN2Discriminator(SHAPE)
         opt_g = torch.optim.Adam(gen.parameters(), 2.5e-3, betas=(0.0, 0.99))
         opt_d = torch.optim.Adam(dis.parameters(), 2.5e-3, betas=(0.0, 0.99))
-        if variant == "stylegan2+reg":
-            lazy_regularization(opt_g, 4)
-            lazy_regularization(opt_d, 16)
-            kw = {"penalty": "r1", "penalty_weight": 0.01, "penalty_every": 16,
-                  "path_length_weight": 2.0, "path_length_every": 4}
+        if variant == "stylegan2+reg":  # the updater rescales the lazy optimizers
+            kw = {"dis_terms": [R1(0.01, every=16)], "gen_terms": [PathLength(2.0, every=4)]}
+    g_macs, d_macs = forward_macs(gen, dis)
     updater = GANUpdater(gen, dis, opt_g, opt_d, loader, **kw)  # type: ignore[arg-type]
     rates, cpu_rates = [], []
     for block in range(repeats + 1):
@@ -75,7 +113,8 @@ def measure(variant: str, steps: int, repeats: int) -> dict[str, float]:
     params = sum(p.numel() for m in (gen, dis) for p in m.parameters())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     return {"steps_per_s": statistics.median(rates),
-            "cpu_steps_per_s": statistics.median(cpu_rates), "peak_mib": peak, "params": params}
+            "cpu_steps_per_s": statistics.median(cpu_rates), "peak_mib": peak, "params": params,
+            "g_macs": g_macs, "d_macs": d_macs}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -97,11 +136,12 @@ def main(argv: list[str] | None = None) -> None:
     base = results["dcgan"]
     side = f"{SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]}"
     print(f"batch {BATCH}, {side}, CPU, 1 thread, torch {torch.__version__}")
-    print("| arch | G+D params | steps/s (wall) | vs dcgan | steps/s (CPU time) | vs dcgan "
-          "| peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
+    print("| arch | G+D params | G / D fwd MMAC per image | steps/s (wall) | vs dcgan "
+          "| steps/s (CPU time) | vs dcgan | peak RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|")
     for variant, r in results.items():
-        print(f"| {variant} | {r['params']:,} | {r['steps_per_s']:.3f} | "
+        print(f"| {variant} | {r['params']:,} | {r['g_macs'] / 1e6:.1f} / "
+              f"{r['d_macs'] / 1e6:.1f} | {r['steps_per_s']:.3f} | "
               f"{r['steps_per_s'] / base['steps_per_s']:.2f}x | {r['cpu_steps_per_s']:.3f} | "
               f"{r['cpu_steps_per_s'] / base['cpu_steps_per_s']:.2f}x | {r['peak_mib']:.0f} |")
 

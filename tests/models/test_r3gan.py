@@ -180,3 +180,29 @@ def test_the_registry_builds_it_with_cpu_defaults() -> None:
     assert gen.basis.shape == (16, 4, 4)
     with pytest.raises(GankitError, match="norm 'spectral' does not apply to arch 'r3gan'"):
         build_networks("r3gan", (3, 32, 32), z_dim=8, width=8, norm="spectral")
+
+
+def test_resamplers_are_the_papers_bilinear_filter_with_zero_padding() -> None:
+    # Up: along each axis output 2i = (x[i-1] + 3 x[i]) / 4, 2i+1 = (3 x[i] + x[i+1]) / 4,
+    # x zero outside. By hand for [[1, 2], [3, 4]]: rows [0.75, 1.25, 1.75, 1.5] and
+    # [2.25, 3.25, 3.75, 3], then the same along the columns.
+    x = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 1, 2, 2)
+    want = torch.tensor([[0.5625, 0.9375, 1.3125, 1.125],
+                         [1.125, 1.75, 2.25, 1.875],
+                         [1.875, 2.75, 3.25, 2.625],
+                         [1.6875, 2.4375, 2.8125, 2.25]])
+    torch.testing.assert_close(upsample_2x(x)[0, 0], want)
+    # Down: output i = (x[2i-1] + 3 x[2i] + 3 x[2i+1] + x[2i+2]) / 8 per axis, zero outside.
+    row = torch.tensor([1.0, 2.0, 4.0, 8.0, 16.0, 32.0]).view(1, 1, 1, 6).expand(1, 1, 8, 6)
+    got = blur_downsample(row)[0, 0, 1]  # an inner row: only the width axis is filtered
+    torch.testing.assert_close(got, torch.tensor([(3 + 6 + 4) / 8, (2 + 12 + 24 + 16) / 8,
+                                                  (8 + 48 + 96) / 8]))
+    # A constant stays constant away from the border; the zeros show at the border.
+    const = torch.full((2, 3, 8, 8), 5.0)
+    down = blur_downsample(const)
+    torch.testing.assert_close(down[..., 1:-1, 1:-1], torch.full((2, 3, 2, 2), 5.0))
+    assert down[0, 0, 0, 0].item() == pytest.approx(5.0 * (7 / 8) ** 2)
+    up = upsample_2x(const)
+    torch.testing.assert_close(up[..., 1:-1, 1:-1], torch.full((2, 3, 14, 14), 5.0))
+    assert up[0, 0, 0, 0].item() == pytest.approx(5.0 * (3 / 4) ** 2)
+    assert up[0, 0, 0, 5].item() == pytest.approx(5.0 * 3 / 4)

@@ -144,9 +144,15 @@ def test_resampling_filters():
     x = torch.randn(2, 3, 8, 8)
     assert upsample_2x(x).shape == (2, 3, 16, 16)
     assert blur_downsample(x).shape == (2, 3, 4, 4)
-    const = torch.full((1, 2, 8, 8), 3.0)  # the filters sum to one: constants pass
-    torch.testing.assert_close(blur_downsample(const), torch.full((1, 2, 4, 4), 3.0))
-    torch.testing.assert_close(upsample_2x(const), torch.full((1, 2, 16, 16), 3.0))
+    # The filters sum to one: constants pass, away from the border (zeros outside).
+    const = torch.full((1, 2, 8, 8), 3.0)
+    torch.testing.assert_close(blur_downsample(const)[..., 1:-1, 1:-1],
+                               torch.full((1, 2, 2, 2), 3.0))
+    torch.testing.assert_close(upsample_2x(const)[..., 1:-1, 1:-1],
+                               torch.full((1, 2, 14, 14), 3.0))
+    # At the border one tap of four (up: 1/4 of the weight; down: 1/8) reads a zero.
+    torch.testing.assert_close(upsample_2x(const)[0, 0, 0, 1:-1], torch.full((14,), 2.25))
+    torch.testing.assert_close(blur_downsample(const)[0, 0, 0, 1:-1], torch.full((2,), 2.625))
     # Interior of the upsample: neighbours weighted 3/4 and 1/4 ([1, 3, 3, 1] / 4).
     row = torch.arange(6.0).view(1, 1, 1, 6).expand(1, 1, 6, 6)
     up = upsample_2x(row)[0, 0, 5]

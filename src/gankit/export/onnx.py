@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
 from gankit.errors import GankitError
-from gankit.models.layers import ModulatedConv2d, upsample_2x
+from gankit.models.layers import ModulatedConv2d, upsample_conv2d
 from gankit.training.checkpoint import write_atomic
 from gankit.training.eval_mode import eval_mode
 
@@ -80,13 +80,14 @@ class PerSampleModulatedConv2d(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
         c = self.conv
-        if c.up:
-            x = upsample_2x(x)
         weight = c.weight * c.weight_gain
         styles = c.affine(w)
         k = weight.shape[-1]
-        out = F.conv2d(x * styles[:, :, None, None].to(x.dtype), weight.to(x.dtype),
-                       padding=k // 2)
+        x = x * styles[:, :, None, None].to(x.dtype)
+        if c.up:  # the blur after the transposed convolution acts per channel: d commutes
+            out = upsample_conv2d(x, weight.to(x.dtype))
+        else:
+            out = F.conv2d(x, weight.to(x.dtype), padding=k // 2)
         if c.demodulate:
             d = torch.rsqrt(styles.square() @ weight.square().sum(dim=(2, 3)).T + self.eps)
             out = out * d[:, :, None, None].to(out.dtype)

@@ -28,6 +28,7 @@ __all__ = [
     "SelfAttention",
     "VectorBatchNorm2d",
     "apply_spectral_norm",
+    "blur",
     "blur_downsample",
     "check_labels",
     "check_positive",
@@ -36,6 +37,7 @@ __all__ = [
     "modulated_conv2d",
     "projection_logits",
     "upsample_2x",
+    "upsample_conv2d",
 ]
 
 #: discriminator normalisations (``--norm``)
@@ -108,10 +110,11 @@ class EqualLinear(nn.Module):
 
 
 class EqualConv2d(nn.Module):
-    """A stride-1 'same' convolution with equalized learning rate.
+    """A 'same' convolution with equalized learning rate.
 
-    ``down=True`` blurs with the [1, 3, 3, 1] filter and halves the resolution after the
-    convolution (before it for a 1x1 kernel, where it is cheaper and the same).
+    ``down=True`` halves the resolution as StyleGAN2 does: a kernel larger than 1x1 runs
+    at stride 2 on the input blurred by the [1, 3, 3, 1] filter (:func:`blur`, padded so
+    the output side is exactly half), a 1x1 kernel runs after :func:`blur_downsample`.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *,
@@ -126,40 +129,61 @@ class EqualConv2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.weight * self.weight_gain
-        if self.down and w.shape[-1] == 1:
-            x = blur_downsample(x)
-        x = F.conv2d(x, w, padding=self.padding)
-        if self.down and w.shape[-1] > 1:
-            x = blur_downsample(x)
+        k = w.shape[-1]
+        if not self.down:
+            x = F.conv2d(x, w, padding=self.padding)
+        elif k == 1:
+            x = F.conv2d(blur_downsample(x), w)
+        else:
+            # The blur leaves a side of H + 2 * pad - 3, the k-tap stride-2 conv then
+            # (H + 2 * pad - 3 - k) // 2 + 1, which is H / 2 for pad = (k + 1) // 2.
+            x = F.conv2d(blur(x, (k + 1) // 2), w, stride=2)
         if self.bias is not None:
             x = x + self.bias.view(1, -1, 1, 1).to(x.dtype)
         return lrelu_gain(x) if self.activate else x
 
 
 # ------------------------------------------------------------------ resampling, plain ops
-def upsample_2x(x: Tensor) -> Tensor:
-    """Double the resolution with the [1, 3, 3, 1] filter.
+# StyleGAN2's resampling (Karras et al. 2020) and R3GAN's: the separable low-pass filter
+# [1, 3, 3, 1] (the [1, 2, 1] filter convolved with the box [1, 1]), normalised to sum to
+# one, and zeros outside the image.
+def _fir_kernel(x: Tensor, gain: float) -> Tensor:
+    """The (C, 1, 4, 4) depthwise [1, 3, 3, 1] kernel for ``x``, summing to ``gain``."""
+    k = torch.tensor([1.0, 3.0, 3.0, 1.0], device=x.device, dtype=x.dtype)
+    # int(): a traced export then sees a kernel of fixed shape (the channels are fixed).
+    return (torch.outer(k, k) * (gain / 64.0)).expand(int(x.shape[1]), 1, 4, 4)
 
-    Bilinear interpolation with ``align_corners=False`` at scale 2 weighs the neighbours
-    3/4 and 1/4 in each direction: the [1, 3, 3, 1] / 4 upsampling filter of StyleGAN2,
-    with edge replication instead of zero padding at the border.
+
+def blur(x: Tensor, padding: int, gain: float = 1.0) -> Tensor:
+    """Low-pass every channel with the 4x4 [1, 3, 3, 1] filter (summing to ``gain``),
+    ``padding`` zeros on each side, stride 1: the side becomes ``H + 2 * padding - 3``."""
+    return F.conv2d(x, _fir_kernel(x, gain), padding=padding, groups=int(x.shape[1]))
+
+
+def upsample_2x(x: Tensor) -> Tensor:
+    """Double the resolution with the [1, 3, 3, 1] filter, zeros outside the image.
+
+    Output pixel ``2i`` is ``(x[i - 1] + 3 x[i]) / 4`` and ``2i + 1`` is
+    ``(3 x[i] + x[i + 1]) / 4`` along each axis, with ``x`` zero outside: the filter
+    (times the gain 4) applied to ``x`` with zeros inserted between its pixels. Computed
+    as bilinear interpolation (``align_corners=False``, which weighs the neighbours 3/4 and
+    1/4) of ``x`` padded by one zero, cropped back to twice the side.
     """
-    return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+    up = F.interpolate(F.pad(x, (1, 1, 1, 1)), scale_factor=2.0, mode="bilinear",
+                       align_corners=False)
+    return up[:, :, 2:-2, 2:-2]
 
 
 def blur_downsample(x: Tensor) -> Tensor:
-    """Halve the resolution: low-pass with the separable [1, 3, 3, 1] / 8 filter, stride 2."""
-    c = x.shape[1]
-    k = torch.tensor([1.0, 3.0, 3.0, 1.0], device=x.device, dtype=x.dtype)
-    k = torch.outer(k, k) / k.sum() ** 2
-    # pad 1 on each side: (H + 2 - 4) / 2 + 1 = H / 2, each output centred on a 2x2 cell.
-    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), k.expand(c, 1, 4, 4),
-                    stride=2, groups=c)
+    """Halve the resolution: the [1, 3, 3, 1] / 8 filter along each axis at stride 2, one
+    zero of padding on each side, so each output is centred on a 2x2 cell of the input."""
+    # (H + 2 - 4) / 2 + 1 = H / 2
+    return F.conv2d(x, _fir_kernel(x, 1.0), stride=2, padding=1, groups=int(x.shape[1]))
 
 
 # ----------------------------------------------------------------- modulated convolution
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: bool = True,
-                     eps: float = 1e-8) -> Tensor:
+                     up: bool = False, eps: float = 1e-8) -> Tensor:
     """StyleGAN2's modulated convolution (Karras et al. 2020, section 2.2), 'same' padding.
 
     ``x`` is (B, Cin, H, W), ``weight`` (Cout, Cin, k, k) (already scaled), ``styles``
@@ -167,6 +191,12 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
     channels, divided by its per-output-channel L2 norm when ``demodulate`` (so unit-variance
     input gives unit-variance output). The batch is folded into the groups of one grouped
     convolution, so the B different kernels run as a single conv call.
+
+    ``up=True`` doubles the resolution as StyleGAN2 does: the kernels run as a stride-2
+    transposed convolution at the input's resolution (the same as convolving ``x`` with
+    zeros inserted between its pixels), then :func:`blur` with the gain 4 makes the output
+    exactly (2H, 2W). Away from the border this equals ``upsample_2x`` followed by the
+    convolution, for a quarter of the convolution's multiply-accumulates.
     """
     b, cin, h, wd = x.shape
     cout, _, k, _ = weight.shape
@@ -177,9 +207,35 @@ def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, *, demodulate: b
         d = torch.rsqrt(styles.square() @ weight.square().sum(dim=(2, 3)).T + eps)  # (B, Cout)
         scale = scale * d.reshape(b, cout, 1, 1, 1)
     w = weight.unsqueeze(0) * scale  # (B, Cout, Cin, k, k)
-    out = F.conv2d(x.reshape(1, b * cin, h, wd), w.reshape(b * cout, cin, k, k).to(x.dtype),
-                   padding=k // 2, groups=b)
+    flat = x.reshape(1, b * cin, h, wd)
+    if up:
+        out = upsample_conv2d(flat, w.reshape(b * cout, cin, k, k).to(x.dtype), groups=b)
+        return out.reshape(b, cout, 2 * h, 2 * wd)
+    out = F.conv2d(flat, w.reshape(b * cout, cin, k, k).to(x.dtype), padding=k // 2, groups=b)
     return out.reshape(b, cout, h, wd)
+
+
+def upsample_conv2d(x: Tensor, weight: Tensor, groups: int = 1) -> Tensor:
+    """StyleGAN2's upsampling convolution: (N, Cin, H, W) -> (N, Cout, 2H, 2W).
+
+    ``weight`` is an ordinary (Cout, Cin / groups, k, k) convolution kernel, k odd. It runs
+    as a stride-2 transposed convolution (flipped, so it equals the plain convolution of
+    ``x`` with zeros inserted between its pixels; side 2H + k - 2), followed by
+    :func:`blur` with the gain 4 and the padding that leaves exactly 2H.
+    """
+    cout, cin_g, k, _ = weight.shape
+    if k % 2 == 0:
+        raise GankitError(f"the upsampling convolution needs an odd kernel size, got {k}")
+    # (Cout, Cin/g, k, k) -> (Cin, Cout/g, k, k): per group, in and out channels swap.
+    wt = weight.reshape(groups, cout // groups, cin_g, k, k).transpose(1, 2)
+    wt = wt.reshape(groups * cin_g, cout // groups, k, k).flip(2, 3)
+    out = F.conv_transpose2d(x, wt, stride=2, groups=groups)
+    # side 2H + k - 2, blurred with pad p: 2H + k - 5 + 2p, which is 2H for p = (5 - k) / 2
+    # when k <= 5 and else a crop.
+    pad = (5 - k) // 2
+    if pad >= 0:
+        return blur(out, pad, gain=4.0)
+    return blur(out, 0, gain=4.0)[:, :, -pad:pad, -pad:pad]
 
 
 class ModulatedConv2d(nn.Module):
@@ -187,7 +243,7 @@ class ModulatedConv2d(nn.Module):
 
     The affine layer that maps ``w`` to the per-input-channel scales starts with bias 1, so
     at initialisation the layer behaves like a plain convolution. ``up=True`` doubles the
-    resolution first (:func:`upsample_2x`).
+    resolution (the stride-2 transposed convolution and blur of :func:`modulated_conv2d`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, w_dim: int, *,
@@ -200,10 +256,10 @@ class ModulatedConv2d(nn.Module):
         self.demodulate, self.up = demodulate, up
 
     def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        if self.up:
-            x = upsample_2x(x)
         return modulated_conv2d(x, self.weight * self.weight_gain, self.affine(w),
-                                demodulate=self.demodulate)
+                                demodulate=self.demodulate, up=self.up)
+
+
 class ClassBatchNorm2d(nn.Module):
     """Batch norm whose gain and bias are looked up per class (SNGAN's conditional BN).
 

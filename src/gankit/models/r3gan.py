@@ -9,8 +9,8 @@ A modernised ResNet pair with no normalisation layers:
   by leaky ReLU (slope 0.2).
 - **Generator**: ``z`` (joined with the class embedding when conditional) scales a learned
   4x4 basis per channel (a bias-free linear layer gives the scales); then the blocks of the
-  4x4 stage; each further stage doubles the side (bilinear, the [1, 3, 3, 1] filter of
-  :func:`gankit.models.layers.upsample_2x`) and runs its blocks; a bias-free 1x1
+  4x4 stage; each further stage first doubles the side
+  (:func:`gankit.models.layers.upsample_2x`) and then runs its blocks; a bias-free 1x1
   convolution makes the image. There is no tanh: training outputs are unbounded, eval
   outputs are clamped to [-1, 1] (as gankit's StyleGAN2).
 - **Discriminator**: a bias-free 1x1 convolution lifts the image to the first width; each
@@ -27,9 +27,9 @@ residual branch the first two layers use ``gain = sqrt(2 / (1 + 0.2^2)) * L^(-1/
 identity. Other layers use gain 1; G's class embedding has std ``1 / sqrt(n_classes)`` (a
 bias-free linear layer on one-hot labels), D's ``1 / sqrt(n_classes * embed_dim)``.
 
-The resampling uses the [1, 3, 3, 1] filter (the [1, 2, 1] filter convolved with the box
-[1, 1]); at the image border gankit's helpers replicate (up) or reflect (down) pixels where
-the paper's pads with zeros.
+The resampling is the paper's bilinear one: its [1, 2, 1] filter convolved with the box
+[1, 1], i.e. the separable [1, 3, 3, 1] filter normalised to sum to one (times 4 when
+upsampling, as zeros are inserted between the pixels), with zeros outside the image.
 
 ``width`` is the channel count of every stage, so no 1x1 transition convolution is needed
 between stages (the paper adds one where widths differ; its CIFAR-10 preset has none). The

@@ -8,8 +8,12 @@ Pure PyTorch, no custom CUDA ops, so it runs anywhere and ``torch.compile`` can 
   resolution whose outputs are upsampled and summed;
 - the discriminator is residual, with a minibatch standard deviation layer (group size 4)
   at 4x4 and, when conditional, a projection output;
-- up/downsampling use the [1, 3, 3, 1] filter written with plain torch ops
-  (``gankit.models.layers.upsample_2x`` / ``blur_downsample``).
+- resampling is the paper's, written with plain torch ops: each block's first generator
+  convolution runs as a stride-2 transposed convolution at the lower resolution followed
+  by the [1, 3, 3, 1] blur (``gankit.models.layers.upsample_conv2d``), the toRGB image is
+  upsampled by the same filter (``upsample_2x``); the discriminator's downsampling 3x3
+  convolution blurs and then convolves at stride 2, its 1x1 skip blurs, downsamples and
+  then convolves (``EqualConv2d(down=True)``); zeros outside the image throughout.
 
 Channel widths follow StyleGAN2-ADA's rule ``min(channel_base // res, channel_max)``. The
 defaults (2048, 128) are sized for a CPU; the paper's CIFAR-10 configuration is
@@ -348,7 +352,8 @@ def minibatch_stddev(x: Tensor, group_size: int = 4, num_channels: int = 1) -> T
 
 
 class _DBlock(nn.Module):
-    """Residual block: two 3x3 convs (the second downsamples) plus a 1x1 skip, / sqrt(2)."""
+    """Residual block: two 3x3 convs (the second blurs, then runs at stride 2) plus a
+    blurred, downsampled 1x1 skip, summed and divided by sqrt(2)."""
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
