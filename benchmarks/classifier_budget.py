@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/classifier_budget.py
 
 gankit's evaluator trains its feature classifier for at most 1,000 steps and, by default, at
-most 120 s (``CLASSIFIER_OPTIONS``; the time bound lowers the step count from the measured
+most 300 s (``CLASSIFIER_OPTIONS``; the time bound lowers the step count from the measured
 pace and anneals the learning rate over what is left). This script trains it on shapes32 at
 ``--image-size`` (default 64) with the step bound alone (the baseline) and with each time
 bound of ``--seconds``, and prints for each: the steps taken, the training time, the
@@ -43,7 +43,7 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def main() -> None:
     p = parser(__doc__.splitlines()[0], out=False)
     p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--seconds", default="120,30", help="time bounds to try (comma-separated)")
+    p.add_argument("--seconds", default="300,120", help="time bounds to try (comma-separated)")
     args = p.parse_args()
     train = load_shapes32("train", image_size=args.image_size)
     val = load_shapes32("val", image_size=args.image_size)
