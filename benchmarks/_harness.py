@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -143,3 +145,20 @@ def write_json(path: str | None, figures: Any) -> None:
         return
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(figures, indent=1, default=str) + "\n")
+
+
+def parse_value(text: str) -> Any:
+    """``--set key=value``'s value: an int, else a float, else the text."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """The mean and its standard error (0 for one value)."""
+    mean = statistics.fmean(values)
+    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
+    return mean, se

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -170,21 +169,6 @@ def off_mode(samples: Any, modes: Any, sigma: float) -> dict[str, float]:
                 spread=float(((dist > 3.0) & (dist <= 6.0)).double().mean()), width=width)
 
 
-def _parse_value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    mean = statistics.fmean(values)
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return mean, se
-
-
 def summarize(results: list[dict[str, Any]], data_names: list[str],
               recipes: list[str]) -> str:
     """The table: our recipes (mean ± s.e. over seeds, worst seed) then the published rows."""
@@ -197,9 +181,9 @@ def summarize(results: list[dict[str, Any]], data_names: list[str],
             rows = [r for r in results if r["data"] == data and r["recipe"] == recipe]
             if not rows:
                 continue
-            m, sm = _mean_se([r["modes"] for r in rows])
-            q, sq = _mean_se([100 * r["high_quality"] for r in rows])
-            kl, skl = _mean_se([r["reverse_kl"] for r in rows])
+            m, sm = harness.mean_se([r["modes"] for r in rows])
+            q, sq = harness.mean_se([100 * r["high_quality"] for r in rows])
+            kl, skl = harness.mean_se([r["reverse_kl"] for r in rows])
             worst = (f"  worst seed: {min(r['modes'] for r in rows)} modes, "
                      f"{100 * min(r['high_quality'] for r in rows):.1f}%, "
                      f"KL {max(r['reverse_kl'] for r in rows):.3f}")
@@ -236,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {}
     for item in args.overrides:
         key, _, value = item.partition("=")
-        overrides[key] = _parse_value(value)
+        overrides[key] = harness.parse_value(value)
     jobs = [(d, r, s, args.iterations, overrides, args.eval_every)
             for d in data_names for r in recipes for s in args.seeds]
     start = time.perf_counter()

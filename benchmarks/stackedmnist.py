@@ -28,9 +28,7 @@ CPU time is measured with ``time.process_time`` in the process that trains (one 
 
 from __future__ import annotations
 
-import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -125,21 +123,6 @@ def run_one(folder: str, recipe: str, seed: int, iterations: int,
                 penalty_weight=cfg.objective.penalty_weight, norm=cfg.model.norm, **score)
 
 
-def _parse_value(text: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _mean_se(values: list[float]) -> tuple[float, float]:
-    mean = statistics.fmean(values)
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else 0.0
-    return mean, se
-
-
 def summarize(results: list[dict[str, Any]], recipes: list[str],
               floor: dict[str, float]) -> str:
     """Per-seed figures, then mean ± standard error per recipe, the floor, the published rows."""
@@ -149,8 +132,8 @@ def summarize(results: list[dict[str, Any]], recipes: list[str],
         rows = [r for r in results if r["recipe"] == recipe]
         if not rows:
             continue
-        m, sm = _mean_se([r["modes"] for r in rows])
-        kl, skl = _mean_se([r["kl"] for r in rows])
+        m, sm = harness.mean_se([r["modes"] for r in rows])
+        kl, skl = harness.mean_se([r["kl"] for r in rows])
         per = ", ".join(f"{r['seed']}: {r['modes']:.0f}/{r['kl']:.3f}" for r in rows)
         name = f"gankit {recipe} ({len(rows)} seeds)"
         lines.append(f"{name:46s} {m:9.1f} ± {sm:6.1f} {kl:8.3f} ± {skl:5.3f}  {per}")
@@ -177,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides: dict[str, Any] = {"width": args.width}
     for item in args.overrides:
         key, _, value = item.partition("=")
-        overrides[key] = _parse_value(value)
+        overrides[key] = harness.parse_value(value)
     start = time.perf_counter()
     scorer = judge(args.folder)
     floor = real_floor(args.folder, scorer)
