@@ -102,34 +102,21 @@ def run_one(data: str, recipe: str, seed: int, iterations: int | None,
     import torch
 
     torch.set_num_threads(1)
-    from gankit.cli.config import TrainConfig
-    from gankit.cli.recipes import lr_schedule
-    from gankit.cli.recipes.dcgan import DCGANRecipe
-    from gankit.cli.runs import seed_everything
+    from _recipe import recipe_trainer
+
     from gankit.data import load_dataset
-    from gankit.extensions.ema import EMA
     from gankit.gan.sampling import generate
     from gankit.metrics import mode_coverage
     from gankit.training import Trainer
 
     train = load_dataset(data, "train", seed=seed)
-    rec = DCGANRecipe()
-    values = rec.defaults(train)
-    values.update(RECIPES[recipe])
-    values.update(overrides)
+    values = {**RECIPES[recipe], **overrides}
     if iterations is not None:
         values.update(iterations=iterations, epochs=None)
-    cfg = TrainConfig(data=data, seed=seed, device="cpu").merged(values)
-    cfg.validate()
-    seed_everything(seed)
-    updater = rec.build(cfg, train)
-    start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(updater, cfg.stop_trigger(), out)
-        if cfg.model.ema:
-            trainer.extend(EMA(updater.raw_models["gen"], cfg.model.ema))
-        for ext in lr_schedule(cfg, updater):  # as gankit train applies it
-            trainer.extend(ext)
+        rec, trainer, _ = recipe_trainer(data, train, seed, values, out)
+        updater = trainer.updater
+        start = time.perf_counter()
         curve: list[str] = []
         if eval_every:
             # For tuning: the score along the way, to see how many iterations are needed.

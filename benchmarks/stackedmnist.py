@@ -86,33 +86,17 @@ def run_one(folder: str, recipe: str, seed: int, iterations: int,
     import torch
 
     torch.set_num_threads(1)
-    from gankit.cli.config import TrainConfig
-    from gankit.cli.recipes import lr_schedule
-    from gankit.cli.recipes.dcgan import DCGANRecipe
-    from gankit.cli.runs import seed_everything
+    from _recipe import recipe_trainer
+
     from gankit.data import load_dataset
-    from gankit.extensions.ema import EMA
     from gankit.metrics.stacked_modes import stacked_mode_scores
-    from gankit.training import Trainer
 
     spec = f"stackedmnist:{folder}"
     train = load_dataset(spec, "train", seed=seed)
-    rec = DCGANRecipe()
-    values = rec.defaults(train)
-    values.update(RECIPES[recipe])
-    values.update(overrides)
-    values.update(iterations=iterations, epochs=None)
-    cfg = TrainConfig(data=spec, seed=seed, device="cpu").merged(values)
-    cfg.validate()
-    seed_everything(seed)
-    updater = rec.build(cfg, train)
-    cpu0 = time.process_time()
+    values = {**RECIPES[recipe], **overrides, "iterations": iterations, "epochs": None}
     with tempfile.TemporaryDirectory() as out:
-        trainer = Trainer(updater, cfg.stop_trigger(), out)
-        if cfg.model.ema:
-            trainer.extend(EMA(updater.raw_models["gen"], cfg.model.ema))
-        for ext in lr_schedule(cfg, updater):  # as gankit train applies it
-            trainer.extend(ext)
+        rec, trainer, cfg = recipe_trainer(spec, train, seed, values, out)
+        cpu0 = time.process_time()
         trainer.run()
         train_cpu = time.process_time() - cpu0
         samples = rec.sample(trainer, N_SAMPLES, seed=SAMPLE_SEED + seed)
