@@ -32,34 +32,14 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
+
+from gankit.models.macs import CountMACs
 
 BATCH = 64
 SHAPE = (3, 32, 32)
 VARIANTS = ("dcgan", "stylegan2", "stylegan2+reg")
-
-
-class CountMACs(TorchFunctionMode):
-    """Sums the multiply-accumulates of conv2d, conv_transpose2d and linear calls."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.macs = 0
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (),
-                           kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        if func in (F.conv2d, torch.conv2d):  # (Cin / groups) k k per output
-            self.macs += out.numel() * args[1][0].numel()
-        elif func in (F.conv_transpose2d, torch.conv_transpose2d):  # (Cout / groups) k k per input
-            self.macs += args[0].numel() * args[1][0].numel()
-        elif func is F.linear:
-            self.macs += out.numel() * args[1].shape[1]
-        return out
 
 
 def forward_macs(gen: torch.nn.Module, dis: torch.nn.Module) -> tuple[int, int]:
@@ -72,7 +52,7 @@ def forward_macs(gen: torch.nn.Module, dis: torch.nn.Module) -> tuple[int, int]:
     with torch.no_grad(), CountMACs() as d:
         dis(img)
     gen.train(was_training)
-    return g.macs, d.macs
+    return g.total, d.total
 
 
 def measure(variant: str, steps: int, repeats: int) -> dict[str, float]:

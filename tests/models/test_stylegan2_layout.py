@@ -4,13 +4,9 @@ stride 2; counted multiply-accumulates match the formula of that layout."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.overrides import TorchFunctionMode
 
 from gankit.errors import GankitError
 from gankit.models.layers import (
@@ -20,39 +16,8 @@ from gankit.models.layers import (
     upsample_2x,
     upsample_conv2d,
 )
+from gankit.models.macs import CountMACs
 from gankit.models.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
-
-
-class CountMACs(TorchFunctionMode):
-    """Multiply-accumulates of the conv2d, conv_transpose2d and linear calls, by kind,
-    from the operands' shapes (elementwise ops, the demodulation matmul and bilinear
-    interpolation are not counted)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.macs: dict[str, int] = {"conv": 0, "conv_t": 0, "linear": 0}
-        self.calls: list[tuple[str, tuple[int, ...], tuple[int, ...]]] = []
-
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: Any = (),
-                           kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        if func in (F.conv2d, torch.conv2d):
-            x, w = args[0], args[1]
-            self.macs["conv"] += out.numel() * w[0].numel()  # (Cin / groups) k k per output
-            self.calls.append(("conv", tuple(x.shape), tuple(w.shape)))
-        elif func in (F.conv_transpose2d, torch.conv_transpose2d):
-            x, w = args[0], args[1]
-            self.macs["conv_t"] += x.numel() * w[0].numel()  # (Cout / groups) k k per input
-            self.calls.append(("conv_t", tuple(x.shape), tuple(w.shape)))
-        elif func is F.linear:
-            w = args[1]
-            self.macs["linear"] += out.numel() * w.shape[1]
-        return out
-
-    @property
-    def total(self) -> int:
-        return sum(self.macs.values())
-
 
 B, Z = 2, 16
 CFG = {"channel_base": 256, "channel_max": 32}  # channels 32, 32, 16, 8 at 4, 8, 16, 32
