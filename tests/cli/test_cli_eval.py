@@ -16,6 +16,7 @@ from torch import nn
 from gankit.cli import main
 from gankit.export import generator_info
 from gankit.extensions.log_report import read_log
+from gankit.metrics.ssl import SSL_VERSION
 
 FAST = ["--quiet", "--width", "8", "--iterations", "20"]
 
@@ -120,23 +121,40 @@ def test_eval_points_mode_metrics(ring_run: Path) -> None:
     assert {"val/modes", "val/hq", "val/fid", "val/gen/loss"} <= set(log[-1])
 
 
-def test_unlabelled_images_get_losses_and_need_a_feature_net(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unlabelled_images_are_scored_in_a_self_supervised_space(tmp_path: Path) -> None:
     data = tmp_path / "blobs.npz"
     rng = np.random.default_rng(0)
     np.savez(data, x=rng.integers(0, 256, (120, 8, 8), dtype=np.uint8))
     out = tmp_path / "run"
-    assert main(["train", "--data", f"npz:{data}", "--out", str(out), *FAST]) == 0
+    assert main(["train", "--data", f"npz:{data}", "--out", str(out), "--eval-samples", "50",
+                 *FAST]) == 0
     entry = read_log(out / "log.json")[-1]
-    assert {"val/gen/loss", "val/dis/loss"} <= set(entry) and "val/fid" not in entry
-    assert not (out / "best.safetensors").exists() and not (out / "best_fid.pt").exists()
-    assert main(["eval", str(out)]) == 2
-    assert "no class labels" in capsys.readouterr().err
+    assert {"val/gen/loss", "val/dis/loss", "val/fid", "val/kid", "val/precision"} <= set(entry)
+    assert "val/classes" not in entry and (out / "best.safetensors").exists()
+    assert generator_info(out / "best.safetensors").protocol["feature_net"] == SSL_VERSION
+    assert main(["eval", str(out), "-n", "50"]) == 0
+    report = _latest(out)
+    assert report["protocol"]["feature_net"] == SSL_VERSION and _finite(report["metrics"])
+    assert set(report["metrics"]) == {"fid", "kid", "precision", "recall"}
     net = tmp_path / "net.pt"
     torch.save(nn.Sequential(nn.Flatten(), nn.Linear(64, 4)), net)
     assert main(["eval", str(out), "-n", "50", "--feature-net", str(net)]) == 0
     report = _latest(out)
     assert report["n_real"] == 12 and report["n_floor"] == 50 and _finite(report["metrics"])
+    assert report["protocol"]["feature_net"] == "file:net.pt"
+
+
+def test_images_below_8_pixels_get_losses_and_need_a_feature_net(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "tiny.npz"
+    np.savez(data, x=np.random.default_rng(0).integers(0, 256, (120, 6, 6), dtype=np.uint8))
+    out = tmp_path / "run"
+    assert main(["train", "--data", f"npz:{data}", "--out", str(out), *FAST]) == 0
+    entry = read_log(out / "log.json")[-1]
+    assert {"val/gen/loss", "val/dis/loss"} <= set(entry) and "val/fid" not in entry
+    assert not (out / "best.safetensors").exists()
+    assert main(["eval", str(out)]) == 2
+    assert "smaller than the 8 x 8" in capsys.readouterr().err
 
 
 def _no_snapshot(tmp_path: Path, run: Path) -> Path:

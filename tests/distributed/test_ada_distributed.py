@@ -13,7 +13,7 @@ from gankit.training.distributed import cleanup
 
 
 def _worker(rank: int, init: str, out: str) -> None:
-    from gankit.gan.augment import ADA
+    from gankit.data.augment import ADA
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
     try:

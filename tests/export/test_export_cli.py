@@ -37,8 +37,8 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def blobs32(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """40 unlabelled 32x32 RGB images: the runs report held-out losses only, so no feature
-    network is trained and the tests time the export, not the evaluation."""
+    """40 unlabelled 32x32 RGB images: scored in the self-supervised feature space, trained
+    once for the session (20 steps), with 20 samples so the tests time the export."""
     path = tmp_path_factory.mktemp("blobs") / "blobs.npz"
     rng = np.random.default_rng(0)
     np.savez(path, x=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8))
@@ -150,7 +150,8 @@ def test_image_arch_exports_samples_and_converts_to_onnx(tmp_path: Path, blobs32
     run = tmp_path / "run"
     assert main(["train", "--data", blobs32, "--arch", arch, "--out", str(run),
                  "--iterations", "2", "--batch-size", "4", "--n-dis", "1", "--log-every", "2",
-                 "--sample-every", "2", "--device", "cpu", "--quiet", *SMALL[arch]]) == 0
+                 "--sample-every", "2", "--eval-samples", "20", "--device", "cpu", "--quiet",
+                 *SMALL[arch]]) == 0
     assert main(["export", str(run)]) == 0
     path = run / "generator_iter_2.safetensors"
     info = generator_info(path)

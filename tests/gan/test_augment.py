@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from gankit.gan.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augment
+from gankit.data.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augment
 from gankit.gan.updaters import GANUpdater
 from testsupport import TinyG
 

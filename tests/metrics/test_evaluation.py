@@ -12,14 +12,17 @@ from torch import nn
 from gankit.data import ArrayDataset, load_dataset
 from gankit.errors import GankitError
 from gankit.metrics import features as features_module
+from gankit.metrics import ssl as ssl_module
 from gankit.metrics.scoring import (
     FeatureSpace,
     compute_metrics,
     default_metrics,
     feature_space,
+    make_protocol,
     parse_metrics,
     real_subset,
 )
+from gankit.metrics.ssl import SSL_VERSION
 
 
 @pytest.fixture(autouse=True)
@@ -73,9 +76,31 @@ def test_labelled_images_train_a_classifier_once(_cache: Path,
     assert again.accuracy == space.accuracy
 
 
-def test_unlabelled_images_need_a_feature_net() -> None:
-    data = _halves(20, 0, labels=False)
-    with pytest.raises(GankitError, match=r"no class labels.*feature network file"):
+def test_unlabelled_images_train_a_self_supervised_network_once(
+        _cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    train, val = _halves(64, 0, labels=False), _halves(32, 1, labels=False)
+    space = feature_space(train, val)
+    assert space.name == SSL_VERSION and space.classify is None and space.accuracy is None
+    assert "without labels" in space.description and "view-matching" in space.description
+    assert len(list(_cache.glob("ssl-*.pt"))) == 1 and not list(_cache.glob("classifier-*"))
+    assert space.features(val.x).shape == (32, 128)
+    assert default_metrics(space, val) == ("fid", "kid", "pr")
+    assert make_protocol(space, n_real=32, n_generated=10, real_split="val",
+                         seed=0).feature_net == SSL_VERSION
+
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the self-supervised network was trained again")
+
+    monkeypatch.setattr(ssl_module, "train_ssl", no_training)
+    again = feature_space(train, val)
+    assert again.weights_hash == space.weights_hash
+    torch.testing.assert_close(again.features(val.x), space.features(val.x))
+
+
+def test_images_below_8_pixels_need_a_feature_net() -> None:
+    x = torch.rand(20, 1, 4, 4) * 2 - 1
+    data = ArrayDataset(x=x, kind="image", name="tiny")
+    with pytest.raises(GankitError, match=r"smaller than the 8 x 8.*feature network file"):
         feature_space(data, data)
 
 

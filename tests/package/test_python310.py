@@ -17,7 +17,7 @@ def test_config_reads_toml_where_the_standard_library_has_no_tomllib(tmp_path: P
     # no tomllib to import, and a version_info below 3.11.
     code = (
         "import sys\n"
-        "import gankit.extensions.lr_scheduler, gankit.gan.augment, gankit.models.archs\n"
+        "import gankit.extensions.lr_scheduler, gankit.data.augment, gankit.models.archs\n"
         "sys.modules['tomllib'] = None\n"
         "sys.version_info = (3, 10, 13, 'final', 0)\n"
         "from gankit.cli.config import load_toml\n"

@@ -20,10 +20,10 @@ else:
 
 from gankit.cli.presets import PRESETS
 from gankit.cli.terms import PENALTY_TERMS, TERM_FIELDS
+from gankit.data.augment import get_augment
 from gankit.errors import GankitError
 from gankit.extensions.lr_scheduler import LR_DECAYS
 from gankit.extensions.snapshot import parse_duration
-from gankit.gan.augment import get_augment
 from gankit.gan.losses import LOSSES
 from gankit.models.archs import ARCHS
 from gankit.models.layers import NORMS

@@ -1,7 +1,7 @@
 """GAN toolkit: losses, penalties, augmentations, regularisers, the updaters of GAN, VAE-GAN
 and CycleGAN, sampling."""
 
-from gankit.gan.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augment
+from gankit.data.augment import ADA, DIFFAUG_OPS, Augment, DiffAugment, get_augment
 from gankit.gan.cyclegan import CycleEvaluator, CycleGANUpdater, HistoryBuffer, translate
 from gankit.gan.losses import LOSSES, SEPARABLE_LOSSES, GANLoss, Loss, RelativisticLoss, get_loss
 from gankit.gan.penalties import (

@@ -23,8 +23,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 import torch
 from torch import Tensor, nn
 
+from gankit.data.augment import DiffAugment
 from gankit.errors import GankitError
-from gankit.gan.augment import DiffAugment
 from gankit.gan.penalties import gradient_penalty, path_length_penalty, r1_penalty, r2_penalty
 from gankit.gan.regularizers import LeCamAnchors, bcr_penalty
 from gankit.training.schedules import Progress, Scheduled, check_scheduled, value_at

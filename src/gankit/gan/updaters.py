@@ -16,8 +16,8 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from gankit.data.augment import Augment, get_augment
 from gankit.errors import GankitError
-from gankit.gan.augment import Augment, get_augment
 from gankit.gan.losses import Loss, get_loss
 from gankit.gan.penalties import lazy_regularization
 from gankit.gan.terms import DisStep, DisTerm, GenStep, GenTerm, S, Term

@@ -36,7 +36,9 @@ __all__ = [
     "RawFeatures",
     "SmallCNN",
     "cached_classifier",
+    "cached_smallcnn",
     "extract_features",
+    "fit_steps",
     "load_feature_net",
     "train_classifier",
 ]
@@ -249,13 +251,53 @@ def train_classifier(
     x_all = train_x.to(device) if train_x.dtype == torch.uint8 else train_x.to(
         device=device, dtype=torch.float32)
     y_all = train_y.to(device=device, dtype=torch.long)
-    n = x_all.shape[0]
+
+    def loss(idx: Tensor) -> Tensor:
+        xb = to_unit(x_all[idx])
+        if shift > 0:
+            xb = _random_shift(xb, shift, gen)
+        return F.cross_entropy(model(xb), y_all[idx])
+
+    fit_steps(model, loss, n=x_all.shape[0], epochs=epochs, batch_size=batch_size, lr=lr,
+              gen=gen, device=device, max_steps=max_steps, max_seconds=max_seconds,
+              what="training the feature classifier", progress=progress)
+    model.eval()
+    # uint8 images stay uint8: extract_features makes each batch float, not the whole set.
+    held = val_x if val_x.dtype == torch.uint8 else val_x.float()
+    return model, _accuracy(model, held, val_y, device)
+
+
+def fit_steps(
+    model: SmallCNN,
+    loss: Callable[[Tensor], Tensor],
+    *,
+    n: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    gen: torch.Generator,
+    device: torch.device,
+    max_steps: int | None,
+    max_seconds: float | None,
+    what: str,
+    progress: bool,
+) -> int:
+    """The training loop the feature networks share; returns the steps taken (also stored as
+    ``model.trained_steps``).
+
+    Each epoch visits ``n`` examples in an order drawn from ``gen``, ``batch_size`` at a time
+    (a last batch of one is skipped: BatchNorm cannot normalise it); ``loss(indices)`` gives the
+    batch's loss. Adam at ``lr`` with a cosine decay over ``epochs`` epochs or ``max_steps``
+    steps, whichever is fewer, lowered by :class:`StepBudget` to fit ``max_seconds``; a
+    :class:`StepLine` named ``what`` when ``progress``. A pending stop signal
+    (:func:`gankit.training.stop.check_stop`, polled every batch) raises ``StopRequested``.
+    """
     steps_per_epoch = math.ceil(n / batch_size)
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps,
                                                                     epochs * steps_per_epoch)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
-    line = StepLine(total, "training the feature classifier", progress)
+    line = StepLine(total, what, progress)
     budget = StepBudget(total, max_seconds)
     step = 0
     while step < total:
@@ -264,13 +306,10 @@ def train_classifier(
             check_stop()  # a pending SIGTERM abandons the training (nothing is cached)
             idx = order[start : start + batch_size]
             if idx.numel() < 2:
-                continue  # BatchNorm cannot normalise a batch of one
-            xb = to_unit(x_all[idx])
-            if shift > 0:
-                xb = _random_shift(xb, shift, gen)
-            loss = F.cross_entropy(model(xb), y_all[idx])
+                continue
+            value = loss(idx)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            value.backward()
             opt.step()
             sched.step()
             step += 1
@@ -281,10 +320,7 @@ def train_classifier(
                 break
     line.close(step)
     model.trained_steps = step
-    model.eval()
-    # uint8 images stay uint8: extract_features makes each batch float, not the whole set.
-    held = val_x if val_x.dtype == torch.uint8 else val_x.float()
-    return model, _accuracy(model, held, val_y, device)
+    return step
 
 
 class StepBudget:
@@ -399,14 +435,41 @@ def cached_classifier(
         recipe["max_steps"] = max_steps
     if max_seconds is not None:
         recipe["max_seconds"] = max_seconds
+    return cached_smallcnn(
+        "classifier", recipe, (train_x, train_y, val_x, val_y),
+        lambda: train_classifier(
+            train_x, train_y, val_x, val_y, n_classes=n_classes, epochs=epochs,
+            batch_size=batch_size, lr=lr, width=width, feature_dim=feature_dim,
+            max_shift=max_shift, seed=seed, device=device, max_steps=max_steps,
+            max_seconds=max_seconds, progress=progress),
+        cache_dir=cache_dir, device=device)
+
+
+def cached_smallcnn(
+    kind: str,
+    recipe: dict[str, Any],
+    tensors: Sequence[Tensor],
+    train: Callable[[], tuple[SmallCNN, float]],
+    *,
+    cache_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[SmallCNN, float]:
+    """A SmallCNN and its held-out score: loaded from the cache when there, else ``train()``
+    and written to it.
+
+    The key is the sha256 of ``recipe`` (JSON) and of ``tensors`` (bytes, dtypes, shapes); the
+    file is ``KIND-KEY.pt`` in ``cache_dir`` (default :func:`default_cache_dir`), written to a
+    temporary file then renamed, so a crash never leaves a half-written entry. An unreadable
+    entry is ignored with a warning and trained again; a failed write only warns.
+    """
     h = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
-    for t in (train_x, train_y, val_x, val_y):
+    for t in tensors:
         hash_tensor(h, torch.as_tensor(t))
     key = h.hexdigest()
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = folder / f"classifier-{key[:32]}.pt"
+    path = folder / f"{kind}-{key[:32]}.pt"
 
-    hit = _load_cached(path, key, device)
+    hit = _load_cached(kind, path, key, device)
     # Under torch.distributed every rank takes the same branch, since training polls the stop
     # flag collectively: one rank's hit beside another's miss (an entry written in between)
     # would leave the other's polls unanswered. A hit counts only when every rank hit.
@@ -415,17 +478,12 @@ def cached_classifier(
     if hit is not None:
         return hit
 
-    model, accuracy = train_classifier(
-        train_x, train_y, val_x, val_y, n_classes=n_classes, epochs=epochs,
-        batch_size=batch_size, lr=lr, width=width, feature_dim=feature_dim,
-        max_shift=max_shift, seed=seed, device=device, max_steps=max_steps,
-        max_seconds=max_seconds, progress=progress,
-    )  # fmt: skip
+    model, score = train()
     entry = {
         "key": key,
         "config": model.config,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "accuracy": accuracy,
+        "accuracy": score,
         "steps": model.trained_steps,
     }
     try:
@@ -435,12 +493,12 @@ def cached_classifier(
         write_atomic(path, buffer.getvalue())
     except OSError as exc:  # the model is trained; losing the cache only costs time later
         warnings.warn(
-            f"could not write classifier cache {path} ({exc!r})", RuntimeWarning, stacklevel=2
+            f"could not write {kind} cache {path} ({exc!r})", RuntimeWarning, stacklevel=3
         )
-    return model, accuracy
+    return model, score
 
 
-def _load_cached(path: Path, key: str,
+def _load_cached(kind: str, path: Path, key: str,
                  device: str | torch.device) -> tuple[SmallCNN, float] | None:
     """The cache entry at ``path`` for ``key``; None when absent or unreadable (warned)."""
     if not path.exists():
@@ -458,8 +516,8 @@ def _load_cached(path: Path, key: str,
         model.trained_steps = entry.get("steps")
         return model.to(device).eval(), float(entry["accuracy"])
     except Exception as exc:  # any damage to the file means: train again
-        warnings.warn(f"ignoring unreadable classifier cache {path} ({exc!r}); retraining",
-                      RuntimeWarning, stacklevel=3)
+        warnings.warn(f"ignoring unreadable {kind} cache {path} ({exc!r}); training again",
+                      RuntimeWarning, stacklevel=4)
         return None
 
 

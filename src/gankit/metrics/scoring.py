@@ -1,8 +1,9 @@
 """Scoring a generator without downloads: the feature space per data set and the metrics.
 
 The feature network depends on the data: a small classifier trained once on the run's own
-labelled images (cached by data hash in ``$GANKIT_CACHE`` or ``~/.cache/gankit``), a network
-file the user gives, or the raw coordinates of 2-D points. Generated samples are scored
+labelled images, or a network of the same shape trained without labels on unlabelled ones
+(both cached by data hash in ``$GANKIT_CACHE`` or ``~/.cache/gankit``), a network file the
+user gives, or the raw coordinates of 2-D points. Generated samples are scored
 against the held-out ("val") split; ``gankit eval`` also scores the training split against it,
 the *floor*: what a perfect generator would get with the same features and sample sizes.
 ``--feature-net inception:PATH`` scores in the FID Inception's space instead (see
@@ -48,6 +49,7 @@ from gankit.metrics.inception import (
     sha256_file,
 )
 from gankit.metrics.protocol import Protocol
+from gankit.metrics.ssl import SSL_VERSION, cached_ssl
 from gankit.metrics.stacked_modes import (
     STACKED_SAMPLES,
     StackedModeJudge,
@@ -61,6 +63,7 @@ __all__ = [
     "CLASSIFIER_OPTIONS",
     "METRICS",
     "SAMPLE_METRICS",
+    "SSL_OPTIONS",
     "FeatureSpace",
     "compute_metrics",
     "default_metrics",
@@ -99,6 +102,10 @@ CLASSIFIER_OPTIONS: dict[str, Any] = {"epochs": 15, "max_steps": 1000, "max_seco
 #: The classifier trains on at most this many training images (a fixed random subset), and
 #: at most 256 MiB of them, so a large or lazily read data set is never loaded whole for it.
 CLASSIFIER_MAX_IMAGES = 20_000
+#: How the self-supervised feature network of unlabelled images is trained
+#: (:func:`gankit.metrics.ssl.cached_ssl`; part of its cache key), bounded like the classifier.
+SSL_OPTIONS: dict[str, Any] = {"epochs": 20, "max_steps": 1000, "max_seconds": 300.0,
+                               "seed": 0}
 CLASSIFIER_MAX_BYTES = 1 << 28
 
 DEFAULT_N = {"image": 2000, "points": 2500}
@@ -159,8 +166,10 @@ def feature_space(
     ``feature_net`` wins: ``inception:PATH`` (or ``inception`` with
     ``GANKIT_INCEPTION_WEIGHTS``) is the FID Inception with that weights file, resizing by
     ``resize``; another value is a network file. Else 2-D points use their coordinates; else
-    labelled images use a SmallCNN trained on ``train`` (accuracy measured on ``val``), trained
-    once per data set and then loaded from the cache. Unlabelled images need a ``feature_net``.
+    labelled images use a SmallCNN classifier trained on ``train`` (accuracy measured on
+    ``val``) and unlabelled ones a SmallCNN trained without labels (:mod:`gankit.metrics.ssl`),
+    each trained once per data set and then loaded from the cache. Images smaller than 8 x 8
+    need a ``feature_net``.
     Stacked MNIST also gets the digit classifier that judges its modes (``stacked``).
     """
     space = _feature_space(train, val, feature_net=feature_net, device=device,
@@ -208,15 +217,21 @@ def _feature_space(train: DataSource, val: DataSource, *, feature_net: str | Pat
     if train.kind == "points":
         return FeatureSpace(RawFeatures(), "raw coordinates", name="raw-coordinates",
                             weights_hash="none")
-    if train.y is None or val.y is None or train.n_classes < 2:
+    if min(train.shape[1:]) < 8:
         raise GankitError(
-            f"data {train.name!r} has no class labels to train a feature classifier on; "
-            "pass a feature network file for its metrics."
+            f"images of {train.name!r} are {'x'.join(map(str, train.shape[1:]))}, smaller than "
+            "the 8 x 8 the feature networks take; pass a feature network file for its metrics."
         )
     cap = max(1000, min(CLASSIFIER_MAX_IMAGES,
                         CLASSIFIER_MAX_BYTES // max(1, math.prod(train.shape))))
     fit, held = real_subset(train, cap), real_subset(val, cap)
-    assert fit.y is not None and held.y is not None  # subsets of labelled data
+    if fit.y is None or held.y is None or train.n_classes < 2:
+        ssl, score = cached_ssl(fit.x, held.x, cache_dir=cache_dir, device=device,
+                                progress=True, **SSL_OPTIONS)
+        desc = (f"SmallCNN trained without labels (SimCLR) on {train.name or 'the data'} "
+                f"({ssl.trained_steps} steps, held-out view-matching accuracy {score:.1%})")
+        return FeatureSpace(ssl.features, desc, module=ssl, name=SSL_VERSION,
+                            weights_hash=_module_hash(ssl))
     model, accuracy = cached_classifier(
         fit.x, fit.y, held.x, held.y, n_classes=train.n_classes, cache_dir=cache_dir,
         device=device, progress=True, **CLASSIFIER_OPTIONS,
