@@ -134,7 +134,7 @@ def load_shards(path: str | Path, split: str = "train", *,
     try:
         index = json.loads(index_file.read_text())
         if index.get("format") != SHARDS_FORMAT:
-            raise ValueError(f"format {index.get('format')!r}")
+            raise GankitError(f"format {index.get('format')!r}")
         shape = tuple(int(v) for v in index["shape"])
         shards = [(s["file"], int(s["count"]), int(s["offset"])) for s in index["shards"]]
         count = int(index["count"])

@@ -67,7 +67,7 @@ class UnpairedDomains(Dataset[Any]):
                  transform: str = "", a_labels: Tensor | None = None,
                  b_labels: Tensor | None = None) -> None:
         if a.dim() != 4 or b.dim() != 4 or a.shape[1:] != b.shape[1:]:
-            raise ValueError(f"domains need images of one shape, got {tuple(a.shape)} and "
+            raise GankitError(f"domains need images of one shape, got {tuple(a.shape)} and "
                              f"{tuple(b.shape)}")
         n = min(len(a), len(b))
         self.a, self.b = a[:n].float().contiguous(), b[:n].float().contiguous()
