@@ -18,7 +18,15 @@ def _subparsers() -> dict[str, argparse.ArgumentParser]:
     return dict(action.choices)
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "eval", "prepare"])
+def test_every_command_is_checked() -> None:
+    """The list below is every subcommand of the parser (export was missing from it)."""
+    assert sorted(_subparsers()) == sorted(COMMANDS)
+
+
+COMMANDS = ["train", "sample", "eval", "prepare", "export"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_option_has_help_text(command: str) -> None:
     missing = [a.option_strings or [a.dest] for a in _subparsers()[command]._actions
                if not (a.help or "").strip()]
@@ -38,7 +46,7 @@ def test_the_data_help_lists_every_spec_the_library_accepts() -> None:
 
 
 def test_help_prints_for_each_command(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("train", "sample", "eval", "prepare"):
+    for command in COMMANDS:
         with pytest.raises(SystemExit) as info:
             build_parser().parse_args([command, "--help"])
         assert info.value.code == 0

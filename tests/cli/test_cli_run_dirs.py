@@ -7,9 +7,8 @@ ends in one line that says what applies, and the run's files stay as they were.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from gankit.cli import main
 from gankit.training.checkpoint import list_snapshots, load_state
 
 TINY = ["--width", "4", "--z-dim", "4", "--quiet", "--batch-size", "8", "--sample-every", "1000"]
-SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -90,16 +88,14 @@ def test_the_done_line_names_the_snapshot_loaded_not_a_corrupt_newer_one(
     assert len(done) == 1 and done[0].endswith(f"snapshot {six / 'snapshot_iter_3.pt'}"), done
 
 
-def test_corrupt_snapshot_warnings_are_one_line_that_fits_the_command(six: Path) -> None:
+def test_corrupt_snapshot_warnings_are_one_line_that_fits_the_command(
+        six: Path, gankit_cli: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     """In a fresh interpreter (pytest records warnings instead of printing them)."""
     newest = six / "snapshot_iter_6.pt"
     newest.write_bytes(newest.read_bytes()[:1000])
-    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
     for command in (["sample", str(six), "-n", "4", "-o", str(six.parent / "s.npy")],
                     ["train", "--resume", str(six), "--iterations", "7"]):
-        proc = subprocess.run([sys.executable, "-m", "gankit", *command], env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr
+        proc = gankit_cli(*command, timeout=120, check=0)
         warned = [line for line in proc.stderr.splitlines() if "snapshot_iter_6.pt" in line]
         assert len(warned) == 1, proc.stderr
         assert warned[0].startswith(f"gankit {command[0]}: warning: skipping {newest}: it is "

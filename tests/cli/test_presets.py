@@ -26,6 +26,29 @@ def test_the_users_options_win_and_ramped_ones_are_refused() -> None:
     assert with_preset({"width": 8}) == {"width": 8}
 
 
+@pytest.mark.parametrize(("option", "value", "why"), [
+    ("penalty_every", 16, "a lazy penalty rescales the optimizer's rate and betas once"),
+    ("lr_decay", "linear", "a learning-rate schedule would set the rates the ramp sets"),
+    ("lr_warmup", 10, "a learning-rate schedule would set the rates the ramp sets"),
+])
+def test_an_option_that_would_fight_a_ramp_is_refused(
+        option: str, value: object, why: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The lr and beta2 ramps set the optimizers' values on every update: they silently undid
+    a lazy penalty's rescale (the rate stayed the ramp's, not 16/17 of it) and overwrote or
+    compounded with an LR schedule."""
+    with pytest.raises(GankitError, match=why):
+        with_preset({"preset": "r3gan-cifar10", option: value})
+    harmless = {"penalty_every": 1, "lr_decay": "none", "lr_warmup": 0}[option]
+    assert with_preset({"preset": "r3gan-cifar10", option: harmless})[option] == harmless
+    flag = "--" + option.replace("_", "-")
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--iterations", "2", flag, str(value), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{flag} {value} does not go with --preset r3gan-cifar10" in err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
 TINY = ["--data", "digits", "--preset", "r3gan-cifar10", "--width", "16", "--batch-size",
         "4", "--z-dim", "4", "--log-every", "1", "--sample-every", "100", "--quiet"]
 

@@ -331,3 +331,31 @@ def test_a_flag_in_a_library_error_would_be_caught(tmp_path):
         "def f(x):\n    raise ValueError(f'bad {x}; pass --image-size 32')\n")
     (tmp_path / "gankit" / "cli" / "c.py").write_text("raise ValueError('use --out')\n")
     assert _flag_wordings(tmp_path) == {"gankit.m:2"}
+
+
+# ------------------------------------------------------------------------- error type
+
+
+def _bare_value_errors(root: Path) -> set[str]:
+    """``module:line`` of every ``raise ValueError(...)`` under ``root``: a bad value is a
+    GankitError (a ValueError), the one type the library raises for it."""
+    found = set()
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call)
+                    and isinstance(node.exc.func, ast.Name) and node.exc.func.id == "ValueError"):
+                found.add(f"{_module_of(path, root)}:{node.lineno}")
+    return found
+
+
+def test_bad_values_raise_gankits_error_type():
+    assert _bare_value_errors(SRC) == set()
+
+
+def test_a_bare_value_error_would_be_caught(tmp_path):
+    (tmp_path / "gankit").mkdir()
+    (tmp_path / "gankit" / "m.py").write_text(
+        "from gankit.errors import GankitError\n"
+        "def f(x):\n    if x:\n        raise ValueError(f'bad {x}')\n"
+        "    raise GankitError('fine')\n")
+    assert _bare_value_errors(tmp_path) == {"gankit.m:4"}

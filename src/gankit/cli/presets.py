@@ -26,6 +26,15 @@ RAMPED = {
     "ema_half_life": ("ema",),
     "augment_p": (),
 }
+#: options that would fight a ramp: (option, the values that do not, why the others do)
+_SCHEDULE = "a learning-rate schedule would set the rates the ramp sets"
+_LAZY = ("a lazy penalty rescales the optimizer's rate and betas once, and the ramp would "
+         "overwrite that rescale on every update")
+CLASHES: dict[str, tuple[tuple[str, tuple[Any, ...], str], ...]] = {
+    "lr": (("lr_decay", (None, "none"), _SCHEDULE), ("lr_warmup", (0,), _SCHEDULE),
+           ("penalty_every", (None, 1), _LAZY)),
+    "beta2": (("penalty_every", (None, 1), _LAZY),),
+}
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,7 @@ def get_preset(name: str) -> Preset:
 
 def with_preset(given: dict[str, Any]) -> dict[str, Any]:
     """The user's options ``given`` (only those given) over their preset's values; refuses an
-    option the preset ramps."""
+    option the preset ramps, and one that would fight a ramp (``CLASHES``)."""
     name = given.get("preset")
     if name is None:
         return given
@@ -76,6 +85,13 @@ def with_preset(given: dict[str, Any]) -> dict[str, Any]:
     if ramped:
         raise GankitError(f"--{ramped[0].replace('_', '-')} is ramped by --preset {name}; leave "
                           "it out or train without the preset.")
+    for what in preset.ramps:
+        for option, harmless, why in CLASHES.get(what, ()):
+            if option in given and given[option] not in harmless:
+                raise GankitError(
+                    f"--{option.replace('_', '-')} {given[option]} does not go with --preset "
+                    f"{name}, which ramps {what}: {why}; leave it out or train without the "
+                    "preset.")
     return {**preset.options, **given}
 
 

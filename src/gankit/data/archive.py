@@ -134,7 +134,7 @@ def load_shards(path: str | Path, split: str = "train", *,
     try:
         index = json.loads(index_file.read_text())
         if index.get("format") != SHARDS_FORMAT:
-            raise ValueError(f"format {index.get('format')!r}")
+            raise GankitError(f"format {index.get('format')!r}")
         shape = tuple(int(v) for v in index["shape"])
         shards = [(s["file"], int(s["count"]), int(s["offset"])) for s in index["shards"]]
         count = int(index["count"])
@@ -203,7 +203,8 @@ def load_zip(path: str | Path, split: str = "train", *,
         k = next(i for i, s in enumerate(sizes) if s != sizes[0])
         raise GankitError(f"images in '{f}' have different sizes ('{names[0]}' is "
                           f"{sizes[0][0]}x{sizes[0][1]}, '{names[k]}' is {sizes[k][0]}x"
-                          f"{sizes[k][1]}); pass an image size")
+                          f"{sizes[k][1]}); pass an image size to resize them all to one "
+                          "square size.")
     w, h = (image_size, image_size) if image_size is not None else sizes[0]
     labels = None
     if labels_by_name is not None:

@@ -75,10 +75,10 @@ class DiffAugment(Augment):
                  translation: float = 0.125, cutout: float = 0.5) -> None:
         unknown = [op for op in policy if op not in DIFFAUG_OPS]
         if unknown or not policy:
-            raise ValueError(f"DiffAugment policy must be a non-empty subset of "
+            raise GankitError(f"DiffAugment policy must be a non-empty subset of "
                              f"{', '.join(DIFFAUG_OPS)}, got {list(policy)!r}.")
         if not 0 <= p <= 1:
-            raise ValueError(f"p must be in [0, 1], got {p!r}.")
+            raise GankitError(f"p must be in [0, 1], got {p!r}.")
         self.policy = tuple(op for op in DIFFAUG_OPS if op in policy)
         self.p = p
         self.translation_ratio = translation
@@ -181,11 +181,11 @@ class ADA(Augment):
     def __init__(self, target: float | None = 0.6, *, p: float = 0.0, interval: int = 4,
                  kimg: float = 500.0, geometric: bool = True, color: bool = True) -> None:
         if target is not None and not 0 < target < 1:
-            raise ValueError(f"ADA target must be in (0, 1), got {target!r}.")
+            raise GankitError(f"ADA target must be in (0, 1), got {target!r}.")
         if not 0 <= p <= 1:
-            raise ValueError(f"p must be in [0, 1], got {p!r}.")
+            raise GankitError(f"p must be in [0, 1], got {p!r}.")
         if interval < 1 or kimg <= 0:
-            raise ValueError("interval must be at least 1 and kimg positive.")
+            raise GankitError("interval must be at least 1 and kimg positive.")
         self.target = target
         self.interval = interval
         self.kimg = kimg

@@ -113,15 +113,15 @@ class ArrayDataset(Dataset[Any]):
 
     def __post_init__(self) -> None:
         if self.kind not in ("image", "points"):
-            raise ValueError(f"kind must be 'image' or 'points', not {self.kind!r}")
+            raise GankitError(f"kind must be 'image' or 'points', not {self.kind!r}")
         want_dim = 4 if self.kind == "image" else 2
         if self.x.dim() != want_dim:
-            raise ValueError(f"{self.kind} data needs {want_dim} dims, got {tuple(self.x.shape)}")
+            raise GankitError(f"{self.kind} data needs {want_dim} dims, got {tuple(self.x.shape)}")
         keep_uint8 = self.kind == "image" and self.x.dtype == torch.uint8
         self.x = (self.x if keep_uint8 else self.x.to(torch.float32)).contiguous()
         if self.y is not None:
             if self.y.shape != (len(self.x),):
-                raise ValueError(f"y has shape {tuple(self.y.shape)}, expected ({len(self.x)},)")
+                raise GankitError(f"y has shape {tuple(self.y.shape)}, expected ({len(self.x)},)")
             self.y = self.y.to(torch.int64).contiguous()
 
     @property

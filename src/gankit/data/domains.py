@@ -2,8 +2,8 @@
 
 Domain A is the images at even positions, unchanged; domain B is the images at odd positions,
 transformed: their ink and paper swapped, say, or their strokes thickened. Those differ in
-appearance, which CycleGAN learns; a geometric change (a quarter turn) it learns badly: its
-translations kept the digit 27% of the time (benchmarks/recipes_quality.py). No source image
+appearance, which CycleGAN learns; a geometric change (a quarter turn) it learns badly (the
+figures are in benchmarks/RESULTS.md, 'Recipes: VAE-GAN and CycleGAN'). No source image
 is in both domains, so a model cannot learn the mapping from pairs: it sees an ``a`` and an
 unrelated ``b`` side by side.
 """
@@ -26,9 +26,8 @@ __all__ = ["DOMAIN_TRANSFORMS", "UnpairedDomains", "make_domains", "thicken",
 
 def thicken(x: Tensor) -> Tensor:
     """Strokes one pixel thicker: each pixel takes the most ink of itself and its four
-    neighbours (a plus-shaped dilation; paper, -1, past the border). A 3x3 square dilation
-    merges the strokes of 8x8 digits too much: a classifier then tells 94.7% of them apart,
-    against 97.3% for this one and 99% for the originals."""
+    neighbours (a plus-shaped dilation; paper, -1, past the border), which keeps 8x8 digits
+    apart where a 3x3 square dilation merges their strokes (docs/studies/cyclegan.md)."""
     padded = F.pad(x, (1, 1, 1, 1), value=-1.0)
     h, w = x.shape[-2:]
     shifts = [padded[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
@@ -68,7 +67,7 @@ class UnpairedDomains(Dataset[Any]):
                  transform: str = "", a_labels: Tensor | None = None,
                  b_labels: Tensor | None = None) -> None:
         if a.dim() != 4 or b.dim() != 4 or a.shape[1:] != b.shape[1:]:
-            raise ValueError(f"domains need images of one shape, got {tuple(a.shape)} and "
+            raise GankitError(f"domains need images of one shape, got {tuple(a.shape)} and "
                              f"{tuple(b.shape)}")
         n = min(len(a), len(b))
         self.a, self.b = a[:n].float().contiguous(), b[:n].float().contiguous()

@@ -124,7 +124,7 @@ def scan_folder(path: str | Path, split: str = "all", *, image_size: int | None 
                 raise GankitError(
                     f"images have different sizes ('{files[0]}' is {sizes[0][0]}x{sizes[0][1]}, "
                     f"'{f}' is {size[0]}x{size[1]}); pass an image size to center-crop and "
-                    f"resize them all to one square size")
+                    f"resize them all to one square size.")
 
     labels, classes = _folder_labels(root, files)
     idx = holdout_indices(len(files), split, f"image folder '{root}'")

@@ -84,7 +84,7 @@ class LazyImages(Dataset[Any]):
         self._n = len(reader)  # type: ignore[arg-type]
         self.y = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)
         if self.y is not None and len(self.y) != self._n:
-            raise ValueError(f"{len(self.y)} labels for {self._n} images")
+            raise GankitError(f"{len(self.y)} labels for {self._n} images")
         self.name, self.n_classes, self.split = name, n_classes, split
         self.low, self.high = low, high
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from gankit.errors import GankitError
 from gankit.training.extension import PRIORITY_WRITER, Extension
 
 if TYPE_CHECKING:
@@ -52,7 +53,7 @@ class FailOnNonFinite(Extension):
     def __init__(self, check_interval: int = 20) -> None:
         if isinstance(check_interval, bool) or not isinstance(check_interval, int) or (
                 check_interval < 1):
-            raise ValueError(f"check_interval must be a positive integer, got {check_interval!r}.")
+            raise GankitError(f"check_interval must be a positive integer, got {check_interval!r}.")
         self.check_interval = check_interval
         self._pending: list[tuple[int, str, torch.Tensor]] = []
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from gankit.data.datasets import to_unit
+from gankit.errors import GankitError
 from gankit.extensions.ema import sampling_model
 from gankit.gan.sampling import generate
 from gankit.metrics import extract_features
@@ -122,7 +123,7 @@ class GANEvaluator(Evaluator):
     ) -> None:
         super().__init__(None, prefix=prefix, trigger=trigger)
         if n < 2:
-            raise ValueError(f"GANEvaluator needs n >= 2 samples, got {n}.")
+            raise GankitError(f"GANEvaluator needs n >= 2 samples, got {n}.")
         self.val = real_subset(val, n if n_real is None else n_real)
         self._val_source = val  # for the classifier's held-out set, whatever n is
         self.train = train
@@ -154,7 +155,7 @@ class GANEvaluator(Evaluator):
         if names is None or names:
             if self.space is None:
                 if self.train is None and self.val.kind == "image" and self.feature_net is None:
-                    raise ValueError(
+                    raise GankitError(
                         "GANEvaluator needs `train` to train the feature classifier for images; "
                         "pass train=, feature_net= or features=."
                     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from gankit.errors import GankitError
 from gankit.training.extension import PRIORITY_EDITOR, PRIORITY_WRITER, Extension
 from gankit.training.reporter import report
 
@@ -50,11 +51,11 @@ def lr_factor(iteration: int, total: int, *, warmup: int = 0, decay: str = "none
     iteration, so a resumed run has the same rates as an uninterrupted one, bit for bit.
     """
     if total < 1 or not 1 <= iteration <= total:
-        raise ValueError(f"iteration {iteration} is outside the run's 1..{total}.")
+        raise GankitError(f"iteration {iteration} is outside the run's 1..{total}.")
     if decay not in LR_DECAYS:
-        raise ValueError(f"unknown lr decay {decay!r}; choose one of: {', '.join(LR_DECAYS)}.")
+        raise GankitError(f"unknown lr decay {decay!r}; choose one of: {', '.join(LR_DECAYS)}.")
     if not 0.0 <= decay_start < 1.0:
-        raise ValueError(f"decay_start={decay_start!r} must be a fraction of the run in [0, 1).")
+        raise GankitError(f"decay_start={decay_start!r} must be a fraction of the run in [0, 1).")
     factor = min(1.0, iteration / warmup) if warmup > 0 else 1.0
     if decay == "linear":
         start = int(decay_start * total)  # updates at the full rate before the decay
@@ -82,9 +83,9 @@ class LRSchedule(Extension):
     def __init__(self, total: int, *, warmup: int = 0, decay: str = "none",
                  decay_start: float = 0.0, optimizers: Sequence[str] | None = None) -> None:
         if isinstance(total, bool) or not isinstance(total, int) or total < 1:
-            raise ValueError(f"total={total!r} must be a positive number of updates.")
+            raise GankitError(f"total={total!r} must be a positive number of updates.")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
-            raise ValueError(f"warmup={warmup!r} must be a non-negative number of updates.")
+            raise GankitError(f"warmup={warmup!r} must be a non-negative number of updates.")
         lr_factor(1, total, warmup=warmup, decay=decay, decay_start=decay_start)  # checks
         self.total, self.warmup, self.decay, self.decay_start = total, warmup, decay, decay_start
         self.optimizers = None if optimizers is None else tuple(optimizers)

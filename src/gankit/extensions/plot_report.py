@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING, Any
 
+from gankit.errors import GankitError
 from gankit.extensions.log_report import LogReport
 from gankit.training.checkpoint import write_atomic
 from gankit.training.extension import PRIORITY_READER, Extension
@@ -91,7 +92,7 @@ class PlotReport(Extension):
         subplots: bool = False,
     ) -> None:
         if max_points < 2:
-            raise ValueError(f"max_points must be at least 2, got {max_points}.")
+            raise GankitError(f"max_points must be at least 2, got {max_points}.")
         self.y_keys = list(y_keys)
         self.x_key = x_key
         self.filename = filename

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gankit.errors import GankitError
 from gankit.extensions.ema import sampling_model
 from gankit.gan.sampling import generate
 from gankit.training.checkpoint import write_atomic
@@ -100,7 +101,7 @@ class SampleGrid(Extension):
         if trigger is not None:
             self.trigger = trigger
         if keep is not None and keep < 1:
-            raise ValueError(f"keep must be at least 1 or None, got {keep}.")
+            raise GankitError(f"keep must be at least 1 or None, got {keep}.")
         self.keep = keep
         self.make_samples = make_samples
         self.filename = filename

@@ -37,7 +37,7 @@ class WallClockTrigger(Trigger):
     def __init__(self, seconds: float, also: TriggerLike | None = None,
                  sync_every: int = 16) -> None:
         if seconds <= 0:
-            raise ValueError(f"seconds must be positive, got {seconds!r}.")
+            raise GankitError(f"seconds must be positive, got {seconds!r}.")
         self.seconds = float(seconds)
         self.also = get_trigger(also) if also is not None else None
         self.sync_every = sync_every
@@ -89,7 +89,7 @@ class Snapshot(Extension):
         name: str | None = None,
     ) -> None:
         if n_retains is not None and n_retains < 1:
-            raise ValueError(f"n_retains must be at least 1 or None, got {n_retains}.")
+            raise GankitError(f"n_retains must be at least 1 or None, got {n_retains}.")
         self.filename = filename
         self.n_retains = n_retains
         self.on_signal = on_signal

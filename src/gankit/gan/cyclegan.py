@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gankit.errors import GankitError
 from gankit.gan.losses import SEPARABLE_LOSSES
 from gankit.models.translator import ResnetTranslator
 from gankit.training.distributed import all_gather_object, is_distributed, own_entry
@@ -56,7 +57,7 @@ class HistoryBuffer:
 
     def __init__(self, size: int = 50) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ValueError(f"size={size!r} must be a positive number of images.")
+            raise GankitError(f"size={size!r} must be a positive number of images.")
         self.size = size
         self.count = 0
         self.images: Tensor | None = None
@@ -99,7 +100,7 @@ class HistoryBuffer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state["size"] != self.size:
-            raise ValueError(f"the snapshot's history holds {state['size']} images, this "
+            raise GankitError(f"the snapshot's history holds {state['size']} images, this "
                              f"run's {self.size}.")
         self.count = int(state["count"])
         images = state["images"]
@@ -174,9 +175,9 @@ class CycleGANUpdater(Updater):
         models = {"gen_ab": gen_ab, "gen_ba": gen_ba, "dis_a": dis_a, "dis_b": dis_b}
         super().__init__(models, {"gen": opt_gen, "dis": opt_dis}, loaders, **kwargs)
         if cycle < 0 or identity < 0:
-            raise ValueError(f"cycle={cycle} and identity={identity} must not be negative.")
+            raise GankitError(f"cycle={cycle} and identity={identity} must not be negative.")
         if isinstance(history, bool) or not isinstance(history, int) or history < 0:
-            raise ValueError(f"history={history!r} must be a non-negative number of images.")
+            raise GankitError(f"history={history!r} must be a non-negative number of images.")
         self.cycle = cycle
         self.identity = identity
         self.history = history
@@ -231,7 +232,7 @@ class CycleGANUpdater(Updater):
         super().load_state_dict(state)
         if self.history_a is not None and self.history_b is not None:
             if "history" not in state:
-                raise ValueError("the snapshot has no history buffers but this run keeps "
+                raise GankitError("the snapshot has no history buffers but this run keeps "
                                  f"{self.history} images of history.")
             # A rank the snapshot has no history for (more ranks now) starts from rank 0's.
             history = own_entry(state.get("history_per_rank"), state["history"])

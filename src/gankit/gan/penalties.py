@@ -15,6 +15,8 @@ from typing import cast
 import torch
 from torch import Tensor
 
+from gankit.errors import GankitError
+
 __all__ = [
     "gradient_penalty",
     "lazy_adam_hparams",
@@ -55,7 +57,7 @@ def gradient_penalty(
 
 def _squared_grad_penalty(out: Tensor, x: Tensor, which: str) -> Tensor:
     if not x.requires_grad:
-        raise ValueError(
+        raise GankitError(
             f"{which}_penalty needs the discriminator input to require grad; call "
             "x.requires_grad_(True) before computing the discriminator's output on it"
         )
@@ -89,7 +91,7 @@ def lazy_adam_hparams(lr: float, betas: Sequence[float],
     separate step, so there the rescaling follows the paper's recipe, not its step count.)
     """
     if every < 1:
-        raise ValueError(f"every={every} must be a positive interval in minibatches.")
+        raise GankitError(f"every={every} must be a positive interval in minibatches.")
     b1, b2 = betas
     if every == 1:
         return lr, (b1, b2)
@@ -105,7 +107,7 @@ def lazy_regularization(optimizer: torch.optim.Optimizer, every: int) -> torch.o
     """
     for group in optimizer.param_groups:
         if "betas" not in group:
-            raise ValueError(
+            raise GankitError(
                 f"{type(optimizer).__name__} has no betas; lazy regularisation rescales an "
                 "Adam-style optimizer (Adam, AdamW)"
             )

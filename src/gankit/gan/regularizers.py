@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gankit.errors import GankitError
+
 __all__ = ["LeCamAnchors", "bcr_penalty", "lecam_penalty"]
 
 
@@ -38,7 +40,7 @@ class LeCamAnchors:
 
     def __init__(self, decay: float = 0.99) -> None:
         if not 0 <= decay < 1:
-            raise ValueError(f"LeCam decay must be in [0, 1), got {decay!r}.")
+            raise GankitError(f"LeCam decay must be in [0, 1), got {decay!r}.")
         self.decay = decay
         self.anchor_real = torch.tensor(0.0)
         self.anchor_fake = torch.tensor(0.0)

@@ -188,10 +188,10 @@ class GANUpdater(Updater):
         for term in self._all_terms():
             key = f"{term.net}/{term.name}"
             if term.state_dict() and key not in saved:
-                raise ValueError(f"the snapshot has no state of the {key} term but this run "
+                raise GankitError(f"the snapshot has no state of the {key} term but this run "
                                  "uses it; resume it with the terms it was trained with.")
         if self.augment is not None and self.augment.state_dict() and "augment" not in state:
-            raise ValueError("the snapshot has no augment state but this run uses an adaptive "
+            raise GankitError("the snapshot has no augment state but this run uses an adaptive "
                              "augmentation; resume it with the options it was trained with.")
         super().load_state_dict(state)
         for term in self._all_terms():

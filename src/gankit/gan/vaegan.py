@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gankit.errors import GankitError
 from gankit.gan.losses import SEPARABLE_LOSSES
 from gankit.gan.updaters import split_batch
 from gankit.models.encoder import ConvEncoder
@@ -97,7 +98,7 @@ class VAEGANUpdater(Updater):
         super().__init__({"enc": enc, "dec": dec, "dis": dis},
                          {"enc": opt_enc, "dec": opt_dec, "dis": opt_dis}, loaders, **kwargs)
         if gamma < 0:
-            raise ValueError(f"gamma must not be negative, got {gamma}.")
+            raise GankitError(f"gamma must not be negative, got {gamma}.")
         self.gamma = gamma
 
     def update_core(self, batch: Any) -> None:

@@ -507,7 +507,7 @@ def _load_cached(kind: str, path: Path, key: str,
         # weights_only: the entry holds only tensors and plain values, so no pickle code runs.
         entry = torch.load(path, map_location="cpu", weights_only=True)
         if entry["key"] != key:
-            raise ValueError("cache key mismatch")
+            raise GankitError("cache key mismatch")
         # Built under a forked RNG: a cache hit must draw from the global streams no more
         # than a miss does (training forks too), or a run would depend on the cache.
         with torch.random.fork_rng(devices=[]):

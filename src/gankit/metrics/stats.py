@@ -87,7 +87,7 @@ def reference_stats(
         try:
             with np.load(path, allow_pickle=False) as f:
                 if str(f["key"]) != key:
-                    raise ValueError("cache key mismatch")
+                    raise GankitError("cache key mismatch")
                 return ReferenceStats(torch.from_numpy(f["mu"]), torch.from_numpy(f["sigma"]),
                                       torch.from_numpy(f["features"]), int(f["n"]))
         except Exception as exc:  # a damaged entry only costs the recomputation

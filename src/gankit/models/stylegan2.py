@@ -207,7 +207,7 @@ class SynthesisNetwork(nn.Module):
 
     def forward(self, ws: Tensor, noise_mode: str = "random") -> Tensor:
         if ws.dim() != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
-            raise ValueError(
+            raise GankitError(
                 f"ws has shape {tuple(ws.shape)}; the synthesis network needs "
                 f"(batch, {self.num_ws}, {self.w_dim})"
             )

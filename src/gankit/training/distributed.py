@@ -314,7 +314,7 @@ def prepare_updater(updater: Updater, *, compile: bool | Collection[str] = False
     to_compile = set(updater.raw_models) if compile is True else set(compile or ())
     unknown = to_compile - set(updater.raw_models)
     if unknown:
-        raise ValueError(f"compile names unknown models {sorted(unknown)}; "
+        raise GankitError(f"compile names unknown models {sorted(unknown)}; "
                          f"have {sorted(updater.raw_models)}.")
     for name, raw in updater.raw_models.items():
         model: nn.Module = raw

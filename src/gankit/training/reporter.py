@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from gankit.errors import GankitError
+
 Value = torch.Tensor | float | int
 
 # The open scopes, innermost last: (observation, id(module) -> the module's name).
@@ -82,7 +84,7 @@ def report(values: Mapping[str, Value], observer: str | nn.Module | None = None)
                 observation[name] = value.detach()
                 continue
             if value.numel() != 1:
-                raise ValueError(
+                raise GankitError(
                     f"report() got a tensor of shape {tuple(value.shape)} for '{name}'; "
                     "report scalars, e.g. loss.mean()."
                 )

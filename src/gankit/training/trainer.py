@@ -129,7 +129,7 @@ class Trainer:
             raise TypeError(f"priority must be an int, got {priority!r}.")
         base = name if name is not None else extension.default_name
         if not isinstance(base, str) or not base:
-            raise ValueError(f"an extension name must be a non-empty string, got {base!r}.")
+            raise GankitError(f"an extension name must be a non-empty string, got {base!r}.")
         unique, n = base, 1
         while unique in self._entries:
             unique, n = f"{base}_{n}", n + 1
@@ -307,7 +307,7 @@ class Trainer:
         saved_meta = state.get("metadata", {})
         for key, value in self.metadata.items():
             if key in saved_meta and saved_meta[key] != value:
-                raise ValueError(f"its {key} is {saved_meta[key]!r}, this run's is {value!r}")
+                raise GankitError(f"its {key} is {saved_meta[key]!r}, this run's is {value!r}")
         self.updater.load_state_dict(state["updater"])
         for name, saved in state["extensions"].items():
             if name in self._entries:

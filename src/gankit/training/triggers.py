@@ -11,6 +11,7 @@ import operator
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, Union, cast
 
+from gankit.errors import GankitError
 from gankit.training.reporter import DictSummary
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class Trigger:
 
 def _check_unit(unit: str) -> Unit:
     if unit not in UNITS:
-        raise ValueError(f"trigger unit must be 'iteration' or 'epoch', got {unit!r}.")
+        raise GankitError(f"trigger unit must be 'iteration' or 'epoch', got {unit!r}.")
     return cast(Unit, unit)
 
 
@@ -46,7 +47,7 @@ class IntervalTrigger(Trigger):
     def __init__(self, period: int, unit: Unit = "iteration") -> None:
         _check_unit(unit)
         if isinstance(period, bool) or not isinstance(period, int) or period < 1:
-            raise ValueError(f"trigger period must be a positive integer, got {period!r}.")
+            raise GankitError(f"trigger period must be a positive integer, got {period!r}.")
         self.period = period
         self.unit = unit
 
@@ -84,7 +85,7 @@ class ManualScheduleTrigger(Trigger):
         _check_unit(unit)
         points = [points] if isinstance(points, int) else list(points)
         if not all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in points):
-            raise ValueError(f"schedule points must be positive integers, got {points!r}.")
+            raise GankitError(f"schedule points must be positive integers, got {points!r}.")
         self.points = frozenset(points)
         self.unit = unit
 
@@ -158,7 +159,7 @@ def get_trigger(trigger: TriggerLike) -> Trigger:
         return trigger
     if isinstance(trigger, tuple):
         if len(trigger) != 2:
-            raise ValueError(f"a trigger tuple is (period, unit), got {trigger!r}.")
+            raise GankitError(f"a trigger tuple is (period, unit), got {trigger!r}.")
         return IntervalTrigger(trigger[0], _check_unit(trigger[1]))
     if callable(trigger):
         return _CallableTrigger(trigger)

@@ -100,7 +100,7 @@ class Updater:
         skip_nonfinite: bool = False,
     ) -> None:
         if precision not in PRECISIONS:
-            raise ValueError(
+            raise GankitError(
                 f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}."
             )
         self.device = resolve_device(device)
@@ -111,13 +111,13 @@ class Updater:
         self.optimizers = dict(optimizers)
         self.loaders = dict(loaders) if isinstance(loaders, Mapping) else {"main": loaders}
         if "main" not in self.loaders:
-            raise ValueError("loaders needs a 'main' entry: the loader that drives the epochs.")
+            raise GankitError("loaders needs a 'main' entry: the loader that drives the epochs.")
         try:
             self._epoch_len = len(self.loaders["main"])  # type: ignore[arg-type]
         except TypeError:
             raise TypeError("the main loader must have a length to count epochs.") from None
         if self._epoch_len == 0:
-            raise ValueError("the main loader yields no batch; is the data smaller than a batch?")
+            raise GankitError("the main loader yields no batch; is the data smaller than a batch?")
         self._params = {
             name: [p for group in opt.param_groups for p in group["params"]]
             for name, opt in self.optimizers.items()
@@ -129,7 +129,7 @@ class Updater:
         if isinstance(grad_clip, Mapping):
             unknown = set(grad_clip) - set(self.optimizers)
             if unknown:
-                raise ValueError(f"grad_clip names unknown optimizers: {sorted(unknown)}.")
+                raise GankitError(f"grad_clip names unknown optimizers: {sorted(unknown)}.")
             self.grad_clip = dict(grad_clip)
         else:
             self.grad_clip = dict.fromkeys(self.optimizers, grad_clip) if grad_clip else {}
@@ -314,7 +314,7 @@ class Updater:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for kind, own in (("models", self.raw_models), ("optimizers", self.optimizers)):
             if set(state[kind]) != set(own):
-                raise ValueError(
+                raise GankitError(
                     f"the snapshot has {kind} {sorted(state[kind])} but this run has "
                     f"{sorted(own)}."
                 )
