@@ -58,8 +58,9 @@ class GANEvaluator(Evaluator):
     Noise comes from a private generator seeded with ``seed``, the same at every evaluation,
     so scores move with the weights only and the training RNG is untouched. The feature
     network (see :func:`gankit.metrics.scoring.feature_space`; ``train`` is needed to train the
-    classifier for labelled images) and the real features are built at the first call and
-    kept (the real statistics in the cache of :func:`gankit.metrics.stats.reference_stats`).
+    classifier of labelled images or the self-supervised network of unlabelled ones) and the
+    real features are built at the first call and kept (the real statistics in the cache of
+    :func:`gankit.metrics.stats.reference_stats`).
     The updater must expose ``loss`` (a ``GANLoss``) and models ``gen`` and ``dis``, as
     :class:`gankit.gan.updaters.GANUpdater` does.
 
@@ -86,7 +87,7 @@ class GANEvaluator(Evaluator):
     Args:
         val: held-out data; at most ``n_real`` (default ``n``) samples of it, a fixed random
             subset, are used: equal sizes as in ``gankit eval``.
-        train: training data, for the feature classifier of labelled images.
+        train: training data, for the feature network gankit trains (labelled or not).
         metrics: metric names, or None for the data's defaults.
         n: generated samples per evaluation.
         n_real: cap on held-out samples (scoring cost grows with it).

@@ -1,7 +1,9 @@
 """Feature networks for the metrics, none of which is ever downloaded.
 
-For images gankit trains a small classifier on the user's own labelled data (and caches it),
-or loads a network the user supplies; for 2-D toy data the coordinates are the features.
+For images gankit trains a small network on the user's own data and caches it: a classifier
+of labelled images (here), the same network trained without labels for unlabelled ones
+(:mod:`gankit.metrics.ssl`, on this module's training loop and cache); or it loads a network
+the user supplies; for 2-D toy data the coordinates are the features.
 FID/KID/precision-recall numbers are comparable only when computed with the same network.
 """
 
