@@ -107,6 +107,25 @@ def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None
         raise
 
 
+def append_line(path: str | Path, line: str) -> None:
+    """Append ``line`` (one JSON-lines entry, newline included) to ``path``.
+
+    Not atomic: a kill mid-write leaves a torn last line, which readers of such a log skip
+    (``gankit.extensions.log_report.read_log``). ``fault_hook`` sees its "open" and its
+    "write" (half the line written), as for ``write_atomic``.
+    """
+    path = Path(path)
+    data = line.encode()
+    fault_point("open", path)
+    with open(path, "ab") as f:
+        if fault_hook is not None:
+            f.write(data[: len(data) // 2])
+            f.flush()  # what a kill now leaves: a torn last line
+            fault_point("write", path)
+            data = data[len(data) // 2:]
+        f.write(data)
+
+
 def hash_tensor(h: Any, t: torch.Tensor) -> None:
     """Feed a tensor's dtype, shape and bytes to the hash object ``h`` (a ``hashlib`` one)."""
     t = t.detach().cpu().contiguous()
