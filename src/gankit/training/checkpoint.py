@@ -115,15 +115,14 @@ def append_line(path: str | Path, line: str) -> None:
     "write" (half the line written), as for ``write_atomic``.
     """
     path = Path(path)
-    data = line.encode()
     fault_point("open", path)
-    with open(path, "ab") as f:
+    with open(path, "a", encoding="utf-8") as f:
         if fault_hook is not None:
-            f.write(data[: len(data) // 2])
+            f.write(line[: len(line) // 2])
             f.flush()  # what a kill now leaves: a torn last line
             fault_point("write", path)
-            data = data[len(data) // 2:]
-        f.write(data)
+            line = line[len(line) // 2:]
+        f.write(line)
 
 
 def hash_tensor(h: Any, t: torch.Tensor) -> None:
