@@ -113,7 +113,9 @@ def test_a_run_killed_at_every_step_of_every_write_resumes_bitwise(
     points = _points(lambda: _train(make_trainer, reference))
     snapshot_points = [p for p in points if p[1].startswith("snapshot_iter_")]
     assert {s for s, _ in snapshot_points} == DURABLE_STEPS
-    assert len(snapshot_points) == 3 * len(DURABLE_STEPS)  # iterations 2, 4, 6
+    # iterations 2, 4, 6, and at 6 the prune of iteration 2's (2 kept)
+    assert len(snapshot_points) == 3 * len(DURABLE_STEPS) + 1
+    assert snapshot_points[-1] == ("unlink", "snapshot_iter_2.pt")
     plot_points = [p for p in points if p[1] == "loss.png"]
     assert {s for s, _ in plot_points} == FAST_STEPS
     assert len(plot_points) == 2 * len(FAST_STEPS)  # iterations 3 and 6
@@ -197,8 +199,10 @@ def test_sample_grids_killed_at_every_step_are_whole_and_written_again(
     reference = tmp_path / "reference"
     points = _points(lambda: _train(make_trainer, reference, grids=True))
     grid_points = [p for p in points if p[1].startswith("iter_")]
-    assert [s for s, _ in grid_points] == [s for s, _ in _ORDER] * 3  # iterations 2, 4, 6
-    assert len(points) == 18 + 6 + 12 + len(grid_points)  # snapshots, plots, log, grids
+    # iterations 2, 4, 6, and at 6 the prune of iteration 2's (keep=2)
+    assert grid_points == [(s, f"iter_000000{i}.png") for i in (2, 4, 6) for s, _ in _ORDER] + [
+        ("unlink", "iter_0000002.png")]
+    assert len(points) == 19 + 6 + 12 + len(grid_points)  # snapshots, plots, log, grids
     grids = sorted(p.name for p in (reference / "samples").iterdir())
     assert grids == ["iter_0000004.png", "iter_0000006.png"]  # keep=2
     wanted = {name: (reference / "samples" / name).read_bytes() for name in grids}

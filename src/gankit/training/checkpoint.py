@@ -43,8 +43,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 #: Fault injection for tests: called as ``fault_hook(step, path)`` just before each
-#: file-system operation of a write (``step``: "unlink", "open", "write" (half the data is
-#: written), "fsync", "replace", "fsync_dir"), so a test can kill the process there.
+#: file-system operation of a write (``step``: "unlink" (a legacy checksum; a snapshot or
+#: sample grid pruned), "open", "write" (half the data is written), "fsync", "replace",
+#: "fsync_dir"), so a test can kill the process there.
 fault_hook: Callable[[str, Path], None] | None = None
 
 
