@@ -43,6 +43,9 @@ import _harness as harness
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from gankit.extensions.log_report import read_log  # noqa: E402
 
 #: per arch: the width, the iterations (discriminator steps), the iterations between the
 #: run's own FID evaluations and ADA's speed (thousands of reals for p to go 0 -> 1): resnet's
@@ -112,7 +115,7 @@ def run_one(arch: str, name: str, seed: int, args: argparse.Namespace,
         train(arch, name, seed, args, run)
     _gankit(["eval", str(run), "--metrics", "fid,kid", "-n", str(args.n)])
     metrics = json.loads((run / "metrics.json").read_text())["records"][-1]
-    log = [json.loads(line) for line in (run / "log.json").read_text().splitlines() if line]
+    log = read_log(run / "log.json")
     curve = {str(e["iteration"]): e["val/fid"] for e in log if "val/fid" in e}
     last = [e for e in log if "dis/real" in e][-1]
     result = {"arch": arch, "method": name, "seed": seed, "width": width,
@@ -139,8 +142,7 @@ def print_curves(jobs: list[tuple[str, str, int]], args: argparse.Namespace, out
     for arch, name, seed in jobs:
         run = _run_dir(arch, name, seed, args, out)
         path = run / "log.json"
-        log = [json.loads(line) for line in path.read_text().splitlines() if line] \
-            if path.is_file() else []
+        log = read_log(path) if path.is_file() else []  # a torn last line: skipped, noticed
         curve = " ".join(f"{e['iteration']}:{e['val/fid']:.1f}" for e in log if "val/fid" in e)
         at = log[-1]["iteration"] if log else 0
         print(f"{arch:<7}{name:<11} seed {seed}: iteration {at:>5}  FID {curve or '-'}")

@@ -29,6 +29,7 @@ from testsupport import differing
 MULTIPROCESS = pytest.mark.multiprocess
 SRC = Path(gd.__file__).parents[2]
 ITERATIONS = 16
+FAILED_ATTEMPT = "failed (exitcode"  # what torchrun's agent logs for each failed worker
 
 
 def _env(tag: str) -> dict[str, str]:
@@ -83,6 +84,9 @@ def _finish(procs: list[subprocess.Popen]) -> str:
     for p in procs:
         _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err[-3000:]
+        # Each agent saw its workers fail once at most (the killed attempt): the first
+        # restart succeeded, not a later one.
+        assert err.count(FAILED_ATTEMPT) <= 1, err[-3000:]
         errs.append(err)
     return "".join(errs)
 
@@ -153,6 +157,7 @@ def test_a_killed_rank_restarts_the_group_and_the_run_ends_bitwise_equal(
     killed_after = _kill_rank_1_after_first_snapshot("run", tmp_path / "run", [run])
     err = _finish([run])
     assert "Traceback" not in err, err[-3000:]
+    assert err.count(FAILED_ATTEMPT) == 1  # the killed rank, seen; no failed restart after it
     assert "resuming from" in err  # the first restart resumed
     resumed_at = int(err.split("(iteration ")[1].split(")")[0])
     assert killed_after <= resumed_at < ITERATIONS

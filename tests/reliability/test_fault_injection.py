@@ -1,9 +1,10 @@
 """Every write interrupted at every step: a run killed at each file-system operation of each of
-its atomic writes (snapshots, plots, sample grids, config.json) leaves only whole files under
-the names readers trust, and resumes to bitwise the end state of an uninterrupted run; the
-files written outside a run (metrics.json, val_protocol.json, best.safetensors, archives of
-gankit prepare, the classifier feature cache) read as the old or the new whole file, or are
-written again by the same call.
+its writes (snapshots, plots, sample grids, log.json's appended lines, config.json) leaves only
+whole files under the names readers trust (the log: whole entries, a torn last line skipped
+with a notice), and resumes to bitwise the end state of an uninterrupted run; the files
+written outside a run (metrics.json, val_protocol.json, best.safetensors, archives of gankit
+prepare, the classifier feature cache, the reference statistics cache) read as the old or the
+new whole file, or are written again by the same call.
 
 ``checkpoint.fault_hook`` names each operation just before it happens; a forked child trains
 and SIGKILLs itself at the chosen one, then this process inspects what it left and resumes.
@@ -15,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,6 +29,7 @@ from PIL import Image
 
 from gankit.cli.runs import saved_config
 from gankit.extensions import LogReport, PlotReport, SampleGrid, Snapshot
+from gankit.extensions.log_report import read_log
 from gankit.training import Trainer, checkpoint
 from gankit.training.checkpoint import list_snapshots, load_state, remove_stale_files
 from testsupport import differing
@@ -34,6 +37,7 @@ from testsupport import differing
 STOP = 6
 DURABLE_STEPS = {"unlink", "open", "write", "fsync", "replace", "fsync_dir"}
 FAST_STEPS = {"open", "write", "replace"}  # write_atomic(durable=False): plots
+APPEND_STEPS = ["open", "write"]  # append_line: a log.json entry
 
 
 def _killed_at(point: int, work: Callable[[], None]) -> bool:
@@ -93,10 +97,14 @@ def _train(make_trainer: Callable[..., Trainer], out: Path, grids: bool = False)
 def _end_state(out: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     state = load_state(out / f"snapshot_iter_{STOP}.pt")
     log = [json.loads(line) for line in (out / "log.json").read_text().splitlines()]
-    # Wall-clock values differ between runs: the elapsed time and the evaluator's phase times.
-    return state["updater"]["models"], [
-        {k: v for k, v in e.items()
-         if k != "elapsed_time" and not k.startswith("val_time/")} for e in log]
+    return state["updater"]["models"], _without_times(log)
+
+
+def _without_times(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Wall-clock values differ between runs: the elapsed time and the evaluator's phase
+    times."""
+    return [{k: v for k, v in e.items() if k != "elapsed_time" and not k.startswith("val_time/")}
+            for e in log]
 
 
 def test_a_run_killed_at_every_step_of_every_write_resumes_bitwise(
@@ -105,10 +113,14 @@ def test_a_run_killed_at_every_step_of_every_write_resumes_bitwise(
     points = _points(lambda: _train(make_trainer, reference))
     snapshot_points = [p for p in points if p[1].startswith("snapshot_iter_")]
     assert {s for s, _ in snapshot_points} == DURABLE_STEPS
-    assert len(snapshot_points) == 3 * len(DURABLE_STEPS)  # iterations 2, 4, 6
+    # iterations 2, 4, 6, and at 6 the prune of iteration 2's (2 kept)
+    assert len(snapshot_points) == 3 * len(DURABLE_STEPS) + 1
+    assert snapshot_points[-1] == ("unlink", "snapshot_iter_2.pt")
     plot_points = [p for p in points if p[1] == "loss.png"]
     assert {s for s, _ in plot_points} == FAST_STEPS
     assert len(plot_points) == 2 * len(FAST_STEPS)  # iterations 3 and 6
+    log_points = [p for p in points if p[1] == "log.json"]
+    assert [s for s, _ in log_points] == APPEND_STEPS * STOP  # an entry every iteration
     ref_models, ref_log = _end_state(reference)
 
     for point in range(1, len(points) + 1):
@@ -120,11 +132,25 @@ def test_a_run_killed_at_every_step_of_every_write_resumes_bitwise(
         if (out / "loss.png").exists():
             with Image.open(out / "loss.png") as png:
                 png.load()  # decodes whole
-        _train(make_trainer, out)  # the same run again: resumes, or starts if nothing was kept
+        # The log's reader finds whole entries of the run; a torn last line is skipped with
+        # a notice.
+        log_file = out / "log.json"
+        with warnings.catch_warnings(record=True) as notices:
+            warnings.simplefilter("always")
+            logged = _without_times(read_log(log_file)) if log_file.exists() else []
+        assert logged == ref_log[:len(logged)], point
+        torn = log_file.exists() and log_file.read_bytes()[-1:] not in (b"\n", b"")
+        assert [str(n.message) for n in notices if "cut short" in str(n.message)] == (
+            [f"{log_file}: skipped its last line, cut short by a killed writer; the "
+             f"{len(logged)} whole entries are read."] if torn else []), point
+        with warnings.catch_warnings(record=True) as notices:
+            warnings.simplefilter("always")
+            _train(make_trainer, out)  # the same run again: resumes, or starts if nothing was kept
+        assert any("cut short by a killed writer" in str(n.message) for n in notices) == torn
         models, log = _end_state(out)
         assert log == ref_log, point
         assert differing(models, ref_models) == [], point
-    assert len(points) == len(snapshot_points) + len(plot_points)
+    assert len(points) == len(snapshot_points) + len(plot_points) + len(log_points)
 
 
 def test_config_json_killed_at_every_step_is_read_whole(tmp_path: Path) -> None:
@@ -173,8 +199,10 @@ def test_sample_grids_killed_at_every_step_are_whole_and_written_again(
     reference = tmp_path / "reference"
     points = _points(lambda: _train(make_trainer, reference, grids=True))
     grid_points = [p for p in points if p[1].startswith("iter_")]
-    assert [s for s, _ in grid_points] == [s for s, _ in _ORDER] * 3  # iterations 2, 4, 6
-    assert len(points) == 18 + 6 + len(grid_points)  # snapshots, plots, grids
+    # iterations 2, 4, 6, and at 6 the prune of iteration 2's (keep=2)
+    assert grid_points == [(s, f"iter_000000{i}.png") for i in (2, 4, 6) for s, _ in _ORDER] + [
+        ("unlink", "iter_0000002.png")]
+    assert len(points) == 19 + 6 + 12 + len(grid_points)  # snapshots, plots, log, grids
     grids = sorted(p.name for p in (reference / "samples").iterdir())
     assert grids == ["iter_0000004.png", "iter_0000006.png"]  # keep=2
     wanted = {name: (reference / "samples" / name).read_bytes() for name in grids}
@@ -310,8 +338,6 @@ def test_an_archive_killed_at_every_step_is_absent_or_whole(tmp_path: Path, fmt:
 
 
 def test_the_classifier_cache_killed_at_every_step_loads_or_retrains(tmp_path: Path) -> None:
-    import warnings
-
     from gankit.metrics.features import cached_classifier
 
     g = torch.Generator().manual_seed(0)
@@ -337,6 +363,44 @@ def test_the_classifier_cache_killed_at_every_step_loads_or_retrains(tmp_path: P
         assert len(entries) == 1 and entries[0].startswith("classifier-")
 
     steps = _interrupted_everywhere(lambda: cached_classifier(x, y, x, y, **kwargs), reset,
+                                    check, done)
+    assert steps == WRITE_STEPS
+
+
+def test_the_reference_statistics_cache_killed_at_every_step_loads_or_recomputes(
+        tmp_path: Path) -> None:
+    from gankit.metrics.stats import reference_stats
+
+    x = torch.rand(24, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    calls = []
+
+    def features(batch: torch.Tensor) -> torch.Tensor:
+        calls.append(len(batch))
+        return batch.flatten(1)[:, :6] * 2.0
+
+    cache = tmp_path / "cache"
+    kwargs: dict[str, Any] = {"split": "train", "feature_hash": "toy-v1", "cache_dir": cache}
+    want = reference_stats(x, features, **kwargs)
+
+    def check() -> None:
+        calls.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # an unreadable entry would be warned about
+            got = reference_stats(x, features, **kwargs)
+        assert torch.equal(got.mu, want.mu) and torch.equal(got.sigma, want.sigma)
+        assert got.features is not None and want.features is not None
+        assert torch.equal(got.features, want.features) and got.n == want.n
+
+    def reset() -> None:
+        shutil.rmtree(cache, ignore_errors=True)
+
+    def done() -> None:
+        check()
+        assert calls == []  # read from the cache, not recomputed
+        entries = [p.name for p in cache.iterdir() if not p.name.startswith(".")]
+        assert len(entries) == 1 and entries[0].startswith("stats-")
+
+    steps = _interrupted_everywhere(lambda: reference_stats(x, features, **kwargs), reset,
                                     check, done)
     assert steps == WRITE_STEPS
 

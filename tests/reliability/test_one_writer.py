@@ -1,8 +1,10 @@
 """`gankit train` twice on one run: the second is refused while the first lives, takes over
-once it is killed, and readers (`gankit sample`, snapshots) work on the run while it trains."""
+once it is killed, and readers (`gankit sample`, `gankit eval`, snapshots) work on the run while
+it trains."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,6 +15,8 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
 from gankit import cli
 from gankit.training.checkpoint import latest_snapshot, list_snapshots
@@ -74,6 +78,12 @@ def test_one_writer_per_run_and_readers_while_it_trains(
         code, err = _gankit(capsys, "sample", str(out), "-n", "4", "-o",
                             str(tmp_path / "s.npy"), "--device", "cpu")
         assert code == 0, err
+        net = tmp_path / "features.pt"  # a feature network file: no weights to fetch
+        torch.save(nn.Sequential(nn.Flatten(), nn.Linear(64, 6), nn.Tanh()), net)
+        code, err = _gankit(capsys, "eval", str(out), "--metrics", "fid", "-n", "8",
+                            "--feature-net", str(net), "--device", "cpu")
+        assert code == 0, err
+        assert json.loads((out / "metrics.json").read_text())["records"][-1]["iteration"] > 0
         assert first.poll() is None  # still training
     finally:
         first.send_signal(signal.SIGKILL)

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gankit.training.checkpoint import write_atomic
+from gankit.training.checkpoint import append_line, write_atomic
 from gankit.training.extension import PRIORITY_LOG, Extension
 from gankit.training.reporter import DictSummary
 from gankit.training.triggers import TriggerLike, get_trigger
@@ -118,8 +118,7 @@ class LogReport(Extension):
         if self.filename and trainer.is_main_process:
             # Appended, not rewritten: O(1) per entry. A kill mid-line leaves a torn last
             # line, which read_log skips and a resume trims.
-            with open(trainer.out / self.filename, "a") as f:
-                f.write(json.dumps(entry) + "\n")
+            append_line(trainer.out / self.filename, json.dumps(entry) + "\n")
 
     def state_dict(self) -> dict[str, Any]:
         state: dict[str, Any] = {"entries": len(self.log), "summary": self._summary.state_dict()}

@@ -15,7 +15,7 @@ from PIL import Image
 from gankit.errors import GankitError
 from gankit.extensions.ema import sampling_model
 from gankit.gan.sampling import generate
-from gankit.training.checkpoint import write_atomic
+from gankit.training.checkpoint import fault_point, write_atomic
 from gankit.training.extension import PRIORITY_READER, Extension
 
 if TYPE_CHECKING:
@@ -135,6 +135,7 @@ class SampleGrid(Extension):
             if middle.isdigit():
                 found.append((int(middle), p))
         for _, p in sorted(found)[:-keep]:
+            fault_point("unlink", p)
             p.unlink(missing_ok=True)
 
 

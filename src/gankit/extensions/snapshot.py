@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from gankit.data.loader import worker_died
 from gankit.errors import GankitError
 from gankit.extensions.fail_on_non_finite import FailOnNonFinite, check_finite_parameters
-from gankit.training.checkpoint import SNAPSHOT_RE, list_snapshots, save_state
+from gankit.training.checkpoint import SNAPSHOT_RE, fault_point, list_snapshots, save_state
 from gankit.training.distributed import any_rank, is_distributed
 from gankit.training.extension import PRIORITY_SNAPSHOT, Extension
 from gankit.training.triggers import Trigger, TriggerLike, get_trigger
@@ -123,6 +123,7 @@ class Snapshot(Extension):
         self.last_path = path
         if self.n_retains is not None and SNAPSHOT_RE.match(path.name):
             for old in list_snapshots(trainer.out)[: -self.n_retains]:
+                fault_point("unlink", old)  # a kill here leaves one more, pruned next time
                 old.with_name(old.name + ".sha256").unlink(missing_ok=True)
                 old.unlink(missing_ok=True)
 

@@ -43,8 +43,9 @@ def _fsync_dir(path: Path) -> None:
 
 
 #: Fault injection for tests: called as ``fault_hook(step, path)`` just before each
-#: file-system operation of a write (``step``: "unlink", "open", "write" (half the data is
-#: written), "fsync", "replace", "fsync_dir"), so a test can kill the process there.
+#: file-system operation of a write (``step``: "unlink" (a legacy checksum; a snapshot or
+#: sample grid pruned), "open", "write" (half the data is written), "fsync", "replace",
+#: "fsync_dir"), so a test can kill the process there.
 fault_hook: Callable[[str, Path], None] | None = None
 
 
@@ -105,6 +106,24 @@ def write_atomic(path: str | Path, data: bytes, *, durable: bool = True) -> None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def append_line(path: str | Path, line: str) -> None:
+    """Append ``line`` (one JSON-lines entry, newline included) to ``path``.
+
+    Not atomic: a kill mid-write leaves a torn last line, which readers of such a log skip
+    (``gankit.extensions.log_report.read_log``). ``fault_hook`` sees its "open" and its
+    "write" (half the line written), as for ``write_atomic``.
+    """
+    path = Path(path)
+    fault_point("open", path)
+    with open(path, "a", encoding="utf-8") as f:
+        if fault_hook is not None:
+            f.write(line[: len(line) // 2])
+            f.flush()  # what a kill now leaves: a torn last line
+            fault_point("write", path)
+            line = line[len(line) // 2:]
+        f.write(line)
 
 
 def hash_tensor(h: Any, t: torch.Tensor) -> None:
