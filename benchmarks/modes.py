@@ -19,7 +19,8 @@ pins those values and changes them:
 ``ns-r1-decay`` adds ``--lr-decay linear`` (down to 0 at the last iteration),
 ``ns-r1-decay50`` the same decay from half-way (``--lr-decay-start 0.5``), ``ns-r1-0.1*``
 those with R1 γ 0.1, ``-20k`` trains 20,000 iterations. ``ns`` drops the R1 penalty,
-``hinge-r1`` swaps the loss, ``wgan-gp`` is WGAN with gradient penalty.
+``hinge-r1`` swaps the loss, ``rpgan-r1r2`` is R3GAN's objective (the relativistic pairing
+loss, R1 + R2), ``wgan-gp`` is WGAN with gradient penalty.
 
 Each run's line also says where its low-quality samples lie: ``bridge`` is the fraction
 farther than 6σ from every mode (on the segments the generator's continuous map draws
@@ -76,6 +77,8 @@ RECIPES: dict[str, dict[str, Any]] = {
                               "lr_decay_start": 0.5, "iterations": 20000},
     "ns": {**_PINNED, "penalty": "none"},
     "hinge-r1": {**_PINNED, "loss": "hinge"},
+    # R3GAN's objective: the relativistic pairing loss with R1 + R2 (γ/2 each).
+    "rpgan-r1r2": {**_PINNED, "loss": "rpgan", "penalty": "r1r2"},
     # λ=0.1 and 5 critic steps per generator step: the WGAN-GP authors' 2-D toy settings.
     "wgan-gp": {**_PINNED, "loss": "wgan", "penalty": "gp", "penalty_weight": 0.1, "n_dis": 5},
 }
