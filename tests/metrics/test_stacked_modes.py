@@ -18,6 +18,7 @@ from gankit.gan.updaters import GANUpdater
 from gankit.metrics import features as features_module
 from gankit.metrics import scoring, stacked_modes
 from gankit.metrics.stacked_modes import (
+    CHANNEL_FEATURES_VERSION,
     STACKED_SAMPLES,
     StackedModeJudge,
     stacked_mode_judge,
@@ -101,11 +102,20 @@ def test_scoring_picks_the_stacked_metric(stacks: tuple[ArrayDataset, ArrayDatas
     train, val = stacks
     space = scoring.feature_space(train, val)
     assert space.stacked is not None and "digit SmallCNN" in space.description
+    assert space.name == CHANNEL_FEATURES_VERSION and space.classify is None
+    # FID in the judge's per-channel features: other real stacks near, noise far (the
+    # 1,000-class classifier these replace gave 0 for both)
+    real = scoring.real_subset(val, 200).x
+    feats = {k: scoring.extract_features(space.features, x) for k, x in (
+        ("val", real), ("train", train.x[:200]),
+        ("noise", torch.randint(0, 256, real.shape, dtype=torch.uint8)))}
+    assert feats["val"].shape == (200, 3 * stacked_modes.DIGIT_CLASSIFIER_OPTIONS["feature_dim"])
+    fid = {k: scoring.frechet_distance(feats["val"], feats[k]) for k in ("train", "noise")}
+    assert 0 < fid["train"] < fid["noise"] / 4, fid
     names = scoring.default_metrics(space, val)
     assert "stacked" in names and "classes" not in names
     assert scoring.default_n(train) == STACKED_SAMPLES == 26_000
-    real = scoring.real_subset(val, 200)
-    stats = scoring.extract_features(space.features, real.x)
+    stats = feats["val"]
     scores = scoring.compute_metrics(train.x[:500], stats, ["stacked"], space=space, data=val)
     assert set(scores) == {"modes", "kl"}
     assert scores == stacked_mode_scores(space.stacked, train.x[:500])

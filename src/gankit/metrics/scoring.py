@@ -51,7 +51,9 @@ from gankit.metrics.inception import (
 from gankit.metrics.protocol import Protocol
 from gankit.metrics.ssl import SSL_VERSION, cached_ssl
 from gankit.metrics.stacked_modes import (
+    CHANNEL_FEATURES_VERSION,
     STACKED_SAMPLES,
+    ChannelFeatures,
     StackedModeJudge,
     stacked_mode_judge,
     stacked_mode_scores,
@@ -172,15 +174,25 @@ def feature_space(
     ``val``) and unlabelled ones a SmallCNN trained without labels (:mod:`gankit.metrics.ssl`),
     each trained once per data set and then loaded from the cache. Images smaller than 8 x 8
     need a ``feature_net``.
-    Stacked MNIST also gets the digit classifier that judges its modes (``stacked``).
+    Stacked MNIST gets the digit classifier that judges its modes (``stacked``), and without
+    ``feature_net`` its features per channel (:class:`ChannelFeatures`) for the other metrics.
     """
-    space = _feature_space(train, val, feature_net=feature_net, device=device,
-                           cache_dir=cache_dir, resize=resize)
+    judge = None
     if is_stacked_mnist(train) and is_stacked_mnist(val):  # in memory: load() is itself
-        space.stacked = stacked_mode_judge(train.load(), val.load(), cache_dir=cache_dir,
-                                           device=device)
+        judge = stacked_mode_judge(train.load(), val.load(), cache_dir=cache_dir,
+                                   device=device)
+    if judge is not None and feature_net is None:
+        net = ChannelFeatures(judge.classifier)
+        space = FeatureSpace(net, "the digit SmallCNN's features of each channel", module=net,
+                             name=CHANNEL_FEATURES_VERSION,
+                             weights_hash=_module_hash(judge.classifier))
+    else:
+        space = _feature_space(train, val, feature_net=feature_net, device=device,
+                               cache_dir=cache_dir, resize=resize)
+    if judge is not None:
+        space.stacked = judge
         space.description += (f"; modes judged per channel by a digit SmallCNN (held-out "
-                              f"accuracy {space.stacked.accuracy:.1%})")
+                              f"accuracy {judge.accuracy:.1%})")
     return space
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from gankit.data.datasets import to_unit
 from gankit.data.stackedmnist import STACKED_MODES, is_stacked_mnist, mode_digits
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     from gankit.data import ArrayDataset
 
 __all__ = [
+    "CHANNEL_FEATURES_VERSION",
     "DIGIT_CLASSIFIER_OPTIONS",
     "STACKED_SAMPLES",
+    "ChannelFeatures",
     "StackedModeJudge",
     "stacked_mode_judge",
     "stacked_mode_scores",
@@ -45,6 +47,8 @@ STACKED_SAMPLES = 26_000
 #: how the digit classifier is trained (part of its cache key)
 DIGIT_CLASSIFIER_OPTIONS: dict[str, Any] = {"epochs": 5, "max_steps": 1000, "width": 16,
                                             "feature_dim": 64, "seed": 0}
+#: the protocol name of FID/KID/PR in the judge's features (:class:`ChannelFeatures`)
+CHANNEL_FEATURES_VERSION = "gankit-smallcnn-v1-channels"
 #: single-channel digits it trains on, and the held-out ones it is scored on, at most
 DIGIT_TRAIN_MAX = 30_000
 DIGIT_VAL_MAX = 10_000
@@ -79,6 +83,26 @@ class StackedModeJudge:
         """Move the classifier to ``device`` (in place) and return self."""
         self.classifier.to(device)
         return self
+
+
+class ChannelFeatures(nn.Module):
+    """The digit classifier's features of each channel, side by side: (N, C * D) for images
+    (N, C, H, W), the first channel's first.
+
+    Stacked MNIST's FID, KID and precision/recall are computed in these: a classifier of its
+    1,000 modes (about 128 training images each) does not learn in the classifier's budget,
+    while each channel is a digit the judge knows.
+    """
+
+    def __init__(self, classifier: SmallCNN) -> None:
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Features (N, C * feature_dim)."""
+        n, c, h, w = x.shape
+        out: Tensor = self.classifier.features(x.reshape(n * c, 1, h, w)).reshape(n, -1)
+        return out
 
 
 def _channels(data: ArrayDataset, cap: int) -> tuple[Tensor, Tensor]:
