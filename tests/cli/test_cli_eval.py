@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 from gankit.cli import main
@@ -122,15 +123,18 @@ def test_eval_points_mode_metrics(ring_run: Path) -> None:
 
 
 def test_unlabelled_images_are_scored_in_a_self_supervised_space(tmp_path: Path) -> None:
-    data = tmp_path / "blobs.npz"
+    folder = tmp_path / "photos"  # a flat folder of images: no classes
+    folder.mkdir()
     rng = np.random.default_rng(0)
-    np.savez(data, x=rng.integers(0, 256, (120, 8, 8), dtype=np.uint8))
+    for i in range(120):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(folder / f"{i}.png")
     out = tmp_path / "run"
-    assert main(["train", "--data", f"npz:{data}", "--out", str(out), "--eval-samples", "50",
-                 *FAST]) == 0
+    assert main(["train", "--data", f"folder:{folder}", "--out", str(out), "--eval-samples",
+                 "50", *FAST]) == 0
     entry = read_log(out / "log.json")[-1]
     assert {"val/gen/loss", "val/dis/loss", "val/fid", "val/kid", "val/precision"} <= set(entry)
     assert "val/classes" not in entry and (out / "best.safetensors").exists()
+    assert (out / "metrics.png").stat().st_size > 0
     assert generator_info(out / "best.safetensors").protocol["feature_net"] == SSL_VERSION
     assert main(["eval", str(out), "-n", "50"]) == 0
     report = _latest(out)

@@ -25,7 +25,8 @@ FAST = ["--quiet", "--width", "8", "--iterations", "20", "--sample-every", "10",
         "--log-every", "10", "--snapshot-every", "10", "--conditional"]
 SMALL = {"resnet": ["--width", "4", "--z-dim", "8"],
          "biggan": ["--width", "2", "--z-dim", "8"],
-         "stylegan2": ["--width", "2", "--z-dim", "8"]}
+         "stylegan2": ["--width", "2", "--z-dim", "8"],
+         "r3gan": ["--width", "4", "--z-dim", "8"]}
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def test_points_mlp_exports_and_samples(tmp_path: Path) -> None:
     _onnx_matches(tmp_path / "mlp.onnx", out)
 
 
-@pytest.mark.parametrize("arch", ["resnet", "biggan", "stylegan2"])
+@pytest.mark.parametrize("arch", ["resnet", "biggan", "stylegan2", "r3gan"])
 def test_image_arch_exports_samples_and_converts_to_onnx(tmp_path: Path, blobs32: str,
                                                          arch: str) -> None:
     run = tmp_path / "run"

@@ -106,6 +106,11 @@ def test_cache_trains_once_per_data_and_recipe(tmp_path: Path,
     assert len(list(tmp_path.glob("ssl-*.pt"))) == 3
 
 
+def test_one_held_out_image_trains_but_measures_no_view_matching() -> None:
+    model, score = train_ssl(_boxes(16, 0), _boxes(1, 1), **(FAST | {"epochs": 1}))
+    assert model.trained_steps == 1 and math.isnan(score)
+
+
 def test_a_stop_signal_abandons_training_and_caches_nothing(tmp_path: Path) -> None:
     request_stop()
     try:
@@ -117,7 +122,8 @@ def test_a_stop_signal_abandons_training_and_caches_nothing(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"train_x": torch.zeros(1, 1, 8, 8)}, "at least two square images"),
+    ({"train_x": torch.zeros(1, 1, 8, 8)}, "at least 2 square image"),
+    ({"val_x": torch.zeros(0, 1, 8, 8)}, "at least 1 square image"),
     ({"val_x": torch.zeros(4, 1, 16, 16)}, "pass images of one size"),
     ({"temperature": 0.0}, "must be"),
 ])

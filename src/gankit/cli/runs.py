@@ -82,7 +82,7 @@ def _with_flags(message: str) -> str:
 
 def load_data(cfg: TrainConfig) -> tuple[ArrayDataset, ArrayDataset]:
     """The run's training and held-out splits, each loaded once."""
-    from gankit.data import load_dataset
+    from gankit.data import LazyImages, load_dataset
 
     try:
         train, val = (load_dataset(cfg.dataset.data, split, image_size=cfg.dataset.image_size,
@@ -90,6 +90,9 @@ def load_data(cfg: TrainConfig) -> tuple[ArrayDataset, ArrayDataset]:
                       for split in ("train", "val"))
     except GankitError as exc:
         raise GankitError(_with_flags(str(exc))) from None
+    for data in (train, val):  # what the evaluator reads skips what the loader skips
+        if isinstance(data, LazyImages):
+            data.skip_corrupt = cfg.dataset.skip_corrupt
     return train, val
 
 

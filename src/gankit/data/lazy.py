@@ -13,6 +13,7 @@ loader in the main process decides: stop with that name (exit 2), or skip and co
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,10 @@ class LazyImages(Dataset[Any]):
             raise GankitError(f"{len(self.y)} labels for {self._n} images")
         self.name, self.n_classes, self.split = name, n_classes, split
         self.low, self.high = low, high
+        #: ``load`` leaves out unreadable items (each named once on stderr) instead of raising;
+        #: what ``--skip-corrupt`` sets, so the evaluator reads its real images as training does
+        self.skip_corrupt = False
+        self._skipped: set[str] = set()
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -125,17 +130,32 @@ class LazyImages(Dataset[Any]):
         return x if self.y is None else (x, self.y[int(i)])
 
     def load(self, indices: Sequence[int] | Tensor | None = None) -> ArrayDataset:
-        """The items at ``indices`` (all when None) read now into an in-memory ArrayDataset."""
+        """The items at ``indices`` (all when None) read now into an in-memory ArrayDataset;
+        an unreadable one raises GankitError naming it, or with ``skip_corrupt`` is left out."""
         idx = list(range(self._n)) if indices is None else [int(i) for i in indices]
         x = torch.empty((len(idx), *self._shape), dtype=torch.uint8)
+        y = None if self.y is None else torch.empty(len(idx), dtype=torch.int64)
+        filled = 0
         for start in range(0, len(idx), 256):
             part = self.__getitems__(idx[start:start + 256])
             if isinstance(part, CorruptBatch):
-                raise GankitError(part.errors[0])
-            x[start:start + 256] = part if self.y is None else part[0]
-        y = None if self.y is None else self.y[torch.as_tensor(idx, dtype=torch.int64)]
-        return ArrayDataset(x=x, y=y, kind="image", name=self.name, n_classes=self.n_classes,
-                            low=self.low, high=self.high, split=self.split)
+                if not self.skip_corrupt:
+                    raise GankitError(part.errors[0])
+                for msg in part.errors:
+                    if msg not in self._skipped:  # each file once
+                        self._skipped.add(msg)
+                        print(f"skipping: {msg}", file=sys.stderr)
+                if part.batch is None:
+                    continue
+                part = part.batch
+            images = part if y is None else part[0]
+            x[filled:filled + len(images)] = images
+            if y is not None:
+                y[filled:filled + len(images)] = part[1]
+            filled += len(images)
+        return ArrayDataset(x=x[:filled], y=None if y is None else y[:filled], kind="image",
+                            name=self.name, n_classes=self.n_classes, low=self.low,
+                            high=self.high, split=self.split)
 
     def unit(self, index: Any = slice(None)) -> Tensor:
         """Items ``index`` (a slice or indices) as float32 in [-1, 1]."""

@@ -577,7 +577,8 @@ def extract_features(
 ) -> Tensor:
     """Run ``net`` over x in batches under ``torch.no_grad``; return (N, D) on x's device.
 
-    uint8 images are converted to [-1, 1] per batch, on ``device``.
+    uint8 images are converted to [-1, 1] per batch, on ``device``; half-precision features
+    (a network run under autocast) come back as float32.
 
     ``net`` is a module or a bound method such as ``model.features``; its module is put in
     eval mode for the call and restored afterwards. Batches run on ``device``, by default
@@ -600,5 +601,7 @@ def extract_features(
         for start in range(0, x.shape[0], batch_size):
             check_stop(uneven=True)  # each rank extracts its own share
             out = net(to_unit(x[start : start + batch_size].to(device)))
+            if out.dtype in (torch.float16, torch.bfloat16):  # run under autocast: statistics
+                out = out.float()  # and caches are float32
             outs.append(out.reshape(out.shape[0], -1).to(x.device))
     return torch.cat(outs)

@@ -242,8 +242,9 @@ def _feature_space(train: DataSource, val: DataSource, *, feature_net: str | Pat
     if fit.y is None or held.y is None or train.n_classes < 2:
         ssl, score = cached_ssl(fit.x, held.x, cache_dir=cache_dir, device=device,
                                 progress=True, **SSL_OPTIONS)
+        matched = f"{score:.1%}" if math.isfinite(score) else "not measured on one image"
         desc = (f"SmallCNN trained without labels (SimCLR) on {train.name or 'the data'} "
-                f"({ssl.trained_steps} steps, held-out view-matching accuracy {score:.1%})")
+                f"({ssl.trained_steps} steps, held-out view-matching accuracy {matched})")
         return FeatureSpace(ssl.features, desc, module=ssl, name=SSL_VERSION,
                             weights_hash=_module_hash(ssl))
     model, accuracy = cached_classifier(

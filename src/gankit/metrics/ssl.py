@@ -18,6 +18,7 @@ image (chance is one over the batch size).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,7 +70,8 @@ def view_accuracy(model: SmallCNN, x: Tensor, *, seed: int = 0,
                   device: str | torch.device = "cpu") -> float:
     """Held-out view-matching accuracy of ``model`` on images ``x`` (N, C, S, S) in [-1, 1] or
     uint8: first views matched to the most similar second view within batches of
-    ``MATCH_BATCH``, on the first ``MATCH_IMAGES`` images; a batch of one is left out."""
+    ``MATCH_BATCH``, on the first ``MATCH_IMAGES`` images; a batch of one is left out (NaN
+    when that leaves none)."""
     device = torch.device(device)
     views = DiffAugment()
     hits = total = 0
@@ -83,7 +85,7 @@ def view_accuracy(model: SmallCNN, x: Tensor, *, seed: int = 0,
             match = (z1 @ z2.T).argmax(1)
             hits += int((match == torch.arange(len(xb), device=device)).sum())
             total += len(xb)
-    return hits / max(1, total)
+    return hits / total if total else math.nan
 
 
 def train_ssl(
@@ -105,7 +107,7 @@ def train_ssl(
 ) -> tuple[SmallCNN, float]:
     """Train a SmallCNN with SimCLR's objective on unlabelled images (N, C, S, S) in [-1, 1]
     (or uint8 0..255); return it (eval mode) and its held-out view-matching accuracy on
-    ``val_x``.
+    ``val_x`` (NaN with a single held-out image).
 
     Each step draws ``batch_size`` training images, two DiffAugment views of each, and
     minimises :func:`nt_xent` at ``temperature`` on their ``projection_dim`` projections. The
@@ -116,10 +118,10 @@ def train_ssl(
     RNG streams are left as they were.
     """
     train_x, val_x = torch.as_tensor(train_x), torch.as_tensor(val_x)
-    for name, x in (("train_x", train_x), ("val_x", val_x)):
-        if x.dim() != 4 or x.shape[2] != x.shape[3] or x.shape[0] < 2:
-            raise GankitError(f"{name} has shape {tuple(x.shape)}; pass at least two square "
-                              "images (N, C, S, S).")
+    for name, x, least in (("train_x", train_x, 2), ("val_x", val_x, 1)):
+        if x.dim() != 4 or x.shape[2] != x.shape[3] or x.shape[0] < least:
+            raise GankitError(f"{name} has shape {tuple(x.shape)}; pass at least {least} "
+                              "square image(s) (N, C, S, S).")
     if tuple(val_x.shape[1:]) != tuple(train_x.shape[1:]):
         raise GankitError(f"val_x images have shape {tuple(val_x.shape[1:])} but train_x "
                           f"images {tuple(train_x.shape[1:])}; pass images of one size.")

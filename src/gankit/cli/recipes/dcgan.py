@@ -121,8 +121,9 @@ class DCGANRecipe(Recipe):
         # generator kept in best.safetensors (a generator file, gankit.export). About
         # 0.15 s of CPU per evaluation on the digits demo (2.5% of its training time), plus
         # ~2 s once to train the feature classifier.
-        scored = (train.kind == "points" or min(train.shape[1:]) >= 8
-                  or cfg.run.feature_net is not None)
+        # (FID needs at least two held-out samples: a folder of 12 images holds out one.)
+        scored = len(val) >= 2 and (train.kind == "points" or min(train.shape[1:]) >= 8
+                                    or cfg.run.feature_net is not None)
         when = interval_trigger(cfg, cfg.run.sample_every)
         evaluator = GANEvaluator(val, train, metrics=None if scored else (),
                                  n=cfg.run.eval_samples or default_n(train), seed=cfg.run.seed,
