@@ -18,10 +18,12 @@ image (chance is one over the batch size).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -155,31 +157,26 @@ def cached_ssl(
     val_x: Tensor,
     *,
     cache_dir: str | Path | None = None,
-    epochs: int = 60,
-    batch_size: int = 128,
-    lr: float = 3e-3,
-    width: int = 32,
-    feature_dim: int = 128,
-    projection_dim: int = 64,
-    temperature: float = 0.2,
-    seed: int = 0,
     device: str | torch.device = "cpu",
-    max_steps: int | None = None,
-    max_seconds: float | None = None,
     progress: bool = False,
+    **options: Any,
 ) -> tuple[SmallCNN, float]:
-    """:func:`train_ssl`, trained once per data + recipe and then loaded from the cache
-    (:func:`gankit.metrics.features.cached_smallcnn`: keyed by the images' hash, the
-    arguments and ``SSL_VERSION``; ``device`` is left out)."""
-    recipe = {"version": SSL_VERSION, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-              "width": width, "feature_dim": feature_dim, "projection_dim": projection_dim,
-              "temperature": temperature, "seed": seed, "max_steps": max_steps,
-              "max_seconds": max_seconds}
+    """:func:`train_ssl` with the training arguments ``options``, trained once per data +
+    recipe and then loaded from the cache (:func:`gankit.metrics.features.cached_smallcnn`:
+    keyed by the images' hash, every training argument and ``SSL_VERSION``; ``device`` is left
+    out)."""
+    unknown = sorted(set(options) - set(TRAINING_ARGS))
+    if unknown:
+        raise GankitError(f"unknown training argument(s) {', '.join(unknown)}; choose from "
+                          f"{', '.join(TRAINING_ARGS)}.")
+    recipe = {"version": SSL_VERSION, **TRAINING_ARGS, **options}
     return cached_smallcnn(
         "ssl", recipe, (train_x, val_x),
-        lambda: train_ssl(
-            train_x, val_x, epochs=epochs, batch_size=batch_size, lr=lr, width=width,
-            feature_dim=feature_dim, projection_dim=projection_dim, temperature=temperature,
-            seed=seed, device=device, max_steps=max_steps, max_seconds=max_seconds,
-            progress=progress),
+        lambda: train_ssl(train_x, val_x, device=device, progress=progress, **options),
         cache_dir=cache_dir, device=device)
+
+
+#: train_ssl's training arguments and their defaults (what the cache key holds)
+TRAINING_ARGS: dict[str, Any] = {
+    name: p.default for name, p in inspect.signature(train_ssl).parameters.items()
+    if p.kind is p.KEYWORD_ONLY and name not in ("device", "progress")}
