@@ -104,7 +104,7 @@ def test_cache_trains_once_per_data_and_recipe(tmp_path: Path,
     cached_ssl(train, val, cache_dir=tmp_path, **(FAST | {"temperature": 0.5}))
     cached_ssl(_boxes(64, 5), val, cache_dir=tmp_path, **FAST)
     assert len(list(tmp_path.glob("ssl-*.pt"))) == 3
-    with pytest.raises(GankitError, match="unknown training argument.*colour"):
+    with pytest.raises(GankitError, match=r"unknown training argument.*colour"):
         cached_ssl(train, val, cache_dir=tmp_path, colour=1)
 
 
