@@ -1,5 +1,5 @@
 """``gankit export`` and ``gankit sample FILE`` end to end: the conditional digits DCGAN, the
-points MLP, resnet, BigGAN and StyleGAN2 at 32x32, and the VAE-GAN decoder, each exported to
+points MLP, resnet, BigGAN, StyleGAN2 and R3GAN at 32x32, and the VAE-GAN decoder, each exported to
 .safetensors (sampling like its run) and ONNX (checked with onnxruntime); best.safetensors
 through resume; bad input exiting 2 with nothing written."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import torch
 from gankit.cli import main
 from gankit.export import generator_info, load_generator, read_generator
 from gankit.extensions.log_report import read_log
+from gankit.metrics.scoring import SSL_OPTIONS
 from gankit.training.checkpoint import load_state
 
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -37,9 +39,15 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def blobs32(tmp_path_factory: pytest.TempPathFactory) -> str:
+def blobs32(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """40 unlabelled 32x32 RGB images: scored in the self-supervised feature space, trained
-    once for the session (20 steps), with 20 samples so the tests time the export."""
+    once for the module in 10 steps, with 20 samples, so the tests time the export."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(SSL_OPTIONS, "max_steps", 10)
+        yield _blobs32(tmp_path_factory)
+
+
+def _blobs32(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("blobs") / "blobs.npz"
     rng = np.random.default_rng(0)
     np.savez(path, x=rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8))
