@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from gankit.training.checkpoint import list_snapshots, load_state
+from gankit.training.distributed import cleanup
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TESTS = Path(__file__).resolve().parent
@@ -181,3 +182,15 @@ def digits_as_mnist_idx(folder: Path, side: int = 28) -> Path:
         pixels = ds.x[:, 0].add(1.0).mul(127.5).round().to(torch.uint8).numpy()
         parts.append((pixels, ds.y.numpy()))
     return write_mnist_idx(folder, parts[0], parts[1])
+
+
+def leave_spawned_rank() -> None:
+    """End a rank started by ``torch.multiprocessing.spawn`` once its work is done: gankit's
+    ``cleanup()`` (a barrier, then the group destroyed), then ``os._exit(0)``. A normal
+    interpreter exit runs the C++ destructors of gloo's file-store threads, which at times
+    abort the process ("terminate called without an active exception") after every result is
+    written; skipping them ends the rank with status 0."""
+    cleanup()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -10,6 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from gankit.training.distributed import cleanup
+from testsupport import leave_spawned_rank
 
 
 def _worker(rank: int, init: str, out: str) -> None:
@@ -22,9 +23,9 @@ def _worker(rank: int, init: str, out: str) -> None:
         for _ in range(4):
             ada.observe(torch.ones(8) if rank == 0 else -torch.ones(4))
         torch.save({"p": ada.p, "rt": ada.rt}, Path(out) / f"rank{rank}.pt")
-        cleanup()  # gankit's: waits for every rank first, so none aborts at exit
+        leave_spawned_rank()  # cleanup(), then an exit that skips gloo's destructors
     finally:
-        cleanup(sync=False)  # a no-op after the line above; a failed rank leaves at once
+        cleanup(sync=False)  # reached only on failure: that rank leaves at once
 
 
 @pytest.mark.multiprocess

@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from gankit.training.distributed import cleanup
-from testsupport import make_cyclegan_updater
+from testsupport import leave_spawned_rank, make_cyclegan_updater
 
 
 def _worker(rank: int, init: str, out: str, world: int, phase: str) -> None:
@@ -31,9 +31,9 @@ def _worker(rank: int, init: str, out: str, world: int, phase: str) -> None:
             assert a is not None and b is not None
             torch.save({"a": a[:len(u.history_a)], "b": b[:len(u.history_b)]},
                        Path(out) / f"{phase}-rank{rank}.pt")
-        cleanup()  # gankit's: waits for every rank first, so none aborts at exit
+        leave_spawned_rank()  # cleanup(), then an exit that skips gloo's destructors
     finally:
-        cleanup(sync=False)  # a no-op after the line above; a failed rank leaves at once
+        cleanup(sync=False)  # reached only on failure: that rank leaves at once
 
 
 @pytest.mark.multiprocess

@@ -104,13 +104,13 @@ CLASSIFIER_OPTIONS: dict[str, Any] = {"epochs": 15, "max_steps": 1000, "max_seco
 #: The classifier trains on at most this many training images (a fixed random subset), and
 #: at most 256 MiB of them, so a large or lazily read data set is never loaded whole for it.
 CLASSIFIER_MAX_IMAGES = 20_000
+CLASSIFIER_MAX_BYTES = 1 << 28
 #: How the self-supervised feature network of unlabelled images is trained
 #: (:func:`gankit.metrics.ssl.cached_ssl`; part of its cache key), bounded like the classifier:
 #: 500 steps (of 128 images, 256 views), fewer where they would take over five minutes, and
 #: 100 epochs at most (a folder of 100 images: 100 steps).
 SSL_OPTIONS: dict[str, Any] = {"epochs": 100, "max_steps": 500, "max_seconds": 300.0,
                                "seed": 0}
-CLASSIFIER_MAX_BYTES = 1 << 28
 
 DEFAULT_N = {"image": 2000, "points": 2500}
 
