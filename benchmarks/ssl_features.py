@@ -45,6 +45,7 @@ from gankit.data import ArrayDataset, load_dataset
 from gankit.metrics import extract_features, frechet_distance
 from gankit.metrics.scoring import feature_space, real_subset
 from gankit.training import Extension
+from gankit.training.triggers import ManualScheduleTrigger
 
 PROBES = ("real", "light blur", "strong blur", "noise", "half the classes")
 N_GENERATED = 2000
@@ -102,13 +103,12 @@ class Checkpoints(Extension):
     priority = -1000  # after the EMA has been updated
 
     def __init__(self, recipe: Any, at: list[int], scorers: dict[str, Any]) -> None:
-        self.recipe, self.at, self.scorers = recipe, set(at), scorers
+        self.recipe, self.scorers = recipe, scorers
+        self.trigger = ManualScheduleTrigger(at, "iteration")
         self.rows: list[dict[str, float]] = []
 
     def __call__(self, trainer: Any) -> None:
         it = trainer.updater.iteration
-        if it not in self.at:
-            return
         samples = self.recipe.sample(trainer, N_GENERATED, seed=12345)
         row = {"iteration": it}
         for key, (space, real) in self.scorers.items():
@@ -129,7 +129,7 @@ def training_run(iterations: int, ssl: Any, cls: Any, val: Any) -> list[dict[str
         rec, trainer, _ = recipe_trainer("digits", train, 0, {"iterations": iterations,
                                                                "epochs": None}, out)
         checkpoints = Checkpoints(rec, at, scorers)
-        trainer.extend(checkpoints, trigger=(1, "iteration"))
+        trainer.extend(checkpoints)
         trainer.run()
     return checkpoints.rows
 

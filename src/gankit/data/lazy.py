@@ -44,6 +44,14 @@ class CorruptBatch:
     batch: Any
     errors: list[str] = field(default_factory=list)
 
+    def name_skipped(self, seen: set[str]) -> None:
+        """Print ``skipping: ...`` on stderr for each error not in ``seen``, and add it there
+        (each unreadable file is named once, however often it is read)."""
+        for msg in self.errors:
+            if msg not in seen:
+                seen.add(msg)
+                print(f"skipping: {msg}", file=sys.stderr)
+
 
 def _chw(a: np.ndarray, channels: int) -> np.ndarray:
     return cast(np.ndarray, a.reshape(a.shape[0], a.shape[1], channels).transpose(2, 0, 1))
@@ -141,10 +149,7 @@ class LazyImages(Dataset[Any]):
             if isinstance(part, CorruptBatch):
                 if not self.skip_corrupt:
                     raise GankitError(part.errors[0])
-                for msg in part.errors:
-                    if msg not in self._skipped:  # each file once
-                        self._skipped.add(msg)
-                        print(f"skipping: {msg}", file=sys.stderr)
+                part.name_skipped(self._skipped)
                 if part.batch is None:
                     continue
                 part = part.batch

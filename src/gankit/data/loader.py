@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import re
 import signal
-import sys
 import time
 from collections.abc import Iterator, Sequence, Sized
 from typing import Any, cast
@@ -247,10 +246,7 @@ class EpochLoader(DataLoader[Any]):
             raise GankitError(f"every image of a batch is corrupt ({batch.errors[0]}); check "
                               f"the data")
         bad = self.__dict__.setdefault("_bad", set())
-        for msg in batch.errors:
-            if msg not in bad:  # each file once, not once per epoch
-                bad.add(msg)
-                print(f"skipping: {msg}", file=sys.stderr)
+        batch.name_skipped(bad)  # each file once, not once per epoch
         report({"data/skipped": float(len(bad))})
         return batch.batch
 
