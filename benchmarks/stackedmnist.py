@@ -81,8 +81,9 @@ def real_floor(folder: str, scorer: Any) -> dict[str, float]:
 
 
 def run_one(folder: str, recipe: str, seed: int, iterations: int,
-            overrides: dict[str, Any], scorer: Any) -> dict[str, Any]:
-    """Train one run in this process and score 26,000 EMA-generator samples."""
+            overrides: dict[str, Any], scorer: Any, score_at: list[int]) -> dict[str, Any]:
+    """Train one run in this process and score 26,000 EMA-generator samples, at the end and
+    at the iterations ``score_at`` (the ``curve``, with the training CPU time so far)."""
     import torch
 
     torch.set_num_threads(1)
@@ -90,21 +91,42 @@ def run_one(folder: str, recipe: str, seed: int, iterations: int,
 
     from gankit.data import load_dataset
     from gankit.metrics.stacked_modes import stacked_mode_scores
+    from gankit.training import Extension
+    from gankit.training.triggers import ManualScheduleTrigger
+
+    curve: list[dict[str, float]] = []
+    scoring_cpu = [0.0]
+
+    class Curve(Extension):
+        priority = -1000  # after the EMA has been updated
+        trigger = ManualScheduleTrigger([i for i in score_at if i < iterations], "iteration")
+
+        def __call__(self, trainer: Any) -> None:
+            t0 = time.process_time()
+            it = trainer.updater.iteration
+            row = stacked_mode_scores(scorer, rec.sample(trainer, N_SAMPLES,
+                                                         seed=SAMPLE_SEED + seed))
+            curve.append(dict(iteration=it, train_cpu_s=t0 - cpu0 - scoring_cpu[0], **row))
+            print(f"  {recipe} seed {seed} at {it}: {row['modes']:.0f} modes, KL "
+                  f"{row['kl']:.3f} (digits {row['kl_digits']:.3f})", flush=True)
+            scoring_cpu[0] += time.process_time() - t0
 
     spec = f"stackedmnist:{folder}"
     train = load_dataset(spec, "train", seed=seed)
     values = {**RECIPES[recipe], **overrides, "iterations": iterations, "epochs": None}
     with tempfile.TemporaryDirectory() as out:
         rec, trainer, cfg = recipe_trainer(spec, train, seed, values, out)
+        trainer.extend(Curve())
         cpu0 = time.process_time()
         trainer.run()
-        train_cpu = time.process_time() - cpu0
+        train_cpu = time.process_time() - cpu0 - scoring_cpu[0]
         samples = rec.sample(trainer, N_SAMPLES, seed=SAMPLE_SEED + seed)
     score = stacked_mode_scores(scorer, samples)
     return dict(recipe=recipe, seed=seed, iterations=iterations, train_cpu_s=train_cpu,
                 cpu_s=time.process_time() - cpu0, width=cfg.model.width,
                 loss=cfg.objective.loss, penalty=cfg.objective.penalty,
-                penalty_weight=cfg.objective.penalty_weight, norm=cfg.model.norm, **score)
+                penalty_weight=cfg.objective.penalty_weight, norm=cfg.model.norm,
+                curve=curve, **score)
 
 
 def summarize(results: list[dict[str, Any]], recipes: list[str],
@@ -134,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipes", default="default,rpgan-r1r2")
     parser.add_argument("--iterations", type=harness.positive_int, default=1500)
     parser.add_argument("--width", type=harness.positive_int, default=16)
+    parser.add_argument("--score-at", default="", metavar="I,J,...",
+                        help="also score each run at these iterations (its learning curve)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a training option")
     args = parser.parse_args(argv)
@@ -141,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         parser.error(f"unknown recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
+    score_at = [harness.positive_int(i) for i in args.score_at.split(",") if i]
     overrides: dict[str, Any] = {"width": args.width}
     for item in args.overrides:
         key, _, value = item.partition("=")
@@ -153,8 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for seed in args.seeds:  # one run at a time, in this process
         for recipe in recipes:
-            res = run_one(args.folder, recipe, seed, args.iterations, overrides, scorer)
+            res = run_one(args.folder, recipe, seed, args.iterations, overrides, scorer,
+                          score_at)
             print(f"{recipe:18s} seed {seed}: {res['modes']:4.0f} modes, KL {res['kl']:.3f} "
+                  f"(digits {res['kl_digits']:.3f}) "
                   f"({res['iterations']} iterations, {res['train_cpu_s']:.0f} CPU-s training, "
                   f"{res['cpu_s']:.0f} with scoring)", flush=True)
             results.append(res)

@@ -51,9 +51,19 @@ def test_scores_follow_the_formula() -> None:
     want = 0.25 * math.log(250) + 0.5 * math.log(500) + 0.25 * math.log(250)
     assert scores["modes"] == 3 and scores["kl"] == pytest.approx(want, rel=1e-9)
     every = stacked_mode_scores(judge, _images(list(range(1000))))
-    assert every == {"modes": 1000.0, "kl": pytest.approx(0.0, abs=1e-12)}
+    assert every == {"modes": 1000.0, "kl": pytest.approx(0.0, abs=1e-12),
+                     "kl_digits": pytest.approx(0.0, abs=1e-12)}
     one = stacked_mode_scores(judge, _images([123] * 5))
-    assert one == {"modes": 1.0, "kl": pytest.approx(math.log(1000))}
+    assert one == {"modes": 1.0, "kl": pytest.approx(math.log(1000)),
+                   "kl_digits": pytest.approx(3 * math.log(10))}
+    # balanced digits in every channel, but the channels agree: all the KL is their dependence
+    same = stacked_mode_scores(judge, _images([111 * k for k in range(10)]))
+    assert same["kl_digits"] == pytest.approx(0.0, abs=1e-12)
+    assert same["kl"] == pytest.approx(math.log(100))
+    # the identity: kl = kl_digits + total correlation, which is 0 for independent channels
+    grid = stacked_mode_scores(judge, _images([m for m in range(1000) if m % 10 < 5]))
+    assert grid["kl"] == pytest.approx(math.log(2)) and grid["kl_digits"] == pytest.approx(
+        math.log(2))
     with pytest.raises(GankitError, match="3 channels"):
         judge.digits(torch.zeros(2, 1, 8, 8))
 
@@ -76,7 +86,8 @@ def test_the_judge_is_trained_once_and_prints_its_accuracy(
     real = stacked_mode_scores(judge, train.x)
     assert real["modes"] > 800 and real["kl"] < 0.6
     assert stacked_mode_scores(judge, train.x[:1].expand(50, -1, -1, -1)) == {
-        "modes": 1.0, "kl": pytest.approx(math.log(1000))}
+        "modes": 1.0, "kl": pytest.approx(math.log(1000)),
+        "kl_digits": pytest.approx(3 * math.log(10))}
 
     def no_training(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cached classifier was trained again")
@@ -117,7 +128,7 @@ def test_scoring_picks_the_stacked_metric(stacks: tuple[ArrayDataset, ArrayDatas
     assert scoring.default_n(train) == STACKED_SAMPLES == 26_000
     stats = feats["val"]
     scores = scoring.compute_metrics(train.x[:500], stats, ["stacked"], space=space, data=val)
-    assert set(scores) == {"modes", "kl"}
+    assert set(scores) == {"modes", "kl", "kl_digits"}
     assert scores == stacked_mode_scores(space.stacked, train.x[:500])
     plain = ArrayDataset(val.x, val.y, name="other", n_classes=1000)
     other = scoring.feature_space(plain, plain)

@@ -34,6 +34,7 @@ _LABELS = {
     "fid": "FID", "kid": "KID", "precision": "precision", "recall": "recall",
     "modes": "modes", "hq": "high quality", "rkl": "reverse KL", "classes": "classes",
     "class_kl": "class KL", "is": "IS", "is_std": "IS std", "kl": "mode KL",
+    "kl_digits": "digit KL",
 }
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "STACKED_NAME",
     "STACKED_TRAIN",
     "STACKED_VAL",
+    "digits_mode",
     "is_stacked_mnist",
     "load_stacked_mnist",
     "mode_digits",
@@ -76,7 +77,7 @@ def load_stacked_mnist(path: str | Path, split: str = "train", *, image_size: in
                                                                        size=(count, 3)))
         xs.append(digits.x[pick, 0])  # (count, 3, H, W): one digit per channel
         d = digits.y[pick]
-        ys.append(100 * d[:, 0] + 10 * d[:, 1] + d[:, 2])
+        ys.append(digits_mode(d))
     return ArrayDataset(x=resize_images(torch.cat(xs), image_size), y=torch.cat(ys),
                         kind="image", name=STACKED_NAME, n_classes=STACKED_MODES, low=0.0,
                         high=255.0, split=split)
@@ -87,6 +88,12 @@ def is_stacked_mnist(data: object) -> bool:
     shape: tuple[int, ...] = tuple(getattr(data, "shape", ()))
     return (getattr(data, "name", None) == STACKED_NAME and len(shape) == 3 and shape[0] == 3
             and getattr(data, "n_classes", 0) == STACKED_MODES)
+
+
+def digits_mode(digits: Tensor) -> Tensor:
+    """Digits (N, 3), red channel's first -> their mode indices (N,) (:func:`mode_digits`'s
+    inverse)."""
+    return 100 * digits[:, 0] + 10 * digits[:, 1] + digits[:, 2]
 
 
 def mode_digits(modes: Tensor) -> Tensor:

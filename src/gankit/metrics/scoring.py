@@ -84,7 +84,8 @@ METRICS: dict[str, tuple[str, ...]] = {
     "modes": ("modes", "hq", "rkl"),
     "classes": ("classes", "class_kl"),
     "is": ("is", "is_std"),
-    "stacked": ("modes", "kl"),  # Stacked MNIST: modes of 1,000 covered, KL to uniform
+    # Stacked MNIST: modes of 1,000 covered, their KL to uniform, the channels' digit KLs
+    "stacked": ("modes", "kl", "kl_digits"),
 }
 #: the metrics computed from the samples themselves; the others need their features only
 SAMPLE_METRICS = ("modes", "stacked")
