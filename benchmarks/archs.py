@@ -7,8 +7,8 @@ Each arch trains on shapes32 with the networks and paper defaults ``gankit train
 resolves (widths, z, n_dis, loss, Adam betas), through the same GANUpdater, in its own
 subprocess so that peak memory (max resident set) is its own. A "step" is one
 ``updater.update()``, i.e. one discriminator step, plus a generator step every ``n_dis``:
-so steps/s is per discriminator batch, and "G+D rounds/s" divides it by n_dis. "CPU steps/s"
-divides by the process's CPU time instead of wall time: on a machine other jobs share it is
+so steps/s is per discriminator batch. "CPU steps/s" divides by the process's CPU time
+instead of wall time, and "CPU G+D/s" divides that by n_dis: on a machine other jobs share it is
 the figure to compare (with one thread it equals the wall figure on an idle machine). Ratios
 are against the DCGAN row measured in the same run.
 """
@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-ARCHS = ("dcgan", "resnet", "biggan", "stylegan2")
+ARCHS = ("dcgan", "resnet", "biggan", "stylegan2", "r3gan")
 
 
 def measure(arch: str, steps: int, warmup: int, batch: int) -> dict[str, float]:
@@ -74,7 +74,7 @@ def main() -> int:
     print(f"CPU, {os.environ.get('OMP_NUM_THREADS', 'all')} thread(s); shapes32 32x32x3, batch "
           f"{args.batch}, {args.steps} steps after {args.warmup} warm-up; paper defaults")
     print(f"{'arch':<10} {'G params':>10} {'D params':>10} {'n_dis':>5} {'steps/s':>8} "
-          f"{'vs dcgan':>8} {'CPU steps/s':>11} {'vs dcgan':>8} {'G+D rounds/s':>12} "
+          f"{'vs dcgan':>8} {'CPU steps/s':>11} {'vs dcgan':>8} {'CPU G+D/s':>12} "
           f"{'peak MiB':>9} {'vs dcgan':>8}", flush=True)
     base: dict[str, float] | None = None
     for arch in archs:
@@ -90,7 +90,7 @@ def main() -> int:
               f"{r['steps_per_s']:>8.3f} {r['steps_per_s'] / base['steps_per_s']:>7.3f}x "
               f"{r['cpu_steps_per_s']:>11.3f} "
               f"{r['cpu_steps_per_s'] / base['cpu_steps_per_s']:>7.3f}x "
-              f"{r['steps_per_s'] / r['n_dis']:>12.3f} {r['peak_mib']:>9.0f} "
+              f"{r['cpu_steps_per_s'] / r['n_dis']:>12.3f} {r['peak_mib']:>9.0f} "
               f"{r['peak_mib'] / base['peak_mib']:>7.2f}x", flush=True)
     return 0
 

@@ -140,7 +140,13 @@ def test_cli_trains_r3gan_resumes_bitwise_and_reports_modes(
             assert torch.equal(a[key], b[key]), key
     last = [e for e in read_log(tmp_path / "straight" / "log.json") if "val/modes" in e][-1]
     assert 1 <= last["val/modes"] <= 1000 and 0 <= last["val/kl"] <= np.log(1000) + 1e-9
+    assert 0 <= last["val/kl_digits"] <= last["val/kl"] + 1e-9  # the dependence is >= 0
     capsys.readouterr()
     assert main(["eval", str(tmp_path / "straight")]) == 0
     out = capsys.readouterr().out
-    assert "mode KL" in out and "digit SmallCNN" in out
+    assert "mode KL" in out and "digit KL" in out and "digit SmallCNN" in out
+    npy = tmp_path / "samples.npy"
+    assert main(["sample", str(tmp_path / "straight"), "-n", "5", "-o", str(npy)]) == 0
+    samples = np.load(npy)
+    assert samples.shape == (5, 3, 8, 8) and np.isfinite(samples).all()  # the 8 x 8 digits
+    assert samples.min() >= 0 and samples.max() <= 255  # the data's range
