@@ -123,7 +123,8 @@ def test_cli_trains_r3gan_resumes_bitwise_and_reports_modes(
 
     def train(out: Path, iterations: int) -> int:
         return main(["train", "--data", f"stackedmnist:{mnist_dir}", "--arch", "r3gan",
-                     "--width", "4", "--z-dim", "8", "--batch-size", "8", "--out", str(out),
+                     "--loss", "rpgan", "--penalty", "r1r2", "--width", "4", "--z-dim", "8",
+                     "--batch-size", "8", "--out", str(out),
                      "--iterations", str(iterations), "--log-every", "2",
                      "--snapshot-every", "2", "--sample-every", "4", "--device", "cpu",
                      "--quiet"])
@@ -138,7 +139,9 @@ def test_cli_trains_r3gan_resumes_bitwise_and_reports_modes(
     for key in a:
         if isinstance(a[key], torch.Tensor):
             assert torch.equal(a[key], b[key]), key
-    last = [e for e in read_log(tmp_path / "straight" / "log.json") if "val/modes" in e][-1]
+    log = read_log(tmp_path / "straight" / "log.json")
+    assert {"dis/r1", "dis/r2", "gen/loss", "dis/loss"} <= set(log[0])
+    last = [e for e in log if "val/modes" in e][-1]
     assert 1 <= last["val/modes"] <= 1000 and 0 <= last["val/kl"] <= np.log(1000) + 1e-9
     assert 0 <= last["val/kl_digits"] <= last["val/kl"] + 1e-9  # the dependence is >= 0
     capsys.readouterr()
