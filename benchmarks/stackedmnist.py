@@ -57,6 +57,7 @@ PUBLISHED: list[tuple[str, str, str]] = [
     ("VEEGAN (PacGAN table 2)", "150.0", "2.95"),
     ("DCGAN, PacGAN's code (PacGAN table 2)", "78.9 ± 6.46", "4.50 ± 0.127"),
     ("PacDCGAN2 (PacGAN table 2)", "1000.0 ± 0.00", "0.06 ± 0.003"),
+    ("R3GAN paper, RpGAN + R1 + R2 (loss ablation)", "1000", "0.0781"),
 ]
 
 N_SAMPLES = 26_000  # the VEEGAN / PacGAN / R3GAN protocol
