@@ -22,8 +22,9 @@ Recipes: ``default`` is the image default as it is (non-saturating loss, no pena
 norm in D, Adam 2e-4 (0.5, 0.999), EMA 0.999); ``rpgan-r1r2`` changes the loss to the
 relativistic pairing loss and adds R1 + R2 (γ/2 each, ``--penalty-weight``'s default 1.0)
 and nothing else; ``rpgan-r1r2-nonorm`` also drops D's batch norm (R3GAN's networks have no
-normalisation); ``ns-r1r2`` is the default loss with the same penalty (what the loss alone
-does). ``--set key=value`` overrides any training option for every recipe.
+normalisation); ``ns-r1r2`` and ``hinge-r1r2`` are the default loss and the hinge loss with
+the same penalty (what the loss alone does). ``--set key=value`` overrides any training
+option for every recipe.
 
 CPU time is measured with ``time.process_time`` in the process that trains (one thread).
 """
@@ -47,6 +48,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "rpgan-r1r2": dict(loss="rpgan", penalty="r1r2"),
     "rpgan-r1r2-nonorm": dict(loss="rpgan", penalty="r1r2", norm="none"),
     "ns-r1r2": dict(loss="ns", penalty="r1r2"),
+    "hinge-r1r2": dict(loss="hinge", penalty="r1r2"),
 }
 
 # (source, modes of 1000, KL); PacGAN's table 2 (VEEGAN's setting), see docs/stackedmnist.md
