@@ -44,7 +44,6 @@ from scipy.stats import spearmanr
 from gankit.data import ArrayDataset, load_dataset
 from gankit.metrics import extract_features, frechet_distance
 from gankit.metrics.scoring import feature_space, real_subset
-from gankit.training import Extension
 from gankit.training.triggers import ManualScheduleTrigger
 
 PROBES = ("real", "light blur", "strong blur", "noise", "half the classes")
@@ -97,25 +96,6 @@ def degradations(name: str, spec: str, split_kw: dict[str, Any]) -> tuple[dict[s
     return row, (train, val, ssl, cls)
 
 
-class Checkpoints(Extension):
-    """Scores the EMA generator's samples at chosen iterations, in both feature spaces."""
-
-    priority = -1000  # after the EMA has been updated
-
-    def __init__(self, recipe: Any, at: list[int], scorers: dict[str, Any]) -> None:
-        self.recipe, self.scorers = recipe, scorers
-        self.trigger = ManualScheduleTrigger(at, "iteration")
-        self.rows: list[dict[str, float]] = []
-
-    def __call__(self, trainer: Any) -> None:
-        it = trainer.updater.iteration
-        samples = self.recipe.sample(trainer, N_GENERATED, seed=12345)
-        row = {"iteration": it}
-        for key, (space, real) in self.scorers.items():
-            row[key] = frechet_distance(real, extract_features(space.features, samples))
-        self.rows.append(row)
-
-
 def training_run(iterations: int, ssl: Any, cls: Any, val: Any) -> list[dict[str, float]]:
     from _recipe import recipe_trainer
 
@@ -125,13 +105,24 @@ def training_run(iterations: int, ssl: Any, cls: Any, val: Any) -> list[dict[str
                for k, s in (("ssl", ssl), ("classifier", cls))}
     first = min(100, iterations)  # before that the EMA generator barely moves
     at = sorted({round(first * (iterations / first) ** (i / 7)) for i in range(8)})
+    rows: list[dict[str, float]] = []
+
+    def checkpoint(trainer: Any) -> None:
+        """Score the EMA generator's samples in both feature spaces."""
+        samples = rec.sample(trainer, N_GENERATED, seed=12345)
+        row = {"iteration": trainer.updater.iteration}
+        for key, (space, real) in scorers.items():
+            row[key] = frechet_distance(real, extract_features(space.features, samples))
+        rows.append(row)
+
     with tempfile.TemporaryDirectory() as out:
         rec, trainer, _ = recipe_trainer("digits", train, 0, {"iterations": iterations,
                                                                "epochs": None}, out)
-        checkpoints = Checkpoints(rec, at, scorers)
-        trainer.extend(checkpoints)
+        # priority -1000: after the EMA has been updated
+        trainer.extend(checkpoint, trigger=ManualScheduleTrigger(at, "iteration"),
+                       priority=-1000)
         trainer.run()
-    return checkpoints.rows
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,10 +31,12 @@ CPU time is measured with ``time.process_time`` in the process that trains (one 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import _harness as harness
@@ -96,35 +98,32 @@ def run_one(folder: str, recipe: str, seed: int, iterations: int,
 
     from gankit.data import load_dataset
     from gankit.metrics.stacked_modes import stacked_mode_scores
-    from gankit.training import Extension
     from gankit.training.triggers import ManualScheduleTrigger
 
     curve: list[dict[str, float]] = []
-    scoring_cpu = [0.0]
 
-    class Curve(Extension):
-        priority = -1000  # after the EMA has been updated
-        trigger = ManualScheduleTrigger([i for i in score_at if i < iterations], "iteration")
-
-        def __call__(self, trainer: Any) -> None:
-            t0 = time.process_time()
-            it = trainer.updater.iteration
-            row = stacked_mode_scores(scorer, rec.sample(trainer, N_SAMPLES,
-                                                         seed=SAMPLE_SEED + seed))
-            curve.append(dict(iteration=it, train_cpu_s=t0 - cpu0 - scoring_cpu[0], **row))
-            print(f"  {recipe} seed {seed} at {it}: {row['modes']:.0f} modes, KL "
-                  f"{row['kl']:.3f} (digits {row['kl_digits']:.3f})", flush=True)
-            scoring_cpu[0] += time.process_time() - t0
+    def score(trainer: Any) -> None:
+        """One point of the curve; its CPU time is not counted as training."""
+        t0 = time.process_time()
+        it = trainer.updater.iteration
+        row = stacked_mode_scores(scorer, rec.sample(trainer, N_SAMPLES, seed=SAMPLE_SEED + seed))
+        scored = sum(c["scoring_cpu_s"] for c in curve)
+        curve.append(dict(iteration=it, train_cpu_s=t0 - cpu0 - scored,
+                          scoring_cpu_s=time.process_time() - t0, **row))
+        print(f"  {recipe} seed {seed} at {it}: {row['modes']:.0f} modes, KL "
+              f"{row['kl']:.3f} (digits {row['kl_digits']:.3f})", flush=True)
 
     spec = f"stackedmnist:{folder}"
     train = load_dataset(spec, "train", seed=seed)
     values = {**RECIPES[recipe], **overrides, "iterations": iterations, "epochs": None}
     with tempfile.TemporaryDirectory() as out:
         rec, trainer, cfg = recipe_trainer(spec, train, seed, values, out)
-        trainer.extend(Curve())
+        # priority -1000: after the EMA has been updated
+        trainer.extend(score, trigger=ManualScheduleTrigger(
+            [i for i in score_at if i < iterations], "iteration"), priority=-1000)
         cpu0 = time.process_time()
         trainer.run()
-        train_cpu = time.process_time() - cpu0 - scoring_cpu[0]
+        train_cpu = time.process_time() - cpu0 - sum(c["scoring_cpu_s"] for c in curve)
         samples = rec.sample(trainer, N_SAMPLES, seed=SAMPLE_SEED + seed)
     score = stacked_mode_scores(scorer, samples)
     return dict(recipe=recipe, seed=seed, iterations=iterations, train_cpu_s=train_cpu,
@@ -135,21 +134,24 @@ def run_one(folder: str, recipe: str, seed: int, iterations: int,
 
 
 def summarize(results: list[dict[str, Any]], recipes: list[str],
-              floor: dict[str, float]) -> str:
-    """Per-seed figures, then mean ± standard error per recipe, the floor, the published rows."""
-    lines = [f"{'method':46s} {'modes (of 1000)':>18s} {'KL':>16s}  per seed (modes/KL)",
-             "-" * 110]
+              floor: dict[str, float] | None) -> str:
+    """Per-seed figures, then mean ± standard error per recipe (and the mean digit KL), the
+    floor (when measured), the published rows."""
+    lines = [f"{'method':46s} {'modes (of 1000)':>18s} {'KL':>16s} {'digit KL':>8s}  "
+             "per seed (modes/KL)", "-" * 120]
     for recipe in recipes:
         rows = [r for r in results if r["recipe"] == recipe]
         if not rows:
             continue
         m, sm = harness.mean_se([r["modes"] for r in rows])
         kl, skl = harness.mean_se([r["kl"] for r in rows])
+        kd = sum(r["kl_digits"] for r in rows) / len(rows)
         per = ", ".join(f"{r['seed']}: {r['modes']:.0f}/{r['kl']:.3f}" for r in rows)
         name = f"gankit {recipe} ({len(rows)} seeds)"
-        lines.append(f"{name:46s} {m:9.1f} ± {sm:6.1f} {kl:8.3f} ± {skl:5.3f}  {per}")
-    lines.append(f"{'real training stacks (floor)':46s} {floor['modes']:9.0f}          "
-                 f"{floor['kl']:8.3f}")
+        lines.append(f"{name:46s} {m:9.1f} ± {sm:6.1f} {kl:8.3f} ± {skl:5.3f} {kd:8.3f}  {per}")
+    if floor is not None:
+        lines.append(f"{'real training stacks (floor)':46s} {floor['modes']:9.0f}          "
+                     f"{floor['kl']:8.3f} {floor['kl_digits']:8.3f}")
     for source, modes, kl in PUBLISHED:
         lines.append(f"{source:46s} {modes:>18s} {kl:>16s}")
     return "\n".join(lines)
@@ -157,7 +159,10 @@ def summarize(results: list[dict[str, Any]], recipes: list[str],
 
 def main(argv: list[str] | None = None) -> int:
     parser = harness.parser(__doc__.splitlines()[0], out=False, seeds="3")
-    parser.add_argument("folder", help="the folder of MNIST's four idx files")
+    parser.add_argument("folder", nargs="?", help="the folder of MNIST's four idx files")
+    parser.add_argument("--from-json", nargs="+", metavar="FILE",
+                        help="train nothing: summarise the runs that earlier --json files "
+                             "hold (invocations of one seed each, say)")
     parser.add_argument("--recipes", default="default,rpgan-r1r2")
     parser.add_argument("--iterations", type=harness.positive_int, default=1500)
     parser.add_argument("--width", type=harness.positive_int, default=16)
@@ -170,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [r for r in recipes if r not in RECIPES]
     if unknown:
         parser.error(f"unknown recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
+    if args.from_json:
+        results = [r for f in args.from_json for r in json.loads(Path(f).read_text())]
+        print(summarize(results, list(dict.fromkeys(r["recipe"] for r in results)), None))
+        return 0
+    if args.folder is None:
+        parser.error("give the folder of MNIST's idx files (or --from-json FILE ...)")
     score_at = [harness.positive_int(i) for i in args.score_at.split(",") if i]
     overrides: dict[str, Any] = {"width": args.width}
     for item in args.overrides:
